@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages FerryMQ builds and tests with, only those missing.
+# Runs apt-get only as root; otherwise it names what is missing and fails.
+set -eu
+PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev \
+libuv1-dev libcjson-dev zlib1g-dev libcmocka-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,597 @@
+/* The CommitLog: append, segment pre-allocation and flush (group commit).
+ *
+ * Append: records are encoded and their CRC pieces computed outside the lock; under put_lock
+ * we only assign queue offsets, the physical offset and the store time, seal the 24 patched
+ * bytes and memcpy into the mapping. A record that does not fit ends the segment with the
+ * 8-byte blank marker and goes to the next segment, which the allocation thread has already
+ * created and zero-filled, so appends never wait for file creation (except when appends
+ * outrun it, or the disk is full: then the append is refused and nothing is written).
+ *
+ * Flush: SYNC_FLUSH waiters join a FIFO; the flush thread syncs once for everything appended
+ * so far and completes every waiter it covers (group commit). ASYNC_FLUSH syncs every
+ * flushIntervalCommitLog when flushCommitLogLeastPages are dirty, or after
+ * flushCommitLogThoroughInterval. A failed sync fences the store: no waiter is ever told its
+ * data is durable after that, and every later append fails. */
+#include "store/store_int.h"
+
+#include "common/alloc.h"
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096
+
+/* ---- encode buffer, one per thread --------------------------------------------------- */
+
+struct encbuf {
+    uint8_t *p;
+    size_t cap;
+};
+static pthread_key_t enc_key;
+static pthread_once_t enc_once = PTHREAD_ONCE_INIT;
+
+static void encbuf_free(void *v)
+{
+    struct encbuf *b = v;
+    ferry_free(b->p);
+    ferry_free(b);
+}
+
+static void enc_key_init(void)
+{
+    pthread_key_create(&enc_key, encbuf_free);
+}
+
+static uint8_t *encbuf_get(size_t need)
+{
+    pthread_once(&enc_once, enc_key_init);
+    struct encbuf *b = pthread_getspecific(enc_key);
+    if (!b) {
+        b = ferry_calloc(1, sizeof *b);
+        pthread_setspecific(enc_key, b);
+    }
+    if (b->cap < need) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        b->p = ferry_realloc(b->p, cap);
+        b->cap = cap;
+    }
+    return b->p;
+}
+
+/* ---- segments ------------------------------------------------------------------------- */
+
+static int cmp_seg(const void *a, const void *b)
+{
+    int64_t x = (*(struct mfile *const *)a)->start, y = (*(struct mfile *const *)b)->start;
+    return x < y ? -1 : x > y;
+}
+
+static void segs_push(store_t *st, struct mfile *mf)
+{
+    if (st->nsegs == st->segs_cap) {
+        st->segs_cap = st->segs_cap ? st->segs_cap * 2 : 16;
+        st->segs = ferry_realloc(st->segs, (size_t)st->segs_cap * sizeof *st->segs);
+    }
+    st->segs[st->nsegs++] = mf;
+}
+
+int commitlog_load(store_t *st, char *err, size_t errlen)
+{
+    int rc = fs_mkdirs(st->cl_dir);
+    if (rc) {
+        snprintf(err, errlen, "create %s: %s", st->cl_dir, ferry_strerror(rc));
+        return rc;
+    }
+    DIR *d = opendir(st->cl_dir);
+    if (!d) {
+        rc = -errno;
+        snprintf(err, errlen, "open %s: %s", st->cl_dir, ferry_strerror(rc));
+        return rc;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && rc == 0) {
+        char path[FERRY_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", st->cl_dir, e->d_name);
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) {
+            unlink(path); /* an allocation interrupted by a crash */
+            continue;
+        }
+        if (e->d_name[0] == '.')
+            continue;
+        int digits = len == 20;
+        for (size_t i = 0; digits && i < len; i++)
+            digits = e->d_name[i] >= '0' && e->d_name[i] <= '9';
+        if (!digits) {
+            log_warn(LOG_STORE, "%s: not a CommitLog segment name; ignored", path);
+            continue;
+        }
+        int64_t start = strtoll(e->d_name, NULL, 10);
+        struct mfile *mf;
+        rc = mfile_open(path, start, st->seg_size, &mf);
+        if (rc) {
+            snprintf(
+                err, errlen,
+                "CommitLog segment %s: %s (every segment must be mappedFileSizeCommitLog=%" PRId64
+                " bytes)",
+                path, ferry_strerror(rc), st->seg_size);
+            break;
+        }
+        segs_push(st, mf);
+    }
+    closedir(d);
+    if (rc)
+        return rc;
+    qsort(st->segs, (size_t)st->nsegs, sizeof *st->segs, cmp_seg);
+    for (int i = 0; i < st->nsegs; i++) {
+        if (st->segs[i]->start % st->seg_size != 0 ||
+            (i > 0 && st->segs[i]->start != st->segs[i - 1]->start + st->seg_size)) {
+            snprintf(err, errlen,
+                     "CommitLog segment %s does not follow the previous one (segment size %" PRId64
+                     "); refusing to start rather than guess",
+                     st->segs[i]->path, st->seg_size);
+            return FERRY_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+void commitlog_unload(store_t *st)
+{
+    for (int i = 0; i < st->nsegs; i++)
+        mfile_unref(st->segs[i]);
+    ferry_free(st->segs);
+    st->segs = NULL;
+    st->nsegs = 0;
+    if (st->next_seg) {
+        mfile_unref(st->next_seg);
+        st->next_seg = NULL;
+    }
+}
+
+struct mfile *commitlog_seg_ref(store_t *st, int64_t phys)
+{
+    struct mfile *mf = NULL;
+    pthread_rwlock_rdlock(&st->segs_lock);
+    if (st->nsegs > 0 && phys >= st->segs[0]->start) {
+        int64_t i = (phys - st->segs[0]->start) / st->seg_size;
+        if (i < st->nsegs) {
+            mf = st->segs[i];
+            mfile_ref(mf);
+        }
+    }
+    pthread_rwlock_unlock(&st->segs_lock);
+    return mf;
+}
+
+/* ---- pre-allocation ------------------------------------------------------------------- */
+
+static void *alloc_main(void *arg)
+{
+    store_t *st = arg;
+    pthread_mutex_lock(&st->alloc_mu);
+    while (!atomic_load(&st->stopping)) {
+        if (st->next_seg || st->alloc_start < 0) {
+            pthread_cond_wait(&st->alloc_cv, &st->alloc_mu);
+            continue;
+        }
+        int64_t start = st->alloc_start;
+        pthread_mutex_unlock(&st->alloc_mu);
+        struct mfile *mf = NULL;
+        int64_t t0 = clock_mono_ms();
+        int rc = mfile_create(st->cl_dir, start, st->seg_size, MFILE_ZERO_FILL, &mf);
+        pthread_mutex_lock(&st->alloc_mu);
+        if (rc == 0) {
+            if (st->alloc_err)
+                log_info(LOG_STORE, "CommitLog segment allocation works again");
+            st->next_seg = mf;
+            st->alloc_err = 0;
+            log_debug(LOG_STORE, "pre-allocated segment %" PRId64 " in %" PRId64 " ms", start,
+                      clock_mono_ms() - t0);
+            pthread_cond_broadcast(&st->alloc_cv);
+        } else {
+            if (st->alloc_err != rc)
+                log_error(LOG_STORE,
+                          "cannot create CommitLog segment %" PRId64 ": %s; appends "
+                          "that need it are refused until it can be created",
+                          start, ferry_strerror(rc));
+            st->alloc_err = rc;
+            pthread_cond_broadcast(&st->alloc_cv);
+            /* Retry after a second (space may come back); wake early on shutdown. */
+            struct timespec ts = clock_deadline_ts(1000);
+            pthread_cond_timedwait(&st->alloc_cv, &st->alloc_mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&st->alloc_mu);
+    return NULL;
+}
+
+/* Ask for the segment after the last one. @locks put_lock */
+static void want_next_segment(store_t *st)
+{
+    int64_t next = st->nsegs ? st->segs[st->nsegs - 1]->start + st->seg_size : 0;
+    pthread_mutex_lock(&st->alloc_mu);
+    if (st->alloc_start != next && !st->next_seg) {
+        st->alloc_start = next;
+        pthread_cond_broadcast(&st->alloc_cv);
+    }
+    pthread_mutex_unlock(&st->alloc_mu);
+}
+
+/* Take the pre-allocated next segment into the list; waits while it is being created.
+ * Returns 0, or the allocation error (nothing changed). @locks put_lock */
+static int take_next_segment(store_t *st)
+{
+    int64_t next = st->nsegs ? st->segs[st->nsegs - 1]->start + st->seg_size : 0;
+    pthread_mutex_lock(&st->alloc_mu);
+    if (st->alloc_start != next && !st->next_seg) {
+        st->alloc_start = next;
+        st->alloc_err = 0;
+        pthread_cond_broadcast(&st->alloc_cv);
+    }
+    while (!st->next_seg && !st->alloc_err && !atomic_load(&st->stopping))
+        pthread_cond_wait(&st->alloc_cv, &st->alloc_mu);
+    int rc = st->next_seg ? 0 : st->alloc_err ? st->alloc_err : FERRY_ECLOSED;
+    struct mfile *mf = st->next_seg;
+    if (mf && mf->start != next) { /* stale (after a truncation): discard */
+        mfile_retire(mf);
+        mf = NULL;
+        rc = -EAGAIN;
+    }
+    st->next_seg = NULL;
+    if (mf) {
+        st->alloc_start = next + st->seg_size;
+        pthread_cond_broadcast(&st->alloc_cv);
+    }
+    pthread_mutex_unlock(&st->alloc_mu);
+    if (mf) {
+        pthread_rwlock_wrlock(&st->segs_lock);
+        segs_push(st, mf);
+        pthread_rwlock_unlock(&st->segs_lock);
+    }
+    return rc;
+}
+
+/* ---- append --------------------------------------------------------------------------- */
+
+struct enc {
+    struct qstate *qs;
+    size_t off, len, ts_off;
+    struct msg_crc_parts crc;
+};
+
+static int check_msg(store_t *st, const struct store_msg *m)
+{
+    size_t tl = m->topic ? strlen(m->topic) : 0;
+    if (tl == 0 || tl > MSG_MAX_TOPIC_LEN || m->queue_id < 0 || (m->props_len && !m->props) ||
+        (m->body_len && !m->body))
+        return FERRY_EINVAL;
+    if ((int64_t)m->body_len > st->cfg.maxMessageSize)
+        return FERRY_ETOOBIG;
+    return 0;
+}
+
+int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_result *res,
+                  struct waiter *w)
+{
+    struct enc stack_enc[8];
+    struct enc *enc = n <= 8 ? stack_enc : ferry_malloc((size_t)n * sizeof *enc);
+    size_t total = 0;
+    int rc = 0, crc = st->cfg.enabledAppendPropCRC;
+
+    for (int i = 0; i < n && rc == 0; i++) {
+        if ((rc = check_msg(st, &msgs[i])) != 0)
+            break;
+        enc[i].len = msg_record_size(&msgs[i], crc);
+        if (enc[i].len == 0)
+            rc = FERRY_EINVAL;
+        enc[i].off = total;
+        total += enc[i].len;
+    }
+    if (rc == 0 && (int64_t)total + MSG_BLANK_LEN > st->seg_size)
+        rc = FERRY_ETOOBIG;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const struct store_msg *m = &msgs[i];
+        enc[i].qs = store_queue(st, m->topic, strlen(m->topic), m->queue_id, 1);
+    }
+    if (rc) {
+        if (enc != stack_enc)
+            ferry_free(enc);
+        return rc;
+    }
+    uint8_t *buf = encbuf_get(total);
+    for (int i = 0; i < n; i++) {
+        uint8_t *rec = buf + enc[i].off;
+        enc[i].ts_off = msg_encode(&msgs[i], &st->store_host, crc, rec, enc[i].len);
+        if (crc)
+            msg_crc_prepare(rec, enc[i].len, enc[i].ts_off, &enc[i].crc);
+    }
+
+    pthread_mutex_lock(&st->put_lock);
+    if (atomic_load(&st->stopping))
+        rc = FERRY_ECLOSED;
+    else if (atomic_load(&st->fenced))
+        rc = FERRY_EFENCED;
+    else if (atomic_load(&st->disk_full))
+        rc = FERRY_EDISKFULL;
+    struct mfile *seg = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
+    int64_t pos = seg ? st->write_pos - seg->start : 0;
+    if (rc == 0 && (!seg || pos + (int64_t)total + MSG_BLANK_LEN > st->seg_size)) {
+        /* The current segment cannot take it: get the next one first, then close this one
+         * with the blank marker (so a refused append leaves the log unchanged). */
+        int tries = 0;
+        do
+            rc = take_next_segment(st);
+        while (rc == -EAGAIN && ++tries < 3);
+        if (rc == 0 && seg) {
+            uint8_t *p = seg->base + pos;
+            be32_put(p, (uint32_t)(st->seg_size - pos));
+            be32_put(p + 4, MSG_MAGIC_BLANK);
+        }
+        if (rc == -ENOSPC || rc == -EDQUOT)
+            rc = FERRY_EDISKFULL;
+        if (rc == 0) {
+            seg = st->segs[st->nsegs - 1];
+            st->write_pos = seg->start;
+            pos = 0;
+        }
+    }
+    if (rc != 0) {
+        pthread_mutex_unlock(&st->put_lock);
+        if (enc != stack_enc)
+            ferry_free(enc);
+        return rc;
+    }
+    int64_t now = clock_wall_ms();
+    int64_t ts = now > st->last_store_ts ? now : st->last_store_ts;
+    st->last_store_ts = ts;
+    for (int i = 0; i < n; i++) {
+        uint8_t *rec = buf + enc[i].off;
+        int64_t qoff = enc[i].qs->next_offset++;
+        int64_t phys = st->write_pos + (int64_t)enc[i].off;
+        msg_seal(rec, enc[i].len, enc[i].ts_off, qoff, phys, ts, crc ? &enc[i].crc : NULL);
+        res[i].phys_offset = phys;
+        res[i].queue_offset = qoff;
+        res[i].size = (int32_t)enc[i].len;
+        res[i].store_ts = ts;
+    }
+    memcpy(seg->base + pos, buf, total);
+    st->write_pos += (int64_t)total;
+    atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
+    if (w) {
+        w->end = st->write_pos;
+        pthread_mutex_lock(&st->flush_mu);
+        w->next = &st->wait_head;
+        w->prev = st->wait_head.prev;
+        st->wait_head.prev->next = w;
+        st->wait_head.prev = w;
+        pthread_mutex_unlock(&st->flush_mu);
+    }
+    pthread_mutex_unlock(&st->put_lock);
+    if (enc != stack_enc)
+        ferry_free(enc);
+
+    if (st->sync && atomic_load(&st->flusher_idle)) {
+        pthread_mutex_lock(&st->flush_mu);
+        pthread_cond_signal(&st->flush_cv);
+        pthread_mutex_unlock(&st->flush_mu);
+    }
+    if (!st->sync)
+        dispatch_kick(st);
+    return 0;
+}
+
+/* ---- flush ---------------------------------------------------------------------------- */
+
+int64_t commitlog_confirm(store_t *st)
+{
+    return st->sync ? atomic_load_explicit(&st->flushed, memory_order_acquire)
+                    : atomic_load_explicit(&st->max_phys, memory_order_acquire);
+}
+
+/* Remove @w from the FIFO and finish it. @locks flush_mu */
+static void waiter_finish(struct waiter *w, int rc)
+{
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    w->next = w->prev = w;
+    w->rc = rc;
+    w->done = 1;
+}
+
+/* Complete waiters covered by @upto, or all with @rc_all, or (@only_expired) the callback
+ * waiters past their deadline; blocked store_put() callers time themselves out. Callbacks run
+ * after the lock is dropped. */
+static void complete_waiters(store_t *st, int64_t upto, int rc_all, int only_expired)
+{
+    struct waiter *cbs = NULL;
+    int64_t now = only_expired ? clock_mono_ms() : 0;
+    pthread_mutex_lock(&st->flush_mu);
+    struct waiter *w = st->wait_head.next;
+    while (w != &st->wait_head) {
+        struct waiter *next = w->next;
+        int rc;
+        if (only_expired) {
+            if (w->deadline_ms > now)
+                break; /* deadlines follow FIFO order */
+            if (!w->cb) {
+                w = next;
+                continue;
+            }
+            rc = FERRY_ETIMEDOUT;
+        } else if (rc_all) {
+            rc = rc_all;
+        } else if (w->end <= upto) {
+            rc = 0;
+        } else {
+            break;
+        }
+        waiter_finish(w, rc);
+        if (w->cb) {
+            w->next = cbs; /* the list link is free now: chain the callbacks */
+            cbs = w;
+        }
+        w = next;
+    }
+    pthread_cond_broadcast(&st->done_cv);
+    pthread_mutex_unlock(&st->flush_mu);
+    while (cbs) {
+        struct waiter *next = cbs->next;
+        store_put_cb cb = cbs->cb;
+        void *arg = cbs->arg;
+        int rc = cbs->rc;
+        ferry_free(cbs);
+        cb(arg, rc);
+        cbs = next;
+    }
+}
+
+void commitlog_expire_waiters(store_t *st)
+{
+    complete_waiters(st, 0, 0, 1);
+}
+
+void commitlog_fence(store_t *st, int err, const char *what)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&st->fenced, &expected, err ? err : -EIO))
+        log_error(LOG_STORE,
+                  "%s failed: %s; the store is fenced: reads go on, every write is refused "
+                  "until a restart recovers it",
+                  what, ferry_strerror(err));
+    complete_waiters(st, 0, FERRY_EFENCED, 0);
+}
+
+/* Sync every segment holding bytes in [from, to). 0 or -errno. */
+static int sync_range(store_t *st, int64_t from, int64_t to)
+{
+    while (from < to) {
+        struct mfile *mf = commitlog_seg_ref(st, from);
+        if (!mf)
+            return 0; /* expired meanwhile: nothing left to make durable */
+        if (st->cfg.debugSyncDelayMs > 0) {
+            struct timespec d = {st->cfg.debugSyncDelayMs / 1000,
+                                 (long)(st->cfg.debugSyncDelayMs % 1000) * 1000000};
+            nanosleep(&d, NULL);
+        }
+        int rc = mfile_sync(mf);
+        int64_t end = mf->start + mf->size;
+        mfile_unref(mf);
+        if (rc)
+            return rc;
+        from = end;
+    }
+    return 0;
+}
+
+int commitlog_sync_all(store_t *st)
+{
+    if (atomic_load(&st->fenced))
+        return FERRY_EFENCED;
+    int64_t target = atomic_load_explicit(&st->max_phys, memory_order_acquire);
+    int64_t flushed = atomic_load(&st->flushed);
+    if (target <= flushed)
+        return 0;
+    int rc = sync_range(st, flushed, target);
+    if (rc) {
+        commitlog_fence(st, rc, "CommitLog fdatasync");
+        return FERRY_EFENCED;
+    }
+    atomic_store_explicit(&st->flushed, target, memory_order_release);
+    atomic_store(&st->flushed_ts, clock_wall_ms());
+    complete_waiters(st, target, 0, 0);
+    dispatch_kick(st);
+    return 0;
+}
+
+static void *flush_main(void *arg)
+{
+    store_t *st = arg;
+    int64_t last_thorough = clock_mono_ms();
+    while (!atomic_load(&st->stopping)) {
+        pthread_mutex_lock(&st->flush_mu);
+        if (st->sync) {
+            if (atomic_load(&st->max_phys) == atomic_load(&st->flushed) &&
+                !atomic_load(&st->stopping)) {
+                atomic_store(&st->flusher_idle, 1);
+                /* Re-check after announcing we sleep: an append may have slipped in. */
+                if (atomic_load(&st->max_phys) == atomic_load(&st->flushed)) {
+                    struct timespec ts = clock_deadline_ts(10);
+                    pthread_cond_timedwait(&st->flush_cv, &st->flush_mu, &ts);
+                }
+                atomic_store(&st->flusher_idle, 0);
+            }
+        } else {
+            struct timespec ts = clock_deadline_ts(st->cfg.flushIntervalCommitLog);
+            pthread_cond_timedwait(&st->flush_cv, &st->flush_mu, &ts);
+        }
+        pthread_mutex_unlock(&st->flush_mu);
+        if (atomic_load(&st->fenced))
+            continue;
+        if (!st->sync) {
+            int64_t target = atomic_load(&st->max_phys), flushed = atomic_load(&st->flushed);
+            int64_t now = clock_mono_ms();
+            int thorough = now - last_thorough >= st->cfg.flushCommitLogThoroughInterval;
+            if (target / PAGE - flushed / PAGE < st->cfg.flushCommitLogLeastPages && !thorough)
+                continue;
+            if (thorough)
+                last_thorough = now;
+        }
+        commitlog_sync_all(st);
+    }
+    return NULL;
+}
+
+int commitlog_start(store_t *st)
+{
+    st->wait_head.next = st->wait_head.prev = &st->wait_head;
+    st->alloc_start = -1;
+    if (pthread_create(&st->alloc_thread, NULL, alloc_main, st) != 0)
+        return -errno;
+    if (pthread_create(&st->flush_thread, NULL, flush_main, st) != 0)
+        return -errno;
+    pthread_mutex_lock(&st->put_lock);
+    want_next_segment(st);
+    pthread_mutex_unlock(&st->put_lock);
+    return 0;
+}
+
+void commitlog_stop(store_t *st)
+{
+    pthread_mutex_lock(&st->alloc_mu);
+    pthread_cond_broadcast(&st->alloc_cv);
+    pthread_mutex_unlock(&st->alloc_mu);
+    pthread_mutex_lock(&st->flush_mu);
+    pthread_cond_broadcast(&st->flush_cv);
+    pthread_mutex_unlock(&st->flush_mu);
+    pthread_join(st->alloc_thread, NULL);
+    pthread_join(st->flush_thread, NULL);
+    /* Final flush, then fail anyone still waiting (only possible after a fence). */
+    commitlog_sync_all(st);
+    complete_waiters(st, 0, FERRY_ECLOSED, 0);
+}
+
+int commitlog_wait(store_t *st, struct waiter *w)
+{
+    pthread_mutex_lock(&st->flush_mu);
+    struct timespec ts = clock_deadline_ts(st->cfg.syncFlushTimeout);
+    while (!w->done) {
+        int rc = pthread_cond_timedwait(&st->done_cv, &st->flush_mu, &ts);
+        if (rc == ETIMEDOUT && !w->done)
+            waiter_finish(w, FERRY_ETIMEDOUT);
+    }
+    int rc = w->rc;
+    pthread_mutex_unlock(&st->flush_mu);
+    return rc;
+}

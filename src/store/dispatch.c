@@ -1,0 +1,270 @@
+/* Dispatch ("reput"): follows the CommitLog up to the confirmed offset (the durable end under
+ * SYNC_FLUSH, the written end under ASYNC_FLUSH) and adds each record to its ConsumeQueue and
+ * to the index, then tells the arrive callback (long polling) about it.
+ *
+ * Each record carries its own queue offset, so dispatch is idempotent: an entry that is
+ * already there is skipped, a different one is replaced (the queue was damaged), and a gap
+ * (a queue that lost entries, or was deleted) is filled by re-scanning the CommitLog for that
+ * queue alone. A queue file that cannot be written (disk full) stops dispatch, which retries;
+ * nothing is skipped. */
+#include "store/store_int.h"
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+void dispatch_kick(store_t *st)
+{
+    if (!atomic_load(&st->dispatcher_idle))
+        return;
+    pthread_mutex_lock(&st->disp_mu);
+    pthread_cond_signal(&st->disp_cv);
+    pthread_mutex_unlock(&st->disp_mu);
+}
+
+static void index_record(store_t *st, const struct msg_view *v)
+{
+    char topic[MSG_MAX_TOPIC_LEN + 1];
+    memcpy(topic, v->topic, v->topic_len);
+    topic[v->topic_len] = 0;
+    size_t len;
+    const char *uniq = msg_prop_get(v->props, v->props_len, "UNIQ_KEY", &len);
+    int rc = 0;
+    if (uniq)
+        rc = index_put(st->index, topic, uniq, len, v->phys_offset, v->store_ts);
+    const char *keys = msg_prop_get(v->props, v->props_len, "KEYS", &len);
+    for (size_t i = 0; keys && i < len && rc == 0;) {
+        size_t j = i;
+        while (j < len && keys[j] != ' ')
+            j++;
+        if (j > i)
+            rc = index_put(st->index, topic, keys + i, j - i, v->phys_offset, v->store_ts);
+        i = j + 1;
+    }
+    if (rc)
+        log_warn(LOG_STORE, "index put at %" PRId64 ": %s (lookups by key may miss it)",
+                 v->phys_offset, ferry_strerror(rc));
+}
+
+int dispatch_record(store_t *st, const struct msg_view *v, struct qstate *only)
+{
+    int tx = v->sys_flag & SYSFLAG_TX_MASK;
+    if (tx == SYSFLAG_TX_ROLLBACK)
+        return 0;
+    if (tx != SYSFLAG_TX_PREPARED) {
+        struct qstate *qs = store_queue(st, v->topic, v->topic_len, v->queue_id, 1);
+        if (only && qs != only)
+            return 0;
+        int64_t tags = msg_tags_code(v->props, v->props_len);
+        int rc = cq_put(qs->cq, v->queue_offset, v->phys_offset, (int32_t)v->total_size, tags);
+        if (rc == FERRY_ECORRUPT) {
+            log_warn(LOG_STORE,
+                     "consumequeue %s/%d entry %" PRId64 " disagrees with the CommitLog;"
+                     " rewriting the queue from there",
+                     qs->topic, qs->qid, v->queue_offset);
+            cq_truncate(qs->cq, v->queue_offset);
+            rc = cq_put(qs->cq, v->queue_offset, v->phys_offset, (int32_t)v->total_size, tags);
+        }
+        if (rc == FERRY_EINVAL && !only) {
+            int64_t from = cq_last_phys_end(qs->cq);
+            if (from < 0)
+                from = atomic_load(&st->min_phys);
+            log_warn(LOG_STORE,
+                     "consumequeue %s/%d misses entries %" PRId64 "..%" PRId64
+                     "; rebuilding them from CommitLog offset %" PRId64,
+                     qs->topic, qs->qid, cq_max_index(qs->cq), v->queue_offset - 1, from);
+            rc = dispatch_rebuild_queue(st, qs, from, v->phys_offset);
+            if (rc == 0)
+                rc = cq_put(qs->cq, v->queue_offset, v->phys_offset, (int32_t)v->total_size, tags);
+        }
+        if (rc == FERRY_EINVAL) {
+            log_error(LOG_STORE,
+                      "consumequeue %s/%d: record at %" PRId64 " has queue offset %" PRId64
+                      " but the queue ends at %" PRId64 "; the CommitLog lacks records",
+                      qs->topic, qs->qid, v->phys_offset, v->queue_offset, cq_max_index(qs->cq));
+            return 0;
+        }
+        if (rc)
+            return rc;
+        if (only)
+            return 0;
+        if (st->arrive_cb)
+            st->arrive_cb(st->arrive_arg, qs->topic, qs->qid, v->queue_offset + 1);
+    } else if (only) {
+        return 0;
+    }
+    if (st->index)
+        index_record(st, v);
+    return 0;
+}
+
+/* Dispatch records in [*pos, to). Advances *pos past each record done. */
+static int dispatch_range(store_t *st, int64_t *pos, int64_t to, struct qstate *only)
+{
+    struct mfile *seg = NULL;
+    int rc = 0;
+    while (*pos < to && rc == 0) {
+        if (!seg || *pos >= seg->start + seg->size) {
+            mfile_unref(seg);
+            seg = commitlog_seg_ref(st, *pos);
+            if (!seg) {
+                int64_t min = atomic_load(&st->min_phys);
+                if (*pos < min) { /* expired under us: skip ahead */
+                    *pos = min;
+                    continue;
+                }
+                rc = FERRY_ECORRUPT;
+                break;
+            }
+        }
+        int64_t off = *pos - seg->start;
+        struct msg_view v;
+        int prc = msg_parse(seg->base + off, (size_t)(seg->size - off), &v);
+        if (prc == FERRY_ENOTFOUND) {
+            *pos = seg->start + seg->size;
+            continue;
+        }
+        if (prc != 0 || v.phys_offset != *pos) {
+            log_error(LOG_STORE,
+                      "unreadable record at CommitLog offset %" PRId64
+                      " below the confirmed end %" PRId64,
+                      *pos, to);
+            rc = FERRY_ECORRUPT;
+            break;
+        }
+        rc = dispatch_record(st, &v, only);
+        if (rc == 0) {
+            *pos += v.total_size;
+            if (!only)
+                atomic_store(&st->dispatched_ts, v.store_ts);
+        }
+    }
+    mfile_unref(seg);
+    return rc;
+}
+
+int dispatch_rebuild_queue(store_t *st, struct qstate *qs, int64_t phys, int64_t until)
+{
+    int64_t pos = phys;
+    return dispatch_range(st, &pos, until, qs);
+}
+
+int dispatch_replay(store_t *st, int64_t from, int64_t to)
+{
+    int64_t pos = from;
+    return dispatch_range(st, &pos, to, NULL);
+}
+
+void dispatch_request_rebuild(store_t *st, struct qstate *qs, int64_t index)
+{
+    pthread_mutex_lock(&st->disp_mu);
+    if (qs->rebuild_from < 0 || index < qs->rebuild_from) {
+        if (qs->rebuild_from < 0) {
+            qs->rebuild_next = st->rebuild_list;
+            st->rebuild_list = qs;
+        }
+        qs->rebuild_from = index;
+    }
+    pthread_cond_signal(&st->disp_cv);
+    pthread_mutex_unlock(&st->disp_mu);
+}
+
+static int rebuild_pending(store_t *st)
+{
+    pthread_mutex_lock(&st->disp_mu);
+    int pending = st->rebuild_list != NULL;
+    pthread_mutex_unlock(&st->disp_mu);
+    return pending;
+}
+
+/* Rebuild queues whose entries a reader found not to match the CommitLog. @thread dispatch */
+static void run_rebuilds(store_t *st)
+{
+    for (;;) {
+        pthread_mutex_lock(&st->disp_mu);
+        struct qstate *qs = st->rebuild_list;
+        int64_t index = -1;
+        if (qs) {
+            st->rebuild_list = qs->rebuild_next;
+            index = qs->rebuild_from;
+            qs->rebuild_from = -1;
+        }
+        pthread_mutex_unlock(&st->disp_mu);
+        if (!qs)
+            return;
+        cq_truncate(qs->cq, index);
+        int64_t from = cq_last_phys_end(qs->cq);
+        if (from < 0)
+            from = atomic_load(&st->min_phys);
+        int64_t until = atomic_load(&st->dispatched);
+        log_warn(LOG_STORE,
+                 "consumequeue %s/%d: rebuilding from entry %" PRId64 " (CommitLog %" PRId64
+                 "..%" PRId64 ")",
+                 qs->topic, qs->qid, index, from, until);
+        int rc = dispatch_rebuild_queue(st, qs, from, until);
+        if (rc)
+            log_error(LOG_STORE, "rebuild of %s/%d failed: %s", qs->topic, qs->qid,
+                      ferry_strerror(rc));
+    }
+}
+
+static void *dispatch_main(void *arg)
+{
+    store_t *st = arg;
+    int64_t last_err_log = 0;
+    for (;;) {
+        if (rebuild_pending(st))
+            run_rebuilds(st);
+        int64_t confirm = commitlog_confirm(st);
+        int64_t pos = atomic_load(&st->dispatched);
+        if (pos < confirm) {
+            int rc = dispatch_range(st, &pos, confirm, NULL);
+            atomic_store(&st->dispatched, pos);
+            if (rc == 0)
+                continue;
+            if (rc == FERRY_ECORRUPT) {
+                commitlog_fence(st, rc, "dispatch");
+                if (atomic_load(&st->stopping))
+                    break;
+            } else if (clock_mono_ms() - last_err_log > 5000) {
+                last_err_log = clock_mono_ms();
+                log_error(LOG_STORE, "dispatch stalled at %" PRId64 ": %s; retrying", pos,
+                          ferry_strerror(rc));
+            }
+            pthread_mutex_lock(&st->disp_mu);
+            struct timespec ts = clock_deadline_ts(100);
+            pthread_cond_timedwait(&st->disp_cv, &st->disp_mu, &ts);
+            pthread_mutex_unlock(&st->disp_mu);
+            continue;
+        }
+        if (atomic_load(&st->stopping))
+            break;
+        pthread_mutex_lock(&st->disp_mu);
+        atomic_store(&st->dispatcher_idle, 1);
+        if (commitlog_confirm(st) == atomic_load(&st->dispatched) && !st->rebuild_list &&
+            !atomic_load(&st->stopping)) {
+            struct timespec ts = clock_deadline_ts(100);
+            pthread_cond_timedwait(&st->disp_cv, &st->disp_mu, &ts);
+        }
+        atomic_store(&st->dispatcher_idle, 0);
+        pthread_cond_broadcast(&st->disp_cv); /* store_wait_dispatched() */
+        pthread_mutex_unlock(&st->disp_mu);
+    }
+    return NULL;
+}
+
+int dispatch_start(store_t *st)
+{
+    return pthread_create(&st->dispatch_thread, NULL, dispatch_main, st) == 0 ? 0 : FERRY_EINVAL;
+}
+
+void dispatch_stop(store_t *st)
+{
+    pthread_mutex_lock(&st->disp_mu);
+    pthread_cond_broadcast(&st->disp_cv);
+    pthread_mutex_unlock(&st->disp_mu);
+    pthread_join(st->dispatch_thread, NULL);
+}

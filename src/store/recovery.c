@@ -1,0 +1,310 @@
+/* Recovery at open: find the true end of the CommitLog, cut everything after it, and bring
+ * the ConsumeQueues and the index in line with it.
+ *
+ * 1. Scan from the start of the segment holding the checkpoint's dispatched offset (every
+ *    record before it already has durable queue entries), checking each record's structure,
+ *    PHYSICALOFFSET == its position, the body CRC and the whole-record CRC property. The
+ *    first record that fails, or all-zero bytes, is the end.
+ * 2. Zero every byte after the end in that segment (so a stale record can never pass the
+ *    checks later) and delete later segments; sync.
+ * 3. Cut each ConsumeQueue at its first invalid entry or the first entry past the end;
+ *    rebuild queues that are shorter than the saved queue table says; cut the index.
+ * 4. Re-dispatch every record from the scan start (idempotent), so entries lost with the
+ *    crash are rebuilt and damaged ones replaced.
+ * The same steps run after a clean shutdown; they are cheap then. A scan longer than a
+ * second logs its progress every second. */
+#include "store/store_int.h"
+
+#include "common/alloc.h"
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct scan {
+    int64_t start, limit, records, t0, last_log;
+};
+
+static void progress(struct scan *sc, int64_t pos)
+{
+    int64_t now = clock_mono_ms();
+    if (now - sc->last_log < 1000)
+        return;
+    sc->last_log = now;
+    double done = (double)(pos - sc->start), todo = (double)(sc->limit - sc->start);
+    double secs = (double)(now - sc->t0) / 1000.0;
+    double rate = secs > 0 ? done / secs / 1e6 : 0;
+    double left = rate > 0 ? (todo - done) / 1e6 / rate : 0;
+    log_info(LOG_STORE,
+             "recovery: scanned %.0f of at most %.0f MB (%.0f%%), %.0f MB/s, at most %.0f s left",
+             done / 1e6, todo / 1e6, todo > 0 ? 100.0 * done / todo : 100.0, rate, left);
+}
+
+/* The end of the valid log from @start. */
+static int64_t scan_end(store_t *st, int64_t start, struct scan *sc)
+{
+    int64_t pos = start;
+    int require_crc = st->cfg.enabledAppendPropCRC;
+    for (;;) {
+        struct mfile *seg = commitlog_seg_ref(st, pos);
+        if (!seg)
+            return pos;
+        int64_t off = pos - seg->start;
+        const uint8_t *p = seg->base + off;
+        int64_t left = seg->size - off;
+        if (left < 8) {
+            mfile_unref(seg);
+            log_warn(LOG_STORE, "recovery: %" PRId64 " stray bytes at the end of segment %s", left,
+                     seg->path);
+            return pos;
+        }
+        if (be32_get(p) == 0 && be32_get(p + 4) == 0) {
+            mfile_unref(seg);
+            return pos; /* zero-filled: the end */
+        }
+        struct msg_view v;
+        int rc = msg_parse(p, (size_t)left, &v);
+        if (rc == FERRY_ENOTFOUND) {
+            int64_t next = seg->start + seg->size;
+            mfile_unref(seg);
+            if (v.total_size != (uint32_t)left) {
+                log_warn(LOG_STORE, "recovery: bad end-of-segment marker at %" PRId64, pos);
+                return pos;
+            }
+            pos = next;
+            continue;
+        }
+        const char *why = NULL;
+        if (rc != 0)
+            why = "bad structure";
+        else if (v.phys_offset != pos)
+            why = "physical offset field differs from its position (stale record)";
+        else if (st->cfg.checkCRCOnRecover && msg_verify(&v, require_crc) != 0)
+            why = "CRC mismatch";
+        mfile_unref(seg);
+        if (why) {
+            log_warn(LOG_STORE,
+                     "recovery: record at CommitLog offset %" PRId64 ": %s; the log "
+                     "ends here",
+                     pos, why);
+            return pos;
+        }
+        pos += v.total_size;
+        sc->records++;
+        if ((sc->records & 1023) == 0)
+            progress(sc, pos);
+    }
+}
+
+/* Delete segments that start after @end, and zero [@end, last non-zero byte) of the segment
+ * holding @end, so nothing after the end can ever be read as a record. */
+static int cut_log(store_t *st, int64_t end)
+{
+    int64_t dropped = 0;
+    int rc = 0;
+    pthread_rwlock_wrlock(&st->segs_lock);
+    while (st->nsegs > 1 && st->segs[st->nsegs - 1]->start > end) {
+        struct mfile *mf = st->segs[--st->nsegs];
+        log_warn(LOG_STORE, "recovery: deleting segment %s, which lies after the end", mf->path);
+        mfile_retire(mf);
+    }
+    struct mfile *mf = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
+    if (mf && end < mf->start + mf->size) {
+        uint8_t *from = mf->base + (end > mf->start ? end - mf->start : 0);
+        uint8_t *last = mf->base + mf->size;
+        uint64_t w;
+        while (last - from >= 8 && (memcpy(&w, last - 8, 8), w == 0))
+            last -= 8;
+        while (last > from && last[-1] == 0)
+            last--;
+        if (last > from) {
+            dropped = last - from;
+            memset(from, 0, (size_t)dropped);
+            rc = mfile_sync(mf);
+        }
+    }
+    pthread_rwlock_unlock(&st->segs_lock);
+    if (dropped)
+        log_warn(LOG_STORE,
+                 "recovery: cut the CommitLog at %" PRId64 ": %" PRId64
+                 " bytes after it were zeroed",
+                 end, dropped);
+    return rc;
+}
+
+static void load_queue_dirs(store_t *st)
+{
+    DIR *d = opendir(st->cq_dir);
+    if (!d)
+        return;
+    struct dirent *t;
+    while ((t = readdir(d)) != NULL) {
+        if (t->d_name[0] == '.' || strlen(t->d_name) > MSG_MAX_TOPIC_LEN)
+            continue;
+        char path[FERRY_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", st->cq_dir, t->d_name);
+        DIR *qd = opendir(path);
+        if (!qd)
+            continue;
+        struct dirent *q;
+        while ((q = readdir(qd)) != NULL) {
+            char *endp;
+            long qid = strtol(q->d_name, &endp, 10);
+            if (q->d_name[0] == '.' || *endp || qid < 0 || qid > INT32_MAX)
+                continue;
+            store_queue(st, t->d_name, strlen(t->d_name), (int32_t)qid, 1);
+        }
+        closedir(qd);
+    }
+    closedir(d);
+}
+
+struct qfix {
+    int64_t end, max_size;
+};
+
+static void recover_queue(struct qstate *qs, void *arg)
+{
+    struct qfix *f = arg;
+    cq_recover(qs->cq, f->end, (int32_t)f->max_size);
+}
+
+struct qcheck {
+    int64_t scan_start;
+    int rebuilt;
+};
+
+static void check_queue_len(store_t *st, const char *topic, int32_t qid, int64_t entries, void *arg)
+{
+    struct qcheck *qc = arg;
+    struct qstate *qs = store_queue(st, topic, strlen(topic), qid, 1);
+    if (cq_max_index(qs->cq) >= entries)
+        return;
+    int64_t from = cq_last_phys_end(qs->cq);
+    if (from < 0)
+        from = atomic_load(&st->min_phys);
+    log_warn(LOG_STORE,
+             "consumequeue %s/%d has %" PRId64 " entries, %" PRId64 " expected; "
+             "rebuilding it from CommitLog offset %" PRId64,
+             topic, qid, cq_max_index(qs->cq), entries, from);
+    if (from < qc->scan_start)
+        dispatch_rebuild_queue(st, qs, from, qc->scan_start);
+    qc->rebuilt++;
+}
+
+static void set_next_offset(struct qstate *qs, void *arg)
+{
+    (void)arg;
+    qs->next_offset = cq_max_index(qs->cq);
+}
+
+struct qmin {
+    int64_t min_phys;
+};
+
+static void raise_min(struct qstate *qs, void *arg)
+{
+    cq_delete_below(qs->cq, ((struct qmin *)arg)->min_phys);
+}
+
+static void sync_queue(struct qstate *qs, void *arg)
+{
+    int *rc = arg;
+    int r = cq_flush(qs->cq, 0);
+    if (r && !*rc)
+        *rc = r;
+}
+
+int recovery_run(store_t *st, char *err, size_t errlen)
+{
+    int64_t t0 = clock_mono_ms();
+    st->abnormal = access(st->abort_path, F_OK) == 0;
+    struct checkpoint ck;
+    int rc = checkpoint_read(st->ckpt_path, &ck);
+    if (rc && rc != -ENOENT)
+        log_warn(LOG_STORE, "checkpoint %s unreadable (%s); scanning the whole CommitLog",
+                 st->ckpt_path, ferry_strerror(rc));
+    if (rc)
+        ck.dispatched = 0;
+
+    int64_t min_phys = st->nsegs ? st->segs[0]->start : 0;
+    int64_t seg_end = st->nsegs ? st->segs[st->nsegs - 1]->start + st->seg_size : 0;
+    atomic_store(&st->min_phys, min_phys);
+    int64_t from = ck.dispatched;
+    if (from < min_phys || from > seg_end) {
+        if (from > seg_end)
+            log_warn(LOG_STORE,
+                     "checkpoint offset %" PRId64 " is past the CommitLog end %" PRId64
+                     "; scanning it all",
+                     from, seg_end);
+        from = min_phys;
+    }
+    int64_t scan_start = from - (from - min_phys) % st->seg_size;
+    if (scan_start == seg_end && st->nsegs)
+        scan_start -= st->seg_size;
+    if (st->abnormal)
+        log_warn(LOG_STORE,
+                 "the last run did not shut down cleanly; recovering from CommitLog "
+                 "offset %" PRId64,
+                 scan_start);
+
+    struct scan sc = {scan_start, seg_end, 0, t0, t0};
+    int64_t end = st->nsegs ? scan_end(st, scan_start, &sc) : 0;
+    if ((rc = cut_log(st, end)) != 0) {
+        snprintf(err, errlen, "recovery: cannot zero the CommitLog tail: %s", ferry_strerror(rc));
+        return rc;
+    }
+    /* Whatever we keep becomes durable now, before anything depends on it. */
+    for (int i = 0; i < st->nsegs && rc == 0; i++)
+        if (st->segs[i]->start + st->seg_size > scan_start)
+            rc = mfile_sync(st->segs[i]);
+    if (rc) {
+        snprintf(err, errlen, "recovery: sync CommitLog: %s", ferry_strerror(rc));
+        return rc;
+    }
+    st->write_pos = end;
+    atomic_store(&st->max_phys, end);
+    atomic_store(&st->flushed, end);
+
+    load_queue_dirs(st);
+    struct qfix qf = {end, st->seg_size};
+    store_foreach_queue(st, recover_queue, &qf);
+    if (st->index)
+        index_truncate_after(st->index, end);
+    struct qcheck qc = {scan_start, 0};
+    if ((rc = qtable_read(st, check_queue_len, &qc)) != 0)
+        log_warn(LOG_STORE, "queue table unreadable (%s); skipping the queue length check",
+                 ferry_strerror(rc));
+    if ((rc = dispatch_replay(st, scan_start, end)) != 0) {
+        snprintf(err, errlen, "recovery: re-dispatch from %" PRId64 " failed: %s", scan_start,
+                 ferry_strerror(rc));
+        return rc;
+    }
+    atomic_store(&st->dispatched, end);
+    if (min_phys > 0) {
+        struct qmin qm = {min_phys};
+        store_foreach_queue(st, raise_min, &qm);
+    }
+    store_foreach_queue(st, set_next_offset, NULL);
+    store_foreach_queue(st, sync_queue, &rc);
+    if (rc == 0 && st->index)
+        rc = index_flush(st->index);
+    if (rc) {
+        snprintf(err, errlen, "recovery: sync queues: %s", ferry_strerror(rc));
+        return rc;
+    }
+    st->recovery_ms = clock_mono_ms() - t0;
+    log_info(LOG_STORE,
+             "recovery %s: CommitLog [%" PRId64 ", %" PRId64 "), scanned %" PRId64
+             " records from %" PRId64 " in %" PRId64 " ms",
+             st->abnormal ? "(abnormal)" : "(clean)", min_phys, end, sc.records, scan_start,
+             st->recovery_ms);
+    return 0;
+}

@@ -1,0 +1,175 @@
+/* The FerryMQ message store: one CommitLog, a ConsumeQueue per topic and queue, an IndexFile
+ * by key, a checkpoint and an abort marker, as RocketMQ's DefaultMessageStore.
+ *
+ * Promise: with SYNC_FLUSH, store_put() returns 0 only after the record is on disk (one
+ * fdatasync covers every append waiting at that moment); readers see only durable records; a
+ * failed write or sync fences the store (every later append fails with FERRY_EFENCED) instead
+ * of acknowledging. After a crash, store_open() recovers: the CommitLog is cut at the first
+ * invalid record (the cut bytes zeroed) and the queues and index are rebuilt from it.
+ *
+ * Threads: every function here is thread-safe. The store runs its own threads: segment
+ * allocation, flush (group commit), dispatch (CommitLog -> queues/index) and a service thread
+ * (queue flush, checkpoint, expiry, disk-space checks). */
+#ifndef FERRY_STORE_STORE_H
+#define FERRY_STORE_STORE_H
+
+#include "common/conf.h"
+#include "store/msg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+enum flush_disk_type { ASYNC_FLUSH, SYNC_FLUSH };
+
+/* Configuration, with RocketMQ's key names (see store_conf_defs and docs/config.md). */
+struct store_config {
+    char storePathRootDir[1024];
+    char storePathCommitLog[1024]; /* empty: <root>/commitlog */
+    int64_t mappedFileSizeCommitLog;
+    int32_t mappedFileSizeConsumeQueue; /* bytes; rounded up to a multiple of 20 */
+    int flushDiskType;                  /* enum flush_disk_type */
+    int32_t flushIntervalCommitLog;
+    int32_t flushCommitLogLeastPages;
+    int32_t flushCommitLogThoroughInterval;
+    int32_t flushIntervalConsumeQueue;
+    int32_t flushConsumeQueueLeastPages;
+    int32_t flushConsumeQueueThoroughInterval;
+    int32_t syncFlushTimeout;
+    int32_t maxMessageSize;
+    int messageIndexEnable;
+    int32_t maxHashSlotNum;
+    int32_t maxIndexNum;
+    int32_t fileReservedTime; /* hours */
+    char deleteWhen[64];      /* "04" or "04;16" */
+    int32_t cleanResourceInterval;
+    int32_t diskMaxUsedSpaceRatio;
+    int32_t diskSpaceWarningLevelRatio;
+    int32_t diskSpaceCleanForciblyRatio;
+    int cleanFileForciblyEnable; /* opt-in: delete unexpired segments under disk pressure */
+    int32_t deleteFileBatchMax;
+    int checkCRCOnRecover;
+    int enabledAppendPropCRC;
+    char storeHost[64];       /* "ip:port" written as STOREHOST */
+    int32_t debugSyncDelayMs; /* hidden test knob: sleep before each CommitLog sync */
+};
+
+extern const struct conf_def store_conf_defs[];
+void store_config_defaults(struct store_config *cfg);
+
+/* Open (creating if empty) the store in cfg->storePathRootDir, recover if the last run did
+ * not shut down cleanly, and start its threads. On failure @err says why. */
+int store_open(const struct store_config *cfg, store_t **out, char *err, size_t errlen);
+/* Clean shutdown: stop accepting appends, flush everything, write the checkpoint, remove the
+ * abort file. NULL is a no-op. */
+void store_close(store_t *st);
+
+struct put_result {
+    int64_t phys_offset;  /* CommitLog offset of the record */
+    int64_t queue_offset; /* its index in the ConsumeQueue */
+    int32_t size;         /* record bytes */
+    int64_t store_ts;
+};
+
+/* Append @n messages atomically into one segment (n == 1 for a plain send; a batch keeps
+ * consecutive queue offsets). Returns:
+ *   0                     stored (and durable when SYNC_FLUSH)
+ *   FERRY_ETIMEDOUT       stored but not yet durable after syncFlushTimeout (FLUSH_DISK_TIMEOUT)
+ *   FERRY_ETOOBIG         body over maxMessageSize (nothing stored)
+ *   FERRY_EINVAL          bad topic, queue id or properties (nothing stored)
+ *   FERRY_EDISKFULL       disk (nearly) full (nothing stored)
+ *   FERRY_EFENCED         an earlier I/O error fenced the store (nothing stored)
+ *   FERRY_ECLOSED         shutting down (nothing stored)
+ * @res (n entries) is filled when 0 or FERRY_ETIMEDOUT is returned. */
+int store_put(store_t *st, const struct store_msg *msgs, int n, struct put_result *res);
+
+/* Asynchronous form for event loops. Returns 0 when the result is final at once (res filled,
+ * @cb never called), 1 when @cb will be called exactly once later, from a store thread, with
+ * the final code (0, FERRY_ETIMEDOUT or FERRY_EFENCED) and @res filled, or a negative error
+ * (nothing stored, @cb never called). @res must stay valid until then. */
+typedef void (*store_put_cb)(void *arg, int rc);
+int store_put_async(store_t *st, const struct store_msg *msgs, int n, struct put_result *res,
+                    store_put_cb cb, void *arg);
+
+/* A stored record handed to a reader: @data points into the mapped CommitLog and stays valid
+ * until store_release() (zero-copy pulls send it as is). */
+struct store_slice {
+    const uint8_t *data;
+    uint32_t len;
+    int64_t phys_offset;
+    int64_t queue_offset;
+    void *ref; /* internal */
+};
+
+enum get_status {
+    GET_FOUND,
+    GET_NO_MATCHED_MESSAGE, /* entries scanned, none passed the tag filter */
+    GET_MESSAGE_WAS_REMOVING,
+    GET_OFFSET_FOUND_NULL,
+    GET_OFFSET_OVERFLOW_BADLY,
+    GET_OFFSET_OVERFLOW_ONE, /* offset == max: wait for the next message */
+    GET_OFFSET_TOO_SMALL,
+    GET_NO_MATCHED_LOGIC_QUEUE,
+    GET_NO_MESSAGE_IN_QUEUE,
+};
+
+struct get_request {
+    const char *topic;
+    int32_t queue_id;
+    int64_t offset;
+    int32_t max_msgs;    /* 1..1024 */
+    int64_t max_bytes;   /* stop before exceeding (always returns at least one record) */
+    const int64_t *tags; /* tag codes to accept; NULL = all */
+    int n_tags;
+};
+
+struct get_result {
+    enum get_status status;
+    int64_t next_offset; /* where the next read should start */
+    int64_t min_offset, max_offset;
+    int n;                    /* slices filled */
+    struct store_slice *msgs; /* caller-provided array of max_msgs */
+};
+
+/* Read from a queue. Records are validated (structure, and that they match their queue entry)
+ * before they are returned. Returns 0 (see res->status) or an error; release with
+ * store_release(). */
+int store_get(store_t *st, const struct get_request *req, struct get_result *res);
+void store_release(struct store_slice *slices, int n);
+
+/* The record at CommitLog offset @phys (the "offset message id"), validated incl. CRCs. */
+int store_read_at(store_t *st, int64_t phys, struct store_slice *out);
+
+/* Up to @cap records of @topic whose KEYS or UNIQ_KEY contains @key and whose store time is in
+ * [@begin_ts, @end_ts], newest first (each verified against the real key). Returns the count. */
+int store_query_by_key(store_t *st, const char *topic, const char *key, int64_t begin_ts,
+                       int64_t end_ts, struct store_slice *out, int cap);
+
+int64_t store_min_offset(store_t *st, const char *topic, int32_t qid);
+int64_t store_max_offset(store_t *st, const char *topic, int32_t qid);
+/* The first queue offset whose store time is >= @ts (max offset when none). */
+int64_t store_offset_by_time(store_t *st, const char *topic, int32_t qid, int64_t ts);
+/* Store time of the record at queue offset @offset, or -1. */
+int64_t store_time_at(store_t *st, const char *topic, int32_t qid, int64_t offset);
+
+int64_t store_min_phys(store_t *st);
+int64_t store_max_phys(store_t *st);     /* end of the last appended record */
+int64_t store_confirm_phys(store_t *st); /* end of what readers may see */
+int64_t store_dispatch_phys(store_t *st);
+
+/* Called from the dispatch thread after new entries of topic/qid became readable. */
+typedef void (*store_arrive_cb)(void *arg, const char *topic, int32_t qid, int64_t max_offset);
+void store_set_arrive_cb(store_t *st, store_arrive_cb cb, void *arg);
+
+/* Why writes are refused right now (0 when they are not): FERRY_EFENCED or FERRY_EDISKFULL. */
+int store_write_state(store_t *st);
+/* Run one round of expiry now, deleting expired segments regardless of deleteWhen (the
+ * admin "deleteExpiredCommitLog"). Returns the number of segments deleted. */
+int store_clean_expired_now(store_t *st);
+/* Milliseconds the last open spent in recovery, and whether it was abnormal. */
+int64_t store_recovery_ms(store_t *st, int *abnormal);
+/* Block until dispatch has caught up with the confirmed offset (tests, shutdown). */
+int store_wait_dispatched(store_t *st, int timeout_ms);
+
+#endif

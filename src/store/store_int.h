@@ -1,0 +1,168 @@
+/* Internal state of the store, shared by its source files (commitlog, dispatch, recovery,
+ * expiry, store). Nothing here is visible outside src/store. */
+#ifndef FERRY_STORE_INT_H
+#define FERRY_STORE_INT_H
+
+#include "store/cq.h"
+#include "store/index.h"
+#include "store/mfile.h"
+#include "store/msg.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* One topic-queue: its ConsumeQueue and the next queue offset appends assign. */
+struct qstate {
+    struct qstate *next; /* hash chain */
+    uint32_t hash;
+    cq_t *cq;
+    int64_t next_offset;         /* @locks store.put_lock */
+    int64_t rebuild_from;        /* @locks store.disp_mu: -1 or first entry to rebuild */
+    struct qstate *rebuild_next; /* @locks store.disp_mu */
+    int32_t qid;
+    uint8_t topic_len;
+    char topic[128];
+};
+
+/* A caller waiting for its append to become durable (SYNC_FLUSH). */
+struct waiter {
+    struct waiter *prev, *next;
+    int64_t end;         /* durable once flushed >= end */
+    int64_t deadline_ms; /* monotonic */
+    store_put_cb cb;     /* NULL: a blocked store_put() thread */
+    void *arg;
+    int done, rc;
+};
+
+struct checkpoint {
+    int64_t phys_ts;    /* store time of the last flushed CommitLog record */
+    int64_t logics_ts;  /* store time of the last record whose queue entry is durable */
+    int64_t index_ts;   /* same for the index */
+    int64_t dispatched; /* every record below this has durable queue and index entries */
+    int64_t confirm;    /* durable CommitLog end when written */
+};
+
+struct store {
+    struct store_config cfg;
+    char cl_dir[FERRY_PATH_MAX], cq_dir[FERRY_PATH_MAX], index_dir[FERRY_PATH_MAX];
+    char ckpt_path[FERRY_PATH_MAX], abort_path[FERRY_PATH_MAX], qtable_path[FERRY_PATH_MAX];
+    int lock_fd;
+    struct msg_host store_host;
+    int sync; /* cfg.flushDiskType == SYNC_FLUSH */
+    int64_t seg_size;
+
+    /* CommitLog segments, ascending. @locks segs_lock (rw): appender adds, expiry removes. */
+    pthread_rwlock_t segs_lock;
+    struct mfile **segs;
+    int nsegs, segs_cap;
+
+    /* Appends. */
+    pthread_mutex_t put_lock;
+    int64_t write_pos;     /* @locks put_lock */
+    int64_t last_store_ts; /* @locks put_lock */
+    atomic_int_least64_t max_phys;
+    atomic_int_least64_t min_phys;
+
+    /* Segment pre-allocation thread. */
+    pthread_t alloc_thread;
+    pthread_mutex_t alloc_mu;
+    pthread_cond_t alloc_cv;
+    struct mfile *next_seg; /* @locks alloc_mu: ready segment starting at alloc_start */
+    int64_t alloc_start;    /* @locks alloc_mu */
+    int alloc_err;          /* @locks alloc_mu: last failure, 0 if none */
+
+    /* Flush thread and durable waiters. */
+    pthread_t flush_thread;
+    pthread_mutex_t flush_mu;
+    pthread_cond_t flush_cv; /* wakes the flusher */
+    pthread_cond_t done_cv;  /* wakes blocked store_put() callers */
+    struct waiter wait_head; /* FIFO ring by end offset, @locks flush_mu */
+    atomic_int flusher_idle;
+    atomic_int_least64_t flushed;
+    atomic_int_least64_t flushed_ts;
+
+    /* Dispatch thread. */
+    pthread_t dispatch_thread;
+    pthread_mutex_t disp_mu;
+    pthread_cond_t disp_cv;
+    atomic_int dispatcher_idle;
+    atomic_int_least64_t dispatched;
+    atomic_int_least64_t dispatched_ts;
+    struct qstate *rebuild_list; /* @locks disp_mu (read unlocked as a hint) */
+    store_arrive_cb arrive_cb;
+    void *arrive_arg;
+
+    /* Topic-queue table: chained hash, @locks qt_lock (rw). */
+    pthread_rwlock_t qt_lock;
+    struct qstate **qt;
+    uint32_t qt_size, qt_count;
+    atomic_int qt_changed;
+
+    index_svc_t *index;
+
+    /* Service thread: queue flush, checkpoint, expiry, disk space, waiter timeouts. */
+    pthread_t service_thread;
+    pthread_mutex_t svc_mu;
+    pthread_cond_t svc_cv;
+    int64_t last_cq_flush_ms, last_cq_thorough_ms, last_clean_ms, last_disk_ms;
+
+    atomic_int fenced; /* FERRY_EFENCED reason errno, 0 when healthy */
+    atomic_int disk_full;
+    atomic_int stopping;
+    int threads_started;
+    int64_t recovery_ms;
+    int abnormal;
+};
+
+/* commitlog.c */
+int commitlog_load(store_t *st, char *err, size_t errlen);
+int commitlog_start(store_t *st);
+void commitlog_stop(store_t *st);
+void commitlog_unload(store_t *st);
+struct mfile *commitlog_seg_ref(store_t *st, int64_t phys); /* segment holding @phys, ref'd */
+int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_result *res,
+                  struct waiter *w);
+/* Block until @w (registered by commitlog_put) is durable, fenced or timed out. */
+int commitlog_wait(store_t *st, struct waiter *w);
+void commitlog_fence(store_t *st, int err, const char *what);
+void commitlog_expire_waiters(store_t *st);
+int commitlog_sync_all(store_t *st);
+int64_t commitlog_confirm(store_t *st);
+
+/* dispatch.c */
+int dispatch_start(store_t *st);
+void dispatch_stop(store_t *st);
+void dispatch_kick(store_t *st);
+/* Feed one parsed record to its queue and the index. @only: restrict to this queue (rebuild).
+ * Returns 0, FERRY_EINVAL for a gap in the queue, or another error. */
+int dispatch_record(store_t *st, const struct msg_view *v, struct qstate *only);
+/* Re-add the entries of @qs found in CommitLog [@phys, @until). */
+int dispatch_rebuild_queue(store_t *st, struct qstate *qs, int64_t phys, int64_t until);
+/* Dispatch every record in [@from, @to) (recovery). */
+int dispatch_replay(store_t *st, int64_t from, int64_t to);
+/* Ask the dispatch thread to cut @qs at @index and rebuild it from the CommitLog. */
+void dispatch_request_rebuild(store_t *st, struct qstate *qs, int64_t index);
+
+/* store.c */
+struct qstate *store_queue(store_t *st, const char *topic, size_t topic_len, int32_t qid,
+                           int create);
+void store_foreach_queue(store_t *st, void (*fn)(struct qstate *qs, void *arg), void *arg);
+
+/* checkpoint.c */
+int checkpoint_read(const char *path, struct checkpoint *ck);
+int checkpoint_write(const char *path, const struct checkpoint *ck);
+int qtable_write(store_t *st);
+/* Calls @fn for each (topic, qid, entries) in the saved queue table. */
+int qtable_read(store_t *st,
+                void (*fn)(store_t *st, const char *topic, int32_t qid, int64_t entries, void *arg),
+                void *arg);
+
+/* recovery.c */
+int recovery_run(store_t *st, char *err, size_t errlen);
+
+/* expiry.c */
+void expiry_check_disk(store_t *st);
+int expiry_run(store_t *st, int manual);
+
+#endif
