@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build build-asan run test test-normal test-asan bench-store format clean
+.PHONY: all deps build build-asan run test test-normal test-asan bench-store format docs clean
 
 all: build
 
@@ -29,7 +29,7 @@ build-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
-	./$(BUILD)/tools/ferrymq --data ./data
+	./$(BUILD)/tools/ferrymq -c conf/standalone.conf
 
 test-normal: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -41,6 +41,9 @@ test: test-normal test-asan
 
 bench-store: build
 	./bench/bench_store.sh $(BUILD)
+
+docs: build
+	./$(BUILD)/tools/ferrymq --doc-config > docs/config.md
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

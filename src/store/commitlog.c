@@ -133,7 +133,8 @@ int commitlog_load(store_t *st, char *err, size_t errlen)
     closedir(d);
     if (rc)
         return rc;
-    qsort(st->segs, (size_t)st->nsegs, sizeof *st->segs, cmp_seg);
+    if (st->nsegs > 1)
+        qsort(st->segs, (size_t)st->nsegs, sizeof *st->segs, cmp_seg);
     for (int i = 0; i < st->nsegs; i++) {
         if (st->segs[i]->start % st->seg_size != 0 ||
             (i > 0 && st->segs[i]->start != st->segs[i - 1]->start + st->seg_size)) {

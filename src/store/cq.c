@@ -90,7 +90,8 @@ int cq_open(const char *root, const char *topic, int32_t qid, int64_t file_size,
             starts[n++] = start;
         }
         closedir(d);
-        qsort(starts, (size_t)n, sizeof *starts, cmp_i64);
+        if (n > 1)
+            qsort(starts, (size_t)n, sizeof *starts, cmp_i64);
         for (int i = 0; i < n && rc == 0; i++) {
             char name[21], path[FERRY_PATH_MAX];
             mfile_name(starts[i], name);

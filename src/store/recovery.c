@@ -112,7 +112,9 @@ static int cut_log(store_t *st, int64_t end)
     pthread_rwlock_wrlock(&st->segs_lock);
     while (st->nsegs > 1 && st->segs[st->nsegs - 1]->start > end) {
         struct mfile *mf = st->segs[--st->nsegs];
-        log_warn(LOG_STORE, "recovery: deleting segment %s, which lies after the end", mf->path);
+        if (be64_get(mf->base) != 0) /* a pre-allocated, still empty segment is no news */
+            log_warn(LOG_STORE, "recovery: deleting segment %s, which lies after the end",
+                     mf->path);
         mfile_retire(mf);
     }
     struct mfile *mf = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
