@@ -305,6 +305,8 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
     for (int i = 0; i < n && rc == 0; i++) {
         const struct store_msg *m = &msgs[i];
         enc[i].qs = store_queue(st, m->topic, strlen(m->topic), m->queue_id, 1);
+        if (!enc[i].qs)
+            rc = FERRY_EINVAL; /* its ConsumeQueue cannot be opened (logged) */
     }
     if (rc) {
         if (enc != stack_enc)
@@ -479,8 +481,14 @@ static int sync_range(store_t *st, int64_t from, int64_t to)
 {
     while (from < to) {
         struct mfile *mf = commitlog_seg_ref(st, from);
-        if (!mf)
-            return 0; /* expired meanwhile: nothing left to make durable */
+        if (!mf) {
+            int64_t min = atomic_load(&st->min_phys);
+            if (from < min) { /* expired meanwhile: nothing there to make durable */
+                from = min;
+                continue;
+            }
+            return 0;
+        }
         if (st->cfg.debugSyncDelayMs > 0) {
             struct timespec d = {st->cfg.debugSyncDelayMs / 1000,
                                  (long)(st->cfg.debugSyncDelayMs % 1000) * 1000000};

@@ -284,7 +284,10 @@ static int ensure_file(cq_t *q, int64_t index)
 {
     int64_t byte = index * CQ_UNIT;
     int64_t start = byte - byte % q->file_size;
-    if (q->nfiles && start < q->files[q->nfiles - 1]->start + q->file_size)
+    pthread_mutex_lock(&q->mu); /* the service thread may be dropping old files */
+    int have = q->nfiles && start < q->files[q->nfiles - 1]->start + q->file_size;
+    pthread_mutex_unlock(&q->mu);
+    if (have)
         return 0;
     int rc = fs_mkdirs(q->dir);
     if (rc)

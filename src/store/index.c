@@ -482,9 +482,12 @@ void index_close(index_svc_t *ix)
 int index_put(index_svc_t *ix, const char *topic, const char *key, size_t key_len, int64_t phys,
               int64_t store_ts)
 {
-    struct ixfile *f = ix->nfiles ? ix->files[ix->nfiles - 1] : NULL;
     int32_t count = 0;
     int rc;
+
+    pthread_mutex_lock(&ix->mu); /* expiry may be editing the list */
+    struct ixfile *f = ix->nfiles ? ix->files[ix->nfiles - 1] : NULL;
+    pthread_mutex_unlock(&ix->mu);
 
     if (f && phys < hdr64(f, H_END_PHYS))
         return 0;
@@ -662,20 +665,34 @@ int index_truncate_after(index_svc_t *ix, int64_t cut)
     return rc;
 }
 
-/* @thread writer */
+/* Called by the store's service thread (expiry) while the dispatch thread may be in
+ * index_put: the files to drop are taken out of the list under the lock, then unlinked. */
 int index_delete_below(index_svc_t *ix, int64_t min_phys)
 {
-    int rc = 0, removed = 0;
+    struct ixfile *gone[64];
+    int n = 0, rc = 0;
 
-    for (int i = ix->nfiles - 2; i >= 0; i--) {
-        if (hdr64(ix->files[i], H_END_PHYS) >= min_phys)
+    pthread_mutex_lock(&ix->mu);
+    for (int i = 0; i < ix->nfiles - 1 && n < 64;) {
+        if (hdr64(ix->files[i], H_END_PHYS) >= min_phys) {
+            i++;
             continue;
-        int r = file_delete(ix, i);
-        if (rc == 0)
-            rc = r;
-        removed = 1;
+        }
+        gone[n++] = ix->files[i];
+        memmove(ix->files + i, ix->files + i + 1, (size_t)(ix->nfiles - i - 1) * sizeof *ix->files);
+        ix->nfiles--;
     }
-    if (removed) {
+    pthread_mutex_unlock(&ix->mu);
+    for (int i = 0; i < n; i++) {
+        char path[FERRY_PATH_MAX];
+        file_path(ix, gone[i]->name, "", path);
+        if (unlink(path) != 0 && errno != ENOENT && rc == 0) {
+            rc = -errno;
+            log_warn(LOG_STORE, "unlink %s: %s", path, ferry_strerror(rc));
+        }
+        file_unref(gone[i]);
+    }
+    if (n) {
         int r = fs_fsync_dir(ix->dir);
         if (rc == 0)
             rc = r;

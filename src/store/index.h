@@ -13,9 +13,9 @@
  * The index is best-effort: only hashes are stored, so callers load each returned offset and
  * compare the real key; after a truncating recovery stale entries may point at other records.
  *
- * Threads: index_put/index_truncate_after/index_delete_below are called from one thread (the
- * store's dispatch or service thread); index_query and index_flush may run concurrently with
- * them from any thread. */
+ * Threads: index_put and index_truncate_after are called from one thread (dispatch, or
+ * recovery before it starts); index_delete_below (expiry), index_query and index_flush may run
+ * concurrently with them from other threads. */
 #ifndef FERRY_STORE_INDEX_H
 #define FERRY_STORE_INDEX_H
 
