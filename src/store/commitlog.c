@@ -495,6 +495,9 @@ static int sync_range(store_t *st, int64_t from, int64_t to)
             nanosleep(&d, NULL);
         }
         int rc = mfile_sync(mf);
+        if (st->cfg.debugSyncFailAfter > 0 &&
+            atomic_fetch_add(&st->debug_syncs, 1) >= st->cfg.debugSyncFailAfter)
+            rc = -EIO; /* injected: behave exactly as a real failed fdatasync */
         int64_t end = mf->start + mf->size;
         mfile_unref(mf);
         if (rc)

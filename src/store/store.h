@@ -51,8 +51,9 @@ struct store_config {
     int32_t deleteFileBatchMax;
     int checkCRCOnRecover;
     int enabledAppendPropCRC;
-    char storeHost[64];       /* "ip:port" written as STOREHOST */
-    int32_t debugSyncDelayMs; /* hidden test knob: sleep before each CommitLog sync */
+    char storeHost[64];         /* "ip:port" written as STOREHOST */
+    int32_t debugSyncDelayMs;   /* hidden test knob: sleep before each CommitLog sync */
+    int32_t debugSyncFailAfter; /* hidden test knob: CommitLog syncs after the Nth fail (EIO) */
 };
 
 extern const struct conf_def store_conf_defs[];

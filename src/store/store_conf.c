@@ -67,6 +67,8 @@ const struct conf_def store_conf_defs[] = {
     STR(storeHost, "127.0.0.1:10911", "address written as STOREHOST in records"),
     {"debugSyncDelayMs", CONF_INT, F(debugSyncDelayMs), 0, "0", 0, 600000, NULL, CONF_HIDDEN,
      "test only: sleep before each CommitLog sync"},
+    {"debugSyncFailAfter", CONF_INT, F(debugSyncFailAfter), 0, "0", 0, INT32_MAX, NULL, CONF_HIDDEN,
+     "test only: every CommitLog sync after the Nth fails with EIO"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 

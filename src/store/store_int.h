@@ -107,7 +107,8 @@ struct store {
     pthread_cond_t svc_cv;
     int64_t last_cq_flush_ms, last_cq_thorough_ms, last_clean_ms, last_disk_ms;
 
-    atomic_int fenced; /* FERRY_EFENCED reason errno, 0 when healthy */
+    atomic_int debug_syncs; /* syncs done, for debugSyncFailAfter */
+    atomic_int fenced;      /* FERRY_EFENCED reason errno, 0 when healthy */
     atomic_int disk_full;
     atomic_int stopping;
     int threads_started;

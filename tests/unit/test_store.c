@@ -407,6 +407,36 @@ static void deleted_queue_rebuilt_after_clean_stop(void **state)
     store_release(s, res.n);
 }
 
+static void failed_sync_fences(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.debugSyncFailAfter = 5;
+    reopen(f);
+    int ok = 0, rc = 0;
+    struct put_result r;
+    while (ok < 100 && (rc = put(f->st, "TS", 0, ok, 100, NULL, NULL, &r)) == 0)
+        ok++;
+    /* The failed sync is never acknowledged, and every later append is refused. */
+    assert_int_equal(rc, FERRY_EFENCED);
+    assert_true(ok <= 5);
+    assert_int_equal(store_write_state(f->st), FERRY_EFENCED);
+    assert_int_equal(put(f->st, "TS", 0, 999, 100, NULL, NULL, &r), FERRY_EFENCED);
+    /* Reads of what was acknowledged go on. */
+    assert_int_equal(store_max_offset(f->st, "TS", 0), ok);
+    /* A restart recovers, keeps every acknowledged record and accepts appends again. */
+    f->cfg.debugSyncFailAfter = 0;
+    reopen(f);
+    assert_true(store_max_offset(f->st, "TS", 0) >= ok);
+    struct store_slice s[8];
+    struct get_result res;
+    get(f->st, "TS", 0, 0, 8, NULL, 0, s, &res);
+    assert_true(res.n >= ok);
+    for (int i = 0; i < ok; i++)
+        check_body(&s[i], i, 100);
+    store_release(s, res.n);
+    assert_int_equal(put(f->st, "TS", 0, 1000, 100, NULL, NULL, &r), 0);
+}
+
 static void async_flush_mode(void **state)
 {
     struct fx *f = *state;
@@ -431,6 +461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_put, setup, teardown),
         cmocka_unit_test_setup_teardown(expiry_deletes_old_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(deleted_queue_rebuilt_after_clean_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_sync_fences, setup, teardown),
         cmocka_unit_test_setup_teardown(async_flush_mode, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
