@@ -165,12 +165,16 @@ int fs_read_file(const char *path, int use_bak, char **out, size_t *outlen, size
     int rc = read_one(path, out, outlen, cap);
     if ((rc == 0 && *outlen > 0) || !use_bak)
         return rc;
+    char bak[FERRY_PATH_MAX], *bbuf;
+    size_t blen;
+    snprintf(bak, sizeof bak, "%s.bak", path);
+    if (read_one(bak, &bbuf, &blen, cap) != 0)
+        return rc; /* keep what @path gave: an empty buffer, or its error */
     if (rc == 0)
         ferry_free(*out);
-    char bak[FERRY_PATH_MAX];
-    snprintf(bak, sizeof bak, "%s.bak", path);
-    int rc2 = read_one(bak, out, outlen, cap);
-    return rc2 == 0 ? 0 : rc;
+    *out = bbuf;
+    *outlen = blen;
+    return 0;
 }
 
 int fs_space(const char *path, uint64_t *free_bytes, uint64_t *total_bytes)

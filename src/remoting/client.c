@@ -1,0 +1,368 @@
+/* The remoting client: owns one I/O thread and at most one live connection at a time.
+ *
+ * Happy path: connect() resolves on the caller's thread, posts the connect to the I/O thread
+ * and waits for its result; invoke_async() posts the encoded request with a pending entry
+ * (conn.c matches the response by opaque); invoke_sync() is invoke_async() plus a condition
+ * variable and a copy of the response.
+ *
+ * Failure modes: a connect that does not finish in time is abandoned (its connection closed)
+ * and reported as -ETIMEDOUT; a lost connection fails every pending request through conn.c and
+ * clears cli->conn, so later calls return -ENOTCONN at once. @locks cli->mu guards conn and the
+ * connect state; it is never held while calling into the I/O thread or user callbacks. */
+#include "remoting/client.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "remoting/remoting_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct remoting_client {
+    struct remoting_client_config cfg;
+    struct conn_opts opts;
+    struct conn_stats stats;
+    struct dispatch disp;
+    struct iothr *io;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;     /* connect results; CLOCK_MONOTONIC */
+    struct conn *conn;       /* @locks mu; holds a reference */
+    int connecting;          /* @locks mu */
+    int connect_done;        /* @locks mu */
+    int connect_status;      /* @locks mu */
+    int registration_closed; /* @locks mu: a connect was tried */
+};
+
+void remoting_client_config_init(struct remoting_client_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_frame = FRAME_MAX_DEFAULT;
+    cfg->max_out_bytes = 64u * 1024 * 1024;
+    cfg->idle_close_seconds = 0;
+}
+
+int remoting_client_new(const struct remoting_client_config *cfg, remoting_client_t **out)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    if (!cfg || cfg->max_frame < 64 || cfg->max_out_bytes == 0 || cfg->idle_close_seconds < 0)
+        return FERRY_EINVAL;
+    remoting_client_t *cli = ferry_calloc(1, sizeof *cli);
+    cli->cfg = *cfg;
+    dispatch_init(&cli->disp);
+    cli->opts = (struct conn_opts){
+        .max_frame = cfg->max_frame,
+        .max_out = cfg->max_out_bytes,
+        .idle_ms = (uint64_t)cfg->idle_close_seconds * 1000,
+        .disp = &cli->disp,
+        .stats = &cli->stats,
+    };
+    pthread_mutex_init(&cli->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cli->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if ((rc = iothr_start(&cli->opts, "ferry-client", &cli->io)) != 0) {
+        pthread_cond_destroy(&cli->cond);
+        pthread_mutex_destroy(&cli->mu);
+        ferry_free(cli);
+        return rc;
+    }
+    *out = cli;
+    return 0;
+}
+
+int remoting_client_register(remoting_client_t *cli, int32_t code, remoting_handler_fn fn,
+                             void *arg)
+{
+    int rc = FERRY_EINVAL;
+
+    if (!cli || !fn)
+        return FERRY_EINVAL;
+    pthread_mutex_lock(&cli->mu);
+    if (!cli->registration_closed)
+        rc = dispatch_set(&cli->disp, code, fn, arg);
+    pthread_mutex_unlock(&cli->mu);
+    return rc;
+}
+
+/* @thread client I/O */
+static void on_conn_result(struct conn *c, int status, void *owner)
+{
+    remoting_client_t *cli = owner;
+
+    pthread_mutex_lock(&cli->mu);
+    if (cli->conn == c && !cli->connect_done) {
+        cli->connect_done = 1;
+        cli->connect_status = status;
+        pthread_cond_broadcast(&cli->cond);
+    }
+    pthread_mutex_unlock(&cli->mu);
+}
+
+/* @thread client I/O */
+static void on_conn_closed(struct conn *c, void *owner)
+{
+    remoting_client_t *cli = owner;
+    struct conn *drop = NULL;
+
+    pthread_mutex_lock(&cli->mu);
+    if (cli->conn == c) {
+        drop = c;
+        cli->conn = NULL;
+        if (!cli->connect_done) {
+            cli->connect_done = 1;
+            cli->connect_status = -ECONNRESET;
+        }
+        pthread_cond_broadcast(&cli->cond);
+    }
+    pthread_mutex_unlock(&cli->mu);
+    remoting_conn_unref(drop);
+}
+
+/* Split "host:port" or "[v6]:port". Returns 0 or FERRY_EINVAL. */
+static int split_addr(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
+{
+    const char *colon, *h = addr;
+    size_t hlen;
+
+    if (addr[0] == '[') {
+        const char *rb = strchr(addr, ']');
+        if (!rb || rb[1] != ':')
+            return FERRY_EINVAL;
+        h = addr + 1;
+        hlen = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return FERRY_EINVAL;
+        hlen = (size_t)(colon - addr);
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (hlen == 0 || hlen >= hcap || *end || end == colon + 1 || p < 1 || p > 65535)
+        return FERRY_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    snprintf(port, pcap, "%ld", p);
+    return 0;
+}
+
+static struct timespec mono_deadline(int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+/* Wait for the result of connecting @c. @locks mu (held on entry and exit) */
+static int wait_connect(remoting_client_t *cli, struct conn *c, int timeout_ms)
+{
+    struct timespec dl = mono_deadline(timeout_ms);
+
+    while (!cli->connect_done) {
+        if (pthread_cond_timedwait(&cli->cond, &cli->mu, &dl) == ETIMEDOUT && !cli->connect_done)
+            return -ETIMEDOUT;
+    }
+    return cli->connect_status;
+}
+
+int remoting_client_connect(remoting_client_t *cli, const char *addr, int timeout_ms, char *errmsg,
+                            size_t errlen)
+{
+    char host[256], port[8];
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    struct conn *c, *drop = NULL;
+    int rc;
+
+    if (!cli || !addr || timeout_ms <= 0 ||
+        split_addr(addr, host, sizeof host, port, sizeof port) != 0) {
+        snprintf(errmsg, errlen, "bad address %s (want host:port)", addr ? addr : "(null)");
+        return FERRY_EINVAL;
+    }
+    if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0) {
+        snprintf(errmsg, errlen, "resolve %s: %s", host, gai_strerror(rc));
+        return FERRY_EINVAL;
+    }
+    pthread_mutex_lock(&cli->mu);
+    cli->registration_closed = 1;
+    if (cli->conn && !cli->connecting && !remoting_conn_is_open(cli->conn)) {
+        /* Lost and still closing: forget it now (its close callback will see it is gone). */
+        drop = cli->conn;
+        cli->conn = NULL;
+    }
+    if (cli->conn || cli->connecting) {
+        pthread_mutex_unlock(&cli->mu);
+        freeaddrinfo(ai);
+        snprintf(errmsg, errlen, "already connected");
+        return -EISCONN;
+    }
+    if (drop) {
+        remoting_conn_unref(drop);
+        drop = NULL;
+    }
+    cli->connecting = 1;
+    cli->connect_done = 0;
+    /* mu stays held until cli->conn is set: the I/O thread's callbacks wait for it, and
+     * ignore a connection that is not cli->conn. Lock order: cli->mu, then the mailbox. */
+    c = conn_connect(cli->io, ai->ai_addr, addr, on_conn_result, on_conn_closed, cli, &rc);
+    freeaddrinfo(ai);
+    if (c) {
+        cli->conn = c;
+        rc = wait_connect(cli, c, timeout_ms);
+        if (rc != 0 && cli->conn == c) {
+            drop = c;
+            cli->conn = NULL;
+        }
+    }
+    cli->connecting = 0;
+    pthread_mutex_unlock(&cli->mu);
+    if (drop) {
+        remoting_conn_close(drop); /* abandons a connect still in progress */
+        remoting_conn_unref(drop);
+    }
+    if (rc != 0)
+        snprintf(errmsg, errlen, "connect to %s: %s", addr, ferry_strerror(rc));
+    return rc;
+}
+
+/* The current connection with a reference, or NULL. */
+static struct conn *get_conn(remoting_client_t *cli)
+{
+    struct conn *c = NULL;
+
+    pthread_mutex_lock(&cli->mu);
+    if (cli->conn && !cli->connecting && remoting_conn_is_open(cli->conn)) {
+        c = cli->conn;
+        remoting_conn_ref(c);
+    }
+    pthread_mutex_unlock(&cli->mu);
+    return c;
+}
+
+int remoting_client_is_connected(remoting_client_t *cli)
+{
+    struct conn *c = get_conn(cli);
+    remoting_conn_unref(c);
+    return c != NULL;
+}
+
+int remoting_client_invoke_async(remoting_client_t *cli, const struct rcmd *req, int timeout_ms,
+                                 remoting_cb_fn cb, void *arg)
+{
+    if (!cli || !req) {
+        if (req && req->body_release)
+            req->body_release(req->body_ctx);
+        return FERRY_EINVAL;
+    }
+    struct conn *c = get_conn(cli);
+    if (!c) {
+        if (req->body_release)
+            req->body_release(req->body_ctx);
+        return -ENOTCONN;
+    }
+    int rc = remoting_conn_invoke(c, req, timeout_ms, cb, arg);
+    remoting_conn_unref(c);
+    return rc;
+}
+
+int remoting_client_invoke_oneway(remoting_client_t *cli, const struct rcmd *req)
+{
+    if (!cli || !req) {
+        if (req && req->body_release)
+            req->body_release(req->body_ctx);
+        return FERRY_EINVAL;
+    }
+    struct conn *c = get_conn(cli);
+    if (!c) {
+        if (req->body_release)
+            req->body_release(req->body_ctx);
+        return -ENOTCONN;
+    }
+    int rc = remoting_conn_oneway(c, req);
+    remoting_conn_unref(c);
+    return rc;
+}
+
+struct sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done;
+    int status;
+    struct rcmd *resp;
+};
+
+/* @thread client I/O */
+static void on_sync_done(int status, const struct rcmd *resp, void *arg)
+{
+    struct sync_wait *w = arg;
+    struct rcmd *copy = status == 0 ? rcmd_dup(resp) : NULL;
+
+    pthread_mutex_lock(&w->mu);
+    w->status = status;
+    w->resp = copy;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int remoting_client_invoke_sync(remoting_client_t *cli, const struct rcmd *req, int timeout_ms,
+                                struct rcmd **resp)
+{
+    struct sync_wait w = {.done = 0};
+    int rc;
+
+    if (!cli || !resp || (req && iothr_on_thread(cli->io))) {
+        if (req && req->body_release)
+            req->body_release(req->body_ctx);
+        return FERRY_EINVAL;
+    }
+    *resp = NULL;
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    /* The callback comes exactly once (response, timer or close), so an unbounded wait ends. */
+    if ((rc = remoting_client_invoke_async(cli, req, timeout_ms, on_sync_done, &w)) == 0) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rc = w.status;
+        *resp = w.resp;
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+    return rc;
+}
+
+void remoting_client_free(remoting_client_t *cli)
+{
+    struct conn *c;
+
+    if (!cli)
+        return;
+    pthread_mutex_lock(&cli->mu);
+    c = cli->conn;
+    cli->conn = NULL;
+    pthread_mutex_unlock(&cli->mu);
+    iothr_stop(cli->io); /* closes @c: pending requests get -ECANCELED */
+    remoting_conn_unref(c);
+    dispatch_close(&cli->disp);
+    pthread_cond_destroy(&cli->cond);
+    pthread_mutex_destroy(&cli->mu);
+    ferry_free(cli);
+}

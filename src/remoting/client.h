@@ -1,0 +1,63 @@
+/* The remoting client: one connection to "host:port" on a private I/O thread, with
+ * synchronous, asynchronous and oneway requests matched to responses by opaque, and handlers
+ * for the requests the server sends on the same connection (transaction check-back, ...).
+ *
+ * Life cycle: remoting_client_new() -> remoting_client_register()... ->
+ * remoting_client_connect() -> invoke... -> remoting_client_free(). After the connection is
+ * lost, invokes return -ENOTCONN until remoting_client_connect() succeeds again. */
+#ifndef FERRY_REMOTING_CLIENT_H
+#define FERRY_REMOTING_CLIENT_H
+
+#include "remoting/conn.h"
+
+#include <stddef.h>
+
+typedef struct remoting_client remoting_client_t;
+
+struct remoting_client_config {
+    size_t max_frame;       /* whole frame incl. length field; default 16 MiB */
+    size_t max_out_bytes;   /* output queued before the connection is closed; default 64 MiB */
+    int idle_close_seconds; /* 0 (default): never; clients heartbeat instead */
+};
+
+void remoting_client_config_init(struct remoting_client_config *cfg);
+
+/* A client and its I/O thread (not connected yet). Returns 0, FERRY_EINVAL or -errno. */
+int remoting_client_new(const struct remoting_client_config *cfg, remoting_client_t **out);
+
+/* Handle requests with @code that the server sends on this client's connection (@fn runs on
+ * the client's I/O thread and answers with remoting_respond()). Before the first connect only:
+ * FERRY_EINVAL otherwise. Unregistered codes get RESP_REQUEST_CODE_NOT_SUPPORTED. */
+int remoting_client_register(remoting_client_t *cli, int32_t code, remoting_handler_fn fn,
+                             void *arg);
+
+/* Resolve @addr ("host:port", "[v6]:port"; the lookup runs on the calling thread) and connect,
+ * waiting at most @timeout_ms. Returns 0, -EISCONN when already connected, -ETIMEDOUT, another
+ * -errno (e.g. -ECONNREFUSED), or FERRY_EINVAL for a bad address; @errmsg says more. */
+int remoting_client_connect(remoting_client_t *cli, const char *addr, int timeout_ms, char *errmsg,
+                            size_t errlen);
+
+/* 1 while the connection is established and not closing. */
+int remoting_client_is_connected(remoting_client_t *cli);
+
+/* Send @req (borrowed; body as in remoting_respond()) and wait for the response, at most
+ * @timeout_ms. On 0, *@resp is a copy owned by the caller (rcmd_free()). Errors: -ENOTCONN,
+ * -ETIMEDOUT, -ECONNRESET or another connection error, FERRY_EINVAL (also when called on the
+ * client's own I/O thread, where it would deadlock). */
+int remoting_client_invoke_sync(remoting_client_t *cli, const struct rcmd *req, int timeout_ms,
+                                struct rcmd **resp);
+
+/* Send @req and call @cb exactly once with the response, -ETIMEDOUT after @timeout_ms, or the
+ * error that closed the connection; never before this returns and never when this returns an
+ * error (-ENOTCONN, FERRY_EINVAL). @cb runs on the client's I/O thread. */
+int remoting_client_invoke_async(remoting_client_t *cli, const struct rcmd *req, int timeout_ms,
+                                 remoting_cb_fn cb, void *arg);
+
+/* Send @req as a oneway request. Returns 0 (queued), -ENOTCONN or FERRY_EINVAL. */
+int remoting_client_invoke_oneway(remoting_client_t *cli, const struct rcmd *req);
+
+/* Close the connection, fail pending requests with -ECANCELED, stop the thread and free.
+ * Not from the client's I/O thread. NULL is a no-op. */
+void remoting_client_free(remoting_client_t *cli);
+
+#endif
