@@ -8,6 +8,10 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js runs the compatibility tests (the ali-ons client from npm); any Node >= 16 will do,
+# so Debian's package is installed only when no node is on the PATH.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
