@@ -1,0 +1,184 @@
+/* The name server's life cycle (Java NamesrvController): configuration keys, the remoting
+ * server with the handlers of processor.c, the expiry scanner thread and the KV table.
+ *
+ * Start: namesrv_new() validates the config and loads the KV file; namesrv_start() starts the
+ * KV writer, binds and starts the I/O threads, then the scanner, and logs the address. Stop:
+ * namesrv_free() stops the scanner, then the server (no handler runs after it; every
+ * connection's on_close has run), then the KV writer (which writes and answers what is still
+ * queued), then frees the tables. */
+#include "namesrv/namesrv_int.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define F(k) offsetof(struct namesrv_config, k)
+#define STR(k, def, doc)                                                                           \
+    {                                                                                              \
+#k, CONF_STR, F(k), sizeof(((struct namesrv_config *)0)->k), def, 0, 0, NULL, 0, doc       \
+    }
+#define INT(k, def, lo, hi, doc)                                                                   \
+    {                                                                                              \
+#k, CONF_INT, F(k), 0, def, lo, hi, NULL, 0, doc                                           \
+    }
+#define LONG(k, def, lo, hi, doc)                                                                  \
+    {                                                                                              \
+#k, CONF_LONG, F(k), 0, def, lo, hi, NULL, 0, doc                                          \
+    }
+#define BOOL(k, def, doc)                                                                          \
+    {                                                                                              \
+#k, CONF_BOOL, F(k), 0, def, 0, 0, NULL, 0, doc                                            \
+    }
+
+const struct conf_def namesrv_conf_defs[] = {
+    STR(rocketmqHome, "", "base directory for kvConfigPath (empty: the working directory)"),
+    STR(kvConfigPath, "",
+        "KV config file (empty: $rocketmqHome/namesrv/kvConfig.json; Java: "
+        "~/namesrv/kvConfig.json)"),
+    BOOL(orderMessageEnable, "false",
+         "add orderTopicConf (KV namespace ORDER_TOPIC_CONFIG) to topic routes"),
+    STR(listenAddress, "0.0.0.0", "address to bind (IPv4 or IPv6 literal)"),
+    INT(listenPort, "9876", 0, 65535, "port to listen on (0: any free port)"),
+    INT(serverSelectorThreads, "3", 1, 64, "I/O threads; they also run the request handlers"),
+    INT(serverChannelMaxIdleTimeSeconds, "120", 0, 86400,
+        "close a connection idle this long, seconds (0: never)"),
+    LONG(scanNotActiveBrokerInterval, "10000", 10, 3600000,
+         "ms between scans for silent brokers (Java 4.9.8: fixed 10 s)"),
+    LONG(brokerChannelExpiredTime, "120000", 100, 86400000,
+         "ms without REGISTER_BROKER before a broker is dropped (Java: fixed 120 s)"),
+    BOOL(routeJsonAlwaysStandard, "false",
+         "send standard JSON (quoted integer keys) in routes and cluster info to every client, "
+         "not only to clients >= 4.9.4 or asking with acceptStandardJsonOnly"),
+    {NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+void namesrv_config_defaults(struct namesrv_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    conf_defaults(namesrv_conf_defs, cfg);
+}
+
+static int check_config(const struct namesrv_config *cfg, char *path, size_t cap, char *err,
+                        size_t errlen)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, cfg->listenAddress, a) != 1 &&
+        inet_pton(AF_INET6, cfg->listenAddress, a) != 1) {
+        snprintf(err, errlen, "listenAddress=%s: expected an IPv4 or IPv6 address",
+                 cfg->listenAddress);
+        return FERRY_ECONFIG;
+    }
+    int n;
+    if (cfg->kvConfigPath[0])
+        n = snprintf(path, cap, "%s", cfg->kvConfigPath);
+    else
+        n = snprintf(path, cap, "%s/namesrv/kvConfig.json",
+                     cfg->rocketmqHome[0] ? cfg->rocketmqHome : ".");
+    if (n < 0 || (size_t)n >= cap) {
+        snprintf(err, errlen, "kvConfigPath: path too long");
+        return FERRY_ECONFIG;
+    }
+    return 0;
+}
+
+int namesrv_new(const struct namesrv_config *cfg, namesrv_t **out, char *err, size_t errlen)
+{
+    namesrv_t *ns = ferry_calloc(1, sizeof *ns);
+    int rc;
+    ns->cfg = *cfg;
+    pthread_mutex_init(&ns->mu, NULL);
+    pthread_cond_init(&ns->cond, NULL);
+    ns->rt = route_new();
+    if ((rc = check_config(cfg, ns->kv_path, sizeof ns->kv_path, err, errlen)) != 0 ||
+        (rc = kv_new(ns->kv_path, &ns->kv, err, errlen)) != 0) {
+        namesrv_free(ns);
+        return rc;
+    }
+    *out = ns;
+    return 0;
+}
+
+/* Expire silent brokers every scanNotActiveBrokerInterval ms. @thread scanner */
+static void *scanner_main(void *arg)
+{
+    namesrv_t *ns = arg;
+    pthread_mutex_lock(&ns->mu);
+    while (!ns->stop) {
+        struct timespec dl = clock_deadline_ts(ns->cfg.scanNotActiveBrokerInterval);
+        while (!ns->stop && pthread_cond_timedwait(&ns->cond, &ns->mu, &dl) != ETIMEDOUT)
+            ;
+        if (ns->stop)
+            break;
+        pthread_mutex_unlock(&ns->mu);
+        route_scan(ns->rt, clock_mono_ms(), ns->cfg.brokerChannelExpiredTime);
+        pthread_mutex_lock(&ns->mu);
+    }
+    pthread_mutex_unlock(&ns->mu);
+    return NULL;
+}
+
+int namesrv_start(namesrv_t *ns, char *err, size_t errlen)
+{
+    struct remoting_server_config sc;
+    int rc;
+
+    remoting_server_config_init(&sc);
+    sc.bind_addr = ns->cfg.listenAddress;
+    sc.port = ns->cfg.listenPort;
+    sc.io_threads = ns->cfg.serverSelectorThreads;
+    sc.idle_close_seconds = ns->cfg.serverChannelMaxIdleTimeSeconds;
+    sc.on_close = namesrv_on_close;
+    sc.hook_arg = ns;
+    if ((rc = kv_start(ns->kv, err, errlen)) != 0)
+        return rc;
+    if ((rc = remoting_server_new(&sc, &ns->srv)) != 0) {
+        snprintf(err, errlen, "remoting server: %s", ferry_strerror(rc));
+        return rc;
+    }
+    if ((rc = namesrv_register_processors(ns, ns->srv)) != 0) {
+        snprintf(err, errlen, "registering handlers: %s", ferry_strerror(rc));
+        return rc;
+    }
+    if ((rc = remoting_server_start(ns->srv, err, errlen)) != 0)
+        return rc;
+    if ((rc = pthread_create(&ns->scanner, NULL, scanner_main, ns)) != 0) {
+        snprintf(err, errlen, "cannot start the scanner thread: %s", strerror(rc));
+        return -rc;
+    }
+    ns->scanner_started = 1;
+    ns->port = remoting_server_port(ns->srv);
+    log_info(LOG_NAMESRV, "name server ready on %s%s%s:%d (KV config %s)",
+             strchr(ns->cfg.listenAddress, ':') ? "[" : "", ns->cfg.listenAddress,
+             strchr(ns->cfg.listenAddress, ':') ? "]" : "", ns->port, ns->kv_path);
+    return 0;
+}
+
+int namesrv_port(const namesrv_t *ns)
+{
+    return ns->port;
+}
+
+void namesrv_free(namesrv_t *ns)
+{
+    if (!ns)
+        return;
+    if (ns->scanner_started) { /* first, so that it closes no connection during the stop */
+        pthread_mutex_lock(&ns->mu);
+        ns->stop = 1;
+        pthread_cond_signal(&ns->cond);
+        pthread_mutex_unlock(&ns->mu);
+        pthread_join(ns->scanner, NULL);
+    }
+    remoting_server_free(ns->srv); /* every on_close has run; no handler runs after this */
+    kv_free(ns->kv);
+    route_free(ns->rt);
+    pthread_cond_destroy(&ns->cond);
+    pthread_mutex_destroy(&ns->mu);
+    ferry_free(ns);
+}
