@@ -191,7 +191,14 @@ static void *alloc_main(void *arg)
         pthread_mutex_unlock(&st->alloc_mu);
         struct mfile *mf = NULL;
         int64_t t0 = clock_mono_ms();
-        int rc = mfile_create(st->cl_dir, start, st->seg_size, MFILE_ZERO_FILL, &mf);
+        /* Do not fill the disk to find out it is full: that would starve the queue, index
+         * and checkpoint writes each time we retry. */
+        uint64_t free_b = 0, total_b = 0;
+        int rc = fs_space(st->cl_dir, &free_b, &total_b);
+        if (rc == 0 && free_b < (uint64_t)st->seg_size + (uint64_t)st->seg_size / 8 + (4u << 20))
+            rc = -ENOSPC;
+        else
+            rc = mfile_create(st->cl_dir, start, st->seg_size, MFILE_ZERO_FILL, &mf);
         pthread_mutex_lock(&st->alloc_mu);
         if (rc == 0) {
             if (st->alloc_err)
@@ -371,8 +378,9 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
     }
     memcpy(seg->base + pos, buf, total);
     st->write_pos += (int64_t)total;
-    atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
     if (w) {
+        /* Join the waiters before the flusher can see the new end: a flush that covered it
+         * before we joined would never complete us (the next one finds nothing to sync). */
         w->end = st->write_pos;
         pthread_mutex_lock(&st->flush_mu);
         w->next = &st->wait_head;
@@ -381,6 +389,7 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
         st->wait_head.prev = w;
         pthread_mutex_unlock(&st->flush_mu);
     }
+    atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
     pthread_mutex_unlock(&st->put_lock);
     if (enc != stack_enc)
         ferry_free(enc);
@@ -568,7 +577,8 @@ static void *flush_main(void *arg)
 int commitlog_start(store_t *st)
 {
     st->wait_head.next = st->wait_head.prev = &st->wait_head;
-    st->alloc_start = -1;
+    /* Recovery may have kept an empty pre-allocated segment for us. */
+    st->alloc_start = st->next_seg ? st->next_seg->start : -1;
     if (pthread_create(&st->alloc_thread, NULL, alloc_main, st) != 0)
         return -errno;
     if (pthread_create(&st->flush_thread, NULL, flush_main, st) != 0)

@@ -49,6 +49,45 @@ static void index_record(store_t *st, const struct msg_view *v)
                  v->phys_offset, ferry_strerror(rc));
 }
 
+/* Does entry @index of @qs point at its own record: a record of this queue with this queue
+ * offset, starting at e->phys and e->size bytes long? */
+static int entry_matches(store_t *st, struct qstate *qs, int64_t index, const struct cq_entry *e)
+{
+    if (e->size <= 0 || e->phys < 0)
+        return 0;
+    struct mfile *mf = commitlog_seg_ref(st, e->phys);
+    if (!mf)
+        return 0;
+    int64_t off = e->phys - mf->start;
+    struct msg_view v;
+    int ok = off + e->size <= mf->size &&
+             msg_parse(mf->base + off, (size_t)(mf->size - off), &v) == 0 &&
+             v.phys_offset == e->phys && (int64_t)v.total_size == e->size &&
+             v.queue_offset == index && v.queue_id == qs->qid && v.topic_len == qs->topic_len &&
+             memcmp(v.topic, qs->topic, qs->topic_len) == 0;
+    mfile_unref(mf);
+    return ok;
+}
+
+int64_t dispatch_rebuild_point(store_t *st, struct qstate *qs)
+{
+    /* A damaged last entry (an offset or size off by a flipped bit, still in bounds) would
+     * start the rescan in the middle of a record; a rescan must start at a record boundary. */
+    for (int64_t max = cq_max_index(qs->cq); max > cq_min_index(qs->cq); max--) {
+        struct cq_entry e;
+        if (cq_read(qs->cq, max - 1, 1, &e) != 1)
+            break;
+        if (e.phys + e.size <= atomic_load(&st->min_phys) || entry_matches(st, qs, max - 1, &e))
+            return e.phys + e.size; /* expired records cannot be checked: trusted as before */
+        log_warn(LOG_STORE,
+                 "consumequeue %s/%d entry %" PRId64 " (CommitLog %" PRId64 ", %d bytes) does "
+                 "not match its record; dropping it",
+                 qs->topic, qs->qid, max - 1, e.phys, e.size);
+        cq_truncate(qs->cq, max - 1);
+    }
+    return atomic_load(&st->min_phys);
+}
+
 int dispatch_record(store_t *st, const struct msg_view *v, struct qstate *only)
 {
     int tx = v->sys_flag & SYSFLAG_TX_MASK;
@@ -69,9 +108,7 @@ int dispatch_record(store_t *st, const struct msg_view *v, struct qstate *only)
             rc = cq_put(qs->cq, v->queue_offset, v->phys_offset, (int32_t)v->total_size, tags);
         }
         if (rc == FERRY_EINVAL && !only) {
-            int64_t from = cq_last_phys_end(qs->cq);
-            if (from < 0)
-                from = atomic_load(&st->min_phys);
+            int64_t from = dispatch_rebuild_point(st, qs);
             log_warn(LOG_STORE,
                      "consumequeue %s/%d misses entries %" PRId64 "..%" PRId64
                      "; rebuilding them from CommitLog offset %" PRId64,
@@ -196,9 +233,7 @@ static void run_rebuilds(store_t *st)
         if (!qs)
             return;
         cq_truncate(qs->cq, index);
-        int64_t from = cq_last_phys_end(qs->cq);
-        if (from < 0)
-            from = atomic_load(&st->min_phys);
+        int64_t from = dispatch_rebuild_point(st, qs);
         int64_t until = atomic_load(&st->dispatched);
         log_warn(LOG_STORE,
                  "consumequeue %s/%d: rebuilding from entry %" PRId64 " (CommitLog %" PRId64

@@ -105,6 +105,21 @@ static int64_t scan_end(store_t *st, int64_t start, struct scan *sc)
 
 /* Delete segments that start after @end, and zero [@end, last non-zero byte) of the segment
  * holding @end, so nothing after the end can ever be read as a record. */
+/* The last non-zero byte of [from, end), or @from when it is all zero. */
+static uint8_t *last_nonzero(uint8_t *from, uint8_t *end)
+{
+    uint64_t w;
+    while (end - from >= 8 && (memcpy(&w, end - 8, 8), w == 0))
+        end -= 8;
+    while (end > from && end[-1] == 0)
+        end--;
+    return end;
+}
+
+/* Delete segments that start after @end, and zero [@end, last non-zero byte) of the segment
+ * holding @end, so nothing after the end can ever be read as a record. An all-zero segment
+ * right after the one holding @end is the allocator's pre-allocated next segment: it is kept
+ * for the allocator instead of being deleted and written again. */
 static int cut_log(store_t *st, int64_t end)
 {
     int64_t dropped = 0;
@@ -112,20 +127,19 @@ static int cut_log(store_t *st, int64_t end)
     pthread_rwlock_wrlock(&st->segs_lock);
     while (st->nsegs > 1 && st->segs[st->nsegs - 1]->start > end) {
         struct mfile *mf = st->segs[--st->nsegs];
-        if (be64_get(mf->base) != 0) /* a pre-allocated, still empty segment is no news */
-            log_warn(LOG_STORE, "recovery: deleting segment %s, which lies after the end",
-                     mf->path);
+        int next = st->segs[st->nsegs - 1]->start + st->seg_size == mf->start &&
+                   st->segs[st->nsegs - 1]->start <= end;
+        if (next && !st->next_seg && last_nonzero(mf->base, mf->base + mf->size) == mf->base) {
+            st->next_seg = mf;
+            continue;
+        }
+        log_warn(LOG_STORE, "recovery: deleting segment %s, which lies after the end", mf->path);
         mfile_retire(mf);
     }
     struct mfile *mf = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
     if (mf && end < mf->start + mf->size) {
         uint8_t *from = mf->base + (end > mf->start ? end - mf->start : 0);
-        uint8_t *last = mf->base + mf->size;
-        uint64_t w;
-        while (last - from >= 8 && (memcpy(&w, last - 8, 8), w == 0))
-            last -= 8;
-        while (last > from && last[-1] == 0)
-            last--;
+        uint8_t *last = last_nonzero(from, mf->base + mf->size);
         if (last > from) {
             dropped = last - from;
             memset(from, 0, (size_t)dropped);
@@ -187,11 +201,9 @@ static void check_queue_len(store_t *st, const char *topic, int32_t qid, int64_t
 {
     struct qcheck *qc = arg;
     struct qstate *qs = store_queue(st, topic, strlen(topic), qid, 1);
-    if (cq_max_index(qs->cq) >= entries)
+    if (!qs || cq_max_index(qs->cq) >= entries)
         return;
-    int64_t from = cq_last_phys_end(qs->cq);
-    if (from < 0)
-        from = atomic_load(&st->min_phys);
+    int64_t from = dispatch_rebuild_point(st, qs);
     log_warn(LOG_STORE,
              "consumequeue %s/%d has %" PRId64 " entries, %" PRId64 " expected; "
              "rebuilding it from CommitLog offset %" PRId64,

@@ -670,6 +670,13 @@ int store_write_state(store_t *st)
         return FERRY_EFENCED;
     if (atomic_load(&st->disk_full))
         return FERRY_EDISKFULL;
+    /* Under diskSpaceWarningLevelRatio the disk can still be too full for the next segment;
+     * every append that needs it is refused with FERRY_EDISKFULL (commitlog_put). */
+    pthread_mutex_lock(&st->alloc_mu);
+    int alloc_err = st->alloc_err;
+    pthread_mutex_unlock(&st->alloc_mu);
+    if (alloc_err == -ENOSPC || alloc_err == -EDQUOT)
+        return FERRY_EDISKFULL;
     return 0;
 }
 

@@ -163,7 +163,8 @@ int64_t store_dispatch_phys(store_t *st);
 typedef void (*store_arrive_cb)(void *arg, const char *topic, int32_t qid, int64_t max_offset);
 void store_set_arrive_cb(store_t *st, store_arrive_cb cb, void *arg);
 
-/* Why writes are refused right now (0 when they are not): FERRY_EFENCED or FERRY_EDISKFULL. */
+/* Why writes are refused right now (0 when they are not): FERRY_EFENCED or FERRY_EDISKFULL
+ * (disk use over diskSpaceWarningLevelRatio, or no space for the next CommitLog segment). */
 int store_write_state(store_t *st);
 /* Run one round of expiry now, deleting expired segments regardless of deleteWhen (the
  * admin "deleteExpiredCommitLog"). Returns the number of segments deleted. */

@@ -144,6 +144,9 @@ int dispatch_rebuild_queue(store_t *st, struct qstate *qs, int64_t phys, int64_t
 int dispatch_replay(store_t *st, int64_t from, int64_t to);
 /* Ask the dispatch thread to cut @qs at @index and rebuild it from the CommitLog. */
 void dispatch_request_rebuild(store_t *st, struct qstate *qs, int64_t index);
+/* Where a rebuild of @qs starts: the end of its last entry that matches its CommitLog record
+ * (damaged entries after it are dropped), or the log start. @thread dispatch, or recovery */
+int64_t dispatch_rebuild_point(store_t *st, struct qstate *qs);
 
 /* store.c */
 struct qstate *store_queue(store_t *st, const char *topic, size_t topic_len, int32_t qid,

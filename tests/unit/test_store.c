@@ -438,6 +438,31 @@ static void failed_sync_fences(void **state)
     assert_int_equal(put(f->st, "TS", 0, 1000, 100, NULL, NULL, &r), 0);
 }
 
+/* The allocator's empty next segment survives a restart instead of being deleted and
+ * zero-filled again (1 GiB of writes per restart with the default segment size). */
+static void preallocated_segment_kept(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(put(f->st, "TP", 0, 1, 100, NULL, NULL, NULL), 0);
+    char next[700];
+    snprintf(next, sizeof next, "%s/commitlog/%020d", f->dir, 256 * 1024);
+    struct stat before, after;
+    int64_t deadline = clock_mono_ms() + 10000;
+    while (stat(next, &before) != 0 && clock_mono_ms() < deadline)
+        store_wait_dispatched(f->st, 10);
+    assert_int_equal(stat(next, &before), 0);
+    reopen(f);
+    assert_int_equal(stat(next, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    assert_int_equal(store_max_offset(f->st, "TP", 0), 1);
+    /* And it is used when the first segment fills up. */
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(put(f->st, "TP", 0, i, 2000, NULL, NULL, NULL), 0);
+    assert_int_equal(stat(next, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    assert_true(store_max_phys(f->st) > 256 * 1024);
+}
+
 static void async_flush_mode(void **state)
 {
     struct fx *f = *state;
@@ -463,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(expiry_deletes_old_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(deleted_queue_rebuilt_after_clean_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_sync_fences, setup, teardown),
+        cmocka_unit_test_setup_teardown(preallocated_segment_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(async_flush_mode, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
