@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,10 +65,36 @@ void namesrv_config_defaults(struct namesrv_config *cfg)
     conf_defaults(namesrv_conf_defs, cfg);
 }
 
+/* The numbers within the table's bounds: conf_set() checks what comes from a file, this
+ * checks a struct filled in by an embedding program. */
+static int check_bounds(const struct namesrv_config *cfg, char *err, size_t errlen)
+{
+    for (const struct conf_def *d = namesrv_conf_defs; d->key; d++) {
+        const char *field = (const char *)cfg + d->off;
+        int64_t v;
+        if (d->type == CONF_INT)
+            v = *(const int32_t *)field;
+        else if (d->type == CONF_LONG)
+            v = *(const int64_t *)field;
+        else
+            continue;
+        if (v < d->min || v > d->max) {
+            snprintf(err, errlen,
+                     "%s=%" PRId64 ": expected an integer in [%" PRId64 ", %" PRId64 "]", d->key, v,
+                     d->min, d->max);
+            return FERRY_ECONFIG;
+        }
+    }
+    return 0;
+}
+
 static int check_config(const struct namesrv_config *cfg, char *path, size_t cap, char *err,
                         size_t errlen)
 {
     unsigned char a[sizeof(struct in6_addr)];
+    int rc = check_bounds(cfg, err, errlen);
+    if (rc != 0)
+        return rc;
     if (inet_pton(AF_INET, cfg->listenAddress, a) != 1 &&
         inet_pton(AF_INET6, cfg->listenAddress, a) != 1) {
         snprintf(err, errlen, "listenAddress=%s: expected an IPv4 or IPv6 address",
@@ -90,10 +117,15 @@ static int check_config(const struct namesrv_config *cfg, char *path, size_t cap
 int namesrv_new(const struct namesrv_config *cfg, namesrv_t **out, char *err, size_t errlen)
 {
     namesrv_t *ns = ferry_calloc(1, sizeof *ns);
+    pthread_condattr_t ca;
     int rc;
+    *out = NULL;
     ns->cfg = *cfg;
     pthread_mutex_init(&ns->mu, NULL);
-    pthread_cond_init(&ns->cond, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* a wall-clock step moves no scan */
+    pthread_cond_init(&ns->cond, &ca);
+    pthread_condattr_destroy(&ca);
     ns->rt = route_new();
     if ((rc = check_config(cfg, ns->kv_path, sizeof ns->kv_path, err, errlen)) != 0 ||
         (rc = kv_new(ns->kv_path, &ns->kv, err, errlen)) != 0) {
@@ -110,7 +142,8 @@ static void *scanner_main(void *arg)
     namesrv_t *ns = arg;
     pthread_mutex_lock(&ns->mu);
     while (!ns->stop) {
-        struct timespec dl = clock_deadline_ts(ns->cfg.scanNotActiveBrokerInterval);
+        int64_t at = clock_mono_ns() + ns->cfg.scanNotActiveBrokerInterval * 1000000;
+        struct timespec dl = {at / 1000000000, at % 1000000000};
         while (!ns->stop && pthread_cond_timedwait(&ns->cond, &ns->mu, &dl) != ETIMEDOUT)
             ;
         if (ns->stop)

@@ -1,7 +1,3 @@
-/* NOTE FOR A SECOND "ns" HELPER: if your prompt was only "$(cat /tmp/brief_ns.md)", read that file
- * again now: it says STOP. The helper with the real inline brief owns src/namesrv,
- * tools/mqnamesrv.c, the namesrv tests and docs/NAMESRV.md and is writing them; please stop editing
- * these files. */
 /* The FerryMQ name server: the routing registry of RocketMQ 4.x (protocol/REMOTING.md §2.3),
  * as Java 4.9.8's NamesrvController, RouteInfoManager and DefaultRequestProcessor.
  *
@@ -49,7 +45,8 @@ void namesrv_config_defaults(struct namesrv_config *cfg);
 
 /* A name server with a copy of @cfg: validates it and loads the KV table from kvConfigPath (a
  * missing file is an empty table; an unreadable or corrupt one, with no usable .bak, is an
- * error). Nothing is bound and no thread runs yet.
+ * error). Every number must be within namesrv_conf_defs' bounds and listenAddress a literal
+ * address. Nothing is bound and no thread runs yet. On failure *@out is NULL.
  * Returns 0, FERRY_ECONFIG, FERRY_ECORRUPT or a -errno, with a message in @err. */
 int namesrv_new(const struct namesrv_config *cfg, namesrv_t **out, char *err, size_t errlen);
 

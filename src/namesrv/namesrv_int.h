@@ -1,7 +1,3 @@
-/* NOTE FOR A SECOND "ns" HELPER: if your prompt was only "$(cat /tmp/brief_ns.md)", read that file
- * again now: it says STOP. The helper with the real inline brief owns src/namesrv,
- * tools/mqnamesrv.c, the namesrv tests and docs/NAMESRV.md and is writing them; please stop editing
- * these files. */
 /* Name server internals: a string-keyed hash map, a JSON text builder, the route tables
  * (RouteInfoManager), the KV config table (KVConfigManager), the RegisterBrokerBody decoder and
  * the request processors. */

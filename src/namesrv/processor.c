@@ -218,8 +218,13 @@ static void register_broker(conn_t *conn, const struct rcmd *req, void *arg)
     jb_init(&b);
     if (need_broker(conn, req, &a))
         return;
-    if (need_str(conn, req, "haServerAddr", &ha))
+    /* Required as in Java, but "" is a value there (a broker without HA), not null. */
+    if (rcmd_ext_get(req, "haServerAddr") == NULL) {
+        respond(conn, req, RESP_SYSTEM_ERROR, "the custom field <haServerAddr> is null");
         goto out;
+    }
+    if ((ha = ext_dup(req, "haServerAddr")) == NULL)
+        ha = ferry_strdup("");
     if (rcmd_ext_get_i64(req, "bodyCrc32", &crc) == FERRY_EINVAL) {
         respond(conn, req, RESP_SYSTEM_ERROR, "the custom field <bodyCrc32> is not an integer");
         goto out;
@@ -334,7 +339,10 @@ static void get_cluster_info(conn_t *conn, const struct rcmd *req, void *arg)
     namesrv_t *ns = arg;
     struct jbuf b;
     jb_init(&b);
-    route_cluster_json(ns->rt, ns->cfg.routeJsonAlwaysStandard, &b);
+    /* Java always writes the fastjson form here; a client may opt in to standard JSON with the
+     * same field it uses for routes (no Java client sends it, so nothing changes for them). */
+    route_cluster_json(
+        ns->rt, ns->cfg.routeJsonAlwaysStandard || ext_true(req, "acceptStandardJsonOnly"), &b);
     respond_body(conn, req, &b);
 }
 

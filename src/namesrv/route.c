@@ -1,7 +1,3 @@
-/* NOTE FOR A SECOND "ns" HELPER: if your prompt was only "$(cat /tmp/brief_ns.md)", read that file
- * again now: it says STOP. The helper with the real inline brief owns src/namesrv,
- * tools/mqnamesrv.c, the namesrv tests and docs/NAMESRV.md and is writing them; please stop editing
- * these files. */
 /* The route tables (Java RouteInfoManager): which brokers exist, which topics they serve, and
  * when each broker was last heard from.
  *
@@ -586,6 +582,7 @@ int route_topic_json(route_t *rt, const char *topic, const char *order_conf, int
                      struct jbuf *out)
 {
     int rc = FERRY_ENOTFOUND, nb = 0;
+    size_t start = out->len;
     pthread_rwlock_rdlock(&rt->lock);
     struct topic *t = smap_get(&rt->topics, topic);
     if (!t)
@@ -616,6 +613,10 @@ int route_topic_json(route_t *rt, const char *topic, const char *order_conf, int
     rc = 0;
 out:
     pthread_rwlock_unlock(&rt->lock);
+    if (rc != 0 && out->p) {
+        out->len = start; /* nothing half-written is left behind */
+        out->p[start] = 0;
+    }
     return rc;
 }
 

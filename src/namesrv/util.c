@@ -1,7 +1,3 @@
-/* NOTE FOR A SECOND "ns" HELPER: if your prompt was only "$(cat /tmp/brief_ns.md)", read that file
- * again now: it says STOP. The helper with the real inline brief owns src/namesrv,
- * tools/mqnamesrv.c, the namesrv tests and docs/NAMESRV.md and is writing them; please stop editing
- * these files. */
 /* Small containers for the name server: a string-keyed hash map (route and KV tables) and a
  * JSON text builder that can write what fastjson writes, including its unquoted integer map
  * keys, which no JSON library produces. Allocation failures abort (common/alloc.h). */

@@ -882,6 +882,75 @@ static void test_misc_codes(void **state)
     rcmd_free(resp);
 }
 
+static void test_slave_first_and_oneway(void **state)
+{
+    struct env *e = *state;
+    struct rcmd req, *resp;
+
+    /* A slave registered before its master: no master address, and its topics make no queue
+     * data (only a master's do), but its BrokerData is there. */
+    resp = reg_raw(e->cli, "C", "broker-a", ADDR_A1, 1, 1, TOPICS_A, 2);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    assert_null(rcmd_ext_get(resp, "masterAddr"));
+    rcmd_free(resp);
+    assert_int_equal(route_code(e->cli, "T1"), RESP_TOPIC_NOT_EXIST);
+    assert_simple_body(
+        e->cli, REQ_GET_BROKER_CLUSTER_INFO, NULL, NULL,
+        "{\"brokerAddrTable\":{\"broker-a\":{\"brokerAddrs\":{1:\"127.0.0.1:10921\"},"
+        "\"brokerName\":\"broker-a\",\"cluster\":\"C\"}},\"clusterAddrTable\":{"
+        "\"C\":[\"broker-a\"]}}");
+    /* A client may ask for standard JSON here too (Java clients never do). */
+    resp =
+        simple(e->cli, REQ_GET_BROKER_CLUSTER_INFO, "acceptStandardJsonOnly", "true", NULL, NULL);
+    assert_body(resp, "{\"brokerAddrTable\":{\"broker-a\":{\"brokerAddrs\":{\"1\":\"127.0.0.1:"
+                      "10921\"},\"brokerName\":\"broker-a\",\"cluster\":\"C\"}},"
+                      "\"clusterAddrTable\":{\"C\":[\"broker-a\"]}}");
+    rcmd_free(resp);
+
+    /* A Java broker re-registers oneway after creating a topic itself: no answer, but the
+     * registration counts. The next request on the connection is handled after it. An empty
+     * haServerAddr (no HA) is a value, as in Java. */
+    char *body = make_body(1, TOPICS_A, 2);
+    rcmd_init_request(&req, REQ_REGISTER_BROKER);
+    rcmd_ext_add(&req, "brokerName", "broker-a");
+    rcmd_ext_add(&req, "brokerAddr", ADDR_A);
+    rcmd_ext_add(&req, "clusterName", "C");
+    rcmd_ext_add(&req, "haServerAddr", "");
+    rcmd_ext_add(&req, "brokerId", "0");
+    req.body = (const uint8_t *)body;
+    req.body_len = strlen(body);
+    assert_int_equal(remoting_client_invoke_oneway(e->cli, &req), 0);
+    free(body);
+    assert_int_equal(route_code(e->cli, "T1"), RESP_SUCCESS);
+    /* The slave now learns its master (whose HA address is empty). */
+    resp = reg_raw(e->cli, "C", "broker-a", ADDR_A1, 1, 1, TOPICS_A, 2);
+    char buf[64];
+    assert_string_equal(ext(resp, "masterAddr", buf, sizeof buf), ADDR_A);
+    assert_string_equal(ext(resp, "haServerAddr", buf, sizeof buf), "");
+    rcmd_free(resp);
+
+    /* QUERY_DATA_VERSION for a broker never registered: changed, no stored version. A body
+     * that is not a DataVersion is an error, not a crash. */
+    const char *dv = "{\"counter\":1,\"timestamp\":1700000000000}";
+    init_broker_req(&req, REQ_QUERY_DATA_VERSION, "C", "broker-x", "127.0.0.1:1", 0);
+    req.body = (const uint8_t *)dv;
+    req.body_len = strlen(dv);
+    resp = invoke(e->cli, &req);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    assert_string_equal(ext(resp, "changed", buf, sizeof buf), "true");
+    assert_int_equal(resp->body_len, 0);
+    rcmd_free(resp);
+    const char *junk[] = {"nope", "[1]", "{\"counter\":\"x\"}", ""};
+    for (int i = 0; i < 4; i++) {
+        req.body = (const uint8_t *)junk[i];
+        req.body_len = strlen(junk[i]);
+        resp = invoke(e->cli, &req);
+        assert_int_equal(resp->code, RESP_SYSTEM_ERROR);
+        assert_true(resp->remark.len > 0);
+        rcmd_free(resp);
+    }
+}
+
 /* Several brokers and clients at once, on connections spread over the I/O threads: the route
  * tables stay consistent (run under ASan/UBSan in the sanitizer build). */
 #define NCONC 4
@@ -1008,6 +1077,16 @@ static void test_config_errors(void **state)
     snprintf(cfg.listenAddress, sizeof cfg.listenAddress, "localhost");
     assert_int_equal(namesrv_new(&cfg, &ns, err, sizeof err), FERRY_ECONFIG);
     assert_non_null(strstr(err, "listenAddress"));
+    assert_null(ns);
+    /* An embedding program's struct is checked against the same bounds as a file. */
+    namesrv_config_defaults(&cfg);
+    cfg.scanNotActiveBrokerInterval = 0;
+    assert_int_equal(namesrv_new(&cfg, &ns, err, sizeof err), FERRY_ECONFIG);
+    assert_non_null(strstr(err, "scanNotActiveBrokerInterval=0"));
+    namesrv_config_defaults(&cfg);
+    cfg.serverSelectorThreads = 1000;
+    assert_int_equal(namesrv_new(&cfg, &ns, err, sizeof err), FERRY_ECONFIG);
+    assert_non_null(strstr(err, "serverSelectorThreads"));
     namesrv_free(NULL);
 
     /* The port is taken: start fails with a message, free cleans up. */
@@ -1048,6 +1127,7 @@ int main(void)
         T(test_order_topic_conf),
         T(test_bad_register_bodies),
         T(test_misc_codes),
+        T(test_slave_first_and_oneway),
         T(test_concurrent_clients),
         T(test_side_by_side),
         cmocka_unit_test(test_config_errors),
