@@ -301,7 +301,7 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
     for (int i = 0; i < n && rc == 0; i++) {
         if ((rc = check_msg(st, &msgs[i])) != 0)
             break;
-        enc[i].len = msg_record_size(&msgs[i], crc);
+        enc[i].len = msg_record_size(&msgs[i], &st->store_host, crc);
         if (enc[i].len == 0)
             rc = FERRY_EINVAL;
         enc[i].off = total;
@@ -323,9 +323,8 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
     uint8_t *buf = encbuf_get(total);
     for (int i = 0; i < n; i++) {
         uint8_t *rec = buf + enc[i].off;
-        enc[i].ts_off = msg_encode(&msgs[i], &st->store_host, crc, rec, enc[i].len);
-        if (crc)
-            msg_crc_prepare(rec, enc[i].len, enc[i].ts_off, &enc[i].crc);
+        enc[i].ts_off =
+            msg_encode(&msgs[i], &st->store_host, crc, rec, enc[i].len, crc ? &enc[i].crc : NULL);
     }
 
     pthread_mutex_lock(&st->put_lock);
@@ -423,11 +422,13 @@ static void waiter_finish(struct waiter *w, int rc)
 }
 
 /* Complete waiters covered by @upto, or all with @rc_all, or (@only_expired) the callback
- * waiters past their deadline; blocked store_put() callers time themselves out. Callbacks run
- * after the lock is dropped. */
+ * waiters past their deadline; blocked store_put() callers time themselves out. Completed
+ * waiters leave the FIFO under flush_mu and are woken (semaphore) or called back after it is
+ * dropped. A blocked waiter is posted exactly once; it waits for that post before its stack
+ * frame goes, so nothing here touches a waiter after posting it. */
 static void complete_waiters(store_t *st, int64_t upto, int rc_all, int only_expired)
 {
-    struct waiter *cbs = NULL;
+    struct waiter *done = NULL, **tail = &done;
     int64_t now = only_expired ? clock_mono_ms() : 0;
     pthread_mutex_lock(&st->flush_mu);
     struct waiter *w = st->wait_head.next;
@@ -450,22 +451,24 @@ static void complete_waiters(store_t *st, int64_t upto, int rc_all, int only_exp
             break;
         }
         waiter_finish(w, rc);
-        if (w->cb) {
-            w->next = cbs; /* the list link is free now: chain the callbacks */
-            cbs = w;
-        }
+        w->done_next = NULL;
+        *tail = w;
+        tail = &w->done_next;
         w = next;
     }
-    pthread_cond_broadcast(&st->done_cv);
     pthread_mutex_unlock(&st->flush_mu);
-    while (cbs) {
-        struct waiter *next = cbs->next;
-        store_put_cb cb = cbs->cb;
-        void *arg = cbs->arg;
-        int rc = cbs->rc;
-        ferry_free(cbs);
-        cb(arg, rc);
-        cbs = next;
+    while (done) {
+        struct waiter *next = done->done_next;
+        if (done->cb) {
+            store_put_cb cb = done->cb;
+            void *arg = done->arg;
+            int rc = done->rc;
+            ferry_free(done);
+            cb(arg, rc);
+        } else {
+            sem_post(&done->sem); /* may return and free @done at once */
+        }
+        done = next;
     }
 }
 
@@ -539,6 +542,7 @@ int commitlog_sync_all(store_t *st)
 static void *flush_main(void *arg)
 {
     store_t *st = arg;
+
     int64_t last_thorough = clock_mono_ms();
     while (!atomic_load(&st->stopping)) {
         pthread_mutex_lock(&st->flush_mu);
@@ -606,14 +610,21 @@ void commitlog_stop(store_t *st)
 
 int commitlog_wait(store_t *st, struct waiter *w)
 {
-    pthread_mutex_lock(&st->flush_mu);
     struct timespec ts = clock_deadline_ts(st->cfg.syncFlushTimeout);
-    while (!w->done) {
-        int rc = pthread_cond_timedwait(&st->done_cv, &st->flush_mu, &ts);
-        if (rc == ETIMEDOUT && !w->done)
+    int r;
+    while ((r = sem_timedwait(&w->sem, &ts)) != 0 && errno == EINTR)
+        ;
+    if (r != 0) {
+        pthread_mutex_lock(&st->flush_mu);
+        int mine = !w->done;
+        if (mine)
             waiter_finish(w, FERRY_ETIMEDOUT);
+        pthread_mutex_unlock(&st->flush_mu);
+        /* Completed meanwhile: its post is on the way and must land before we return. */
+        if (!mine)
+            while (sem_wait(&w->sem) != 0 && errno == EINTR)
+                ;
     }
-    int rc = w->rc;
-    pthread_mutex_unlock(&st->flush_mu);
-    return rc;
+    sem_destroy(&w->sem);
+    return w->rc;
 }

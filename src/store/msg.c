@@ -26,16 +26,14 @@ static size_t props_stored_len(const struct store_msg *m, int with_crc)
     return n;
 }
 
-size_t msg_record_size(const struct store_msg *m, int with_crc)
+size_t msg_record_size(const struct store_msg *m, const struct msg_host *store_host, int with_crc)
 {
     size_t topic_len = m->topic ? strlen(m->topic) : 0;
     size_t props = props_stored_len(m, with_crc);
     if (topic_len == 0 || topic_len > MSG_MAX_TOPIC_LEN || props > MSG_MAX_PROPS_LEN)
         return 0;
-    /* store host length is decided by the store; callers pass an IPv4 or IPv6 store host, and
-     * we size for the larger to stay safe only when it is IPv6 (see msg_encode). */
-    return 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + host_len(&m->born_host) + 8 + 8 + 4 + 8 + 4 +
-           m->body_len + 1 + topic_len + 2 + props;
+    return 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + host_len(&m->born_host) + 8 + host_len(store_host) +
+           4 + 8 + 4 + m->body_len + 1 + topic_len + 2 + props;
 }
 
 static uint8_t *put_host(uint8_t *p, const struct msg_host *h)
@@ -47,7 +45,7 @@ static uint8_t *put_host(uint8_t *p, const struct msg_host *h)
 }
 
 size_t msg_encode(const struct store_msg *m, const struct msg_host *store_host, int with_crc,
-                  uint8_t *buf, size_t len)
+                  uint8_t *buf, size_t len, struct msg_crc_parts *parts)
 {
     size_t topic_len = strlen(m->topic);
     size_t props = props_stored_len(m, with_crc);
@@ -60,7 +58,8 @@ size_t msg_encode(const struct store_msg *m, const struct msg_host *store_host, 
     uint8_t *p = buf;
     be32_put(p, (uint32_t)len);
     be32_put(p + 4, MSG_MAGIC_V1);
-    be32_put(p + 8, m->body_len ? crc32_masked(m->body, m->body_len) : 0);
+    uint32_t body_crc = m->body_len ? crc32_update(0, m->body, m->body_len) : 0;
+    be32_put(p + 8, body_crc & 0x7FFFFFFFu);
     be32_put(p + 12, (uint32_t)m->queue_id);
     be32_put(p + 16, (uint32_t)m->flag);
     memset(p + 20, 0, 16); /* queue offset, physical offset: sealed later */
@@ -74,6 +73,7 @@ size_t msg_encode(const struct store_msg *m, const struct msg_host *store_host, 
     be64_put(p + 4, (uint64_t)m->prepared_tx_offset);
     be32_put(p + 12, m->body_len);
     p += 16;
+    size_t body_off = (size_t)(p - buf);
     if (m->body_len)
         memcpy(p, m->body, m->body_len);
     p += m->body_len;
@@ -93,17 +93,23 @@ size_t msg_encode(const struct store_msg *m, const struct msg_host *store_host, 
         p[19] = PROP_PAIR_SEP;
         p += MSG_CRC_PROP_LEN;
     }
-    (void)len;
+    if (with_crc && parts) {
+        /* C = [ts+8, body) + body + [body end, len-20): the body's CRC is reused. */
+        size_t c1 = body_off - (ts_off + 8), c2 = len - MSG_CRC_PROP_LEN - body_off - m->body_len;
+        uint32_t c = crc32_update(0, buf + ts_off + 8, c1);
+        c = crc32_join(c, body_crc, m->body_len);
+        c = crc32_join(c, crc32_update(0, buf + body_off + m->body_len, c2), c2);
+        parts->c = c;
+        parts->op = (uint32_t)crc32_combine_gen((z_off_t)(c1 + m->body_len + c2));
+    }
     return ts_off;
 }
 
 void msg_crc_prepare(const uint8_t *rec, size_t len, size_t ts_off, struct msg_crc_parts *parts)
 {
-    parts->a = crc32_update(0, rec, 20);
-    parts->blen = ts_off - 36;
-    parts->b = crc32_update(0, rec + 36, parts->blen);
-    parts->clen = len - MSG_CRC_PROP_LEN - (ts_off + 8);
-    parts->c = crc32_update(0, rec + ts_off + 8, parts->clen);
+    size_t clen = len - MSG_CRC_PROP_LEN - (ts_off + 8);
+    parts->c = crc32_update(0, rec + ts_off + 8, clen);
+    parts->op = (uint32_t)crc32_combine_gen((z_off_t)clen);
 }
 
 static void put_crc_digits(uint8_t *digits, uint32_t crc)
@@ -123,10 +129,8 @@ void msg_seal(uint8_t *rec, size_t len, size_t ts_off, int64_t queue_offset, int
     be64_put(rec + ts_off, (uint64_t)store_ts);
     if (!parts)
         return;
-    uint32_t x = crc32_update(parts->a, rec + 20, 16);
-    x = crc32_join(x, parts->b, parts->blen);
-    x = crc32_update(x, rec + ts_off, 8);
-    x = crc32_join(x, parts->c, parts->clen);
+    uint32_t x = crc32_update(0, rec, ts_off + 8);
+    x = (uint32_t)crc32_combine_op(x, parts->c, parts->op);
     put_crc_digits(rec + len - MSG_CRC_PROP_LEN + 9, x & 0x7FFFFFFFu);
 }
 
@@ -180,13 +184,14 @@ int msg_parse(const uint8_t *p, size_t avail, struct msg_view *v)
 
 int msg_verify(const struct msg_view *v, int require_rec_crc)
 {
-    uint32_t body_crc = v->body_len ? crc32_masked(v->body, v->body_len) : 0;
-    if (body_crc != v->body_crc)
-        return FERRY_ECORRUPT;
     const char *tail = v->props + v->props_len - MSG_CRC_PROP_LEN;
     if (v->props_len < MSG_CRC_PROP_LEN || memcmp(tail, MSG_CRC_PROP "\001", 9) != 0 ||
-        tail[19] != PROP_PAIR_SEP)
-        return require_rec_crc ? FERRY_ECORRUPT : 0;
+        tail[19] != PROP_PAIR_SEP) {
+        if (require_rec_crc)
+            return FERRY_ECORRUPT;
+        uint32_t body_crc = v->body_len ? crc32_masked(v->body, v->body_len) : 0;
+        return body_crc == v->body_crc ? 0 : FERRY_ECORRUPT;
+    }
     uint32_t want = 0;
     for (int i = 9; i >= 0; i--) {
         char c = tail[9 + i];
@@ -194,6 +199,7 @@ int msg_verify(const struct msg_view *v, int require_rec_crc)
             return FERRY_ECORRUPT;
         want = want * 10 + (uint32_t)(c - '0');
     }
+    /* The record CRC covers the body and the BODYCRC field as written: one pass suffices. */
     uint32_t got = crc32_masked(v->rec, v->total_size - MSG_CRC_PROP_LEN);
     return got == want ? 0 : FERRY_ECORRUPT;
 }

@@ -86,21 +86,26 @@ struct msg_view {
     uint32_t props_len;
 };
 
-/* Size of the record @m encodes to (with the CRC property if @with_crc). 0 if a field is
- * over its format limit. */
-size_t msg_record_size(const struct store_msg *m, int with_crc);
+/* Size of the record @m encodes to with @store_host (with the CRC property if @with_crc).
+ * 0 if a field is over its format limit. */
+size_t msg_record_size(const struct store_msg *m, const struct msg_host *store_host, int with_crc);
+
+/* Pre-computed CRC pieces so that under the append lock msg_seal() hashes only the record's
+ * first ts+8 bytes (where the patched fields live) and joins the rest with one cheap
+ * crc32_combine_op: @c is the CRC of [ts+8, len-20), @op zlib's combine operator for its
+ * length. */
+struct msg_crc_parts {
+    uint32_t c, op;
+};
 
 /* Encode @m into @buf (msg_record_size bytes). QUEUEOFFSET, PHYSICALOFFSET, STORETIMESTAMP and
- * the CRC property are left for msg_seal(). Returns the STORETIMESTAMP field's offset. */
+ * the CRC property are left for msg_seal(). When @parts is given (with_crc), it is filled
+ * for msg_seal(); the body is hashed once for both CRCs. Returns the STORETIMESTAMP field's
+ * offset. */
 size_t msg_encode(const struct store_msg *m, const struct msg_host *store_host, int with_crc,
-                  uint8_t *buf, size_t len);
+                  uint8_t *buf, size_t len, struct msg_crc_parts *parts);
 
-/* Pre-computed CRC pieces so msg_seal() only hashes the 24 patched bytes: the
- * record is cut into A [0,20) P1 [20,36) B [36,ts) P2 [ts,ts+8) C [ts+8,len-20). */
-struct msg_crc_parts {
-    uint32_t a, b, c;
-    size_t blen, clen;
-};
+/* The same pieces computed from an encoded record (for checks). */
 void msg_crc_prepare(const uint8_t *rec, size_t len, size_t ts_off, struct msg_crc_parts *parts);
 
 /* Patch queue offset, physical offset and store timestamp into an encoded record and, when
@@ -113,8 +118,9 @@ void msg_seal(uint8_t *rec, size_t len, size_t ts_off, int64_t queue_offset, int
  * A blank (end-of-segment) record is reported as FERRY_ENOTFOUND with v->total_size set. */
 int msg_parse(const uint8_t *p, size_t avail, struct msg_view *v);
 
-/* Check the body CRC and, when present, the whole-record CRC property. 0 or FERRY_ECORRUPT.
- * @require_rec_crc: a record without the property fails. */
+/* Check the record: with the whole-record CRC property, that CRC (it covers the body and the
+ * stored body CRC, so one pass does); without it, the body CRC, and @require_rec_crc fails it.
+ * 0 or FERRY_ECORRUPT. */
 int msg_verify(const struct msg_view *v, int require_rec_crc);
 
 /* Find property @name; returns a pointer to its value and its length, or NULL. */

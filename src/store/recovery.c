@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 struct scan {
@@ -103,24 +104,47 @@ static int64_t scan_end(store_t *st, int64_t start, struct scan *sc)
     }
 }
 
-/* Delete segments that start after @end, and zero [@end, last non-zero byte) of the segment
- * holding @end, so nothing after the end can ever be read as a record. */
-/* The last non-zero byte of [from, end), or @from when it is all zero. */
+static int all_zero(const uint8_t *p, size_t n)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+/* One past the last non-zero byte of [from, end), or @from when it is all zero. Reads
+ * forward, so readahead works on a cold file. */
 static uint8_t *last_nonzero(uint8_t *from, uint8_t *end)
 {
-    uint64_t w;
-    while (end - from >= 8 && (memcpy(&w, end - 8, 8), w == 0))
-        end -= 8;
-    while (end > from && end[-1] == 0)
-        end--;
-    return end;
+    uintptr_t page = (uintptr_t)from & ~(uintptr_t)4095;
+    size_t span = (size_t)((uintptr_t)end - page);
+    madvise((void *)page, span, MADV_SEQUENTIAL);
+    uint8_t *last = from;
+    for (uint8_t *p = from; p < end; p += 65536) {
+        size_t n = (size_t)(end - p) < 65536 ? (size_t)(end - p) : 65536;
+        if (!all_zero(p, n))
+            last = p + n;
+    }
+    while (last > from && last[-1] == 0)
+        last--;
+    madvise((void *)page, span, MADV_NORMAL);
+    return last;
 }
 
 /* Delete segments that start after @end, and zero [@end, last non-zero byte) of the segment
- * holding @end, so nothing after the end can ever be read as a record. An all-zero segment
- * right after the one holding @end is the allocator's pre-allocated next segment: it is kept
- * for the allocator instead of being deleted and written again. */
-static int cut_log(store_t *st, int64_t end)
+ * holding @end, so nothing after the end can ever be read as a record.
+ * @clean: the last run shut down cleanly and the log ends exactly where its checkpoint says,
+ * so no byte after the end was written since the last recovery zeroed it: the read of the
+ * tail (up to a segment) is skipped, and the empty segment after it (the allocator's
+ * pre-allocated one) is kept instead of being deleted and written again. After a crash that
+ * segment would have to be read whole to prove it empty; letting the allocator write a new
+ * one in the background is cheaper. */
+static int cut_log(store_t *st, int64_t end, int clean)
 {
     int64_t dropped = 0;
     int rc = 0;
@@ -129,15 +153,17 @@ static int cut_log(store_t *st, int64_t end)
         struct mfile *mf = st->segs[--st->nsegs];
         int next = st->segs[st->nsegs - 1]->start + st->seg_size == mf->start &&
                    st->segs[st->nsegs - 1]->start <= end;
-        if (next && !st->next_seg && last_nonzero(mf->base, mf->base + mf->size) == mf->base) {
+        if (next && !st->next_seg && clean) {
             st->next_seg = mf;
             continue;
         }
-        log_warn(LOG_STORE, "recovery: deleting segment %s, which lies after the end", mf->path);
+        if (be64_get(mf->base) != 0)
+            log_warn(LOG_STORE, "recovery: deleting segment %s, which lies after the end",
+                     mf->path);
         mfile_retire(mf);
     }
     struct mfile *mf = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
-    if (mf && end < mf->start + mf->size) {
+    if (mf && end < mf->start + mf->size && !clean) {
         uint8_t *from = mf->base + (end > mf->start ? end - mf->start : 0);
         uint8_t *last = last_nonzero(from, mf->base + mf->size);
         if (last > from) {
@@ -242,6 +268,7 @@ int recovery_run(store_t *st, char *err, size_t errlen)
     st->abnormal = access(st->abort_path, F_OK) == 0;
     struct checkpoint ck;
     int rc = checkpoint_read(st->ckpt_path, &ck);
+    int ck_ok = rc == 0;
     if (rc && rc != -ENOENT)
         log_warn(LOG_STORE, "checkpoint %s unreadable (%s); scanning the whole CommitLog",
                  st->ckpt_path, ferry_strerror(rc));
@@ -271,7 +298,9 @@ int recovery_run(store_t *st, char *err, size_t errlen)
 
     struct scan sc = {scan_start, seg_end, 0, t0, t0};
     int64_t end = st->nsegs ? scan_end(st, scan_start, &sc) : 0;
-    if ((rc = cut_log(st, end)) != 0) {
+    int64_t t_scan = clock_mono_ms();
+    int clean = !st->abnormal && ck_ok && ck.confirm == end;
+    if ((rc = cut_log(st, end, clean)) != 0) {
         snprintf(err, errlen, "recovery: cannot zero the CommitLog tail: %s", ferry_strerror(rc));
         return rc;
     }
@@ -286,6 +315,7 @@ int recovery_run(store_t *st, char *err, size_t errlen)
     st->write_pos = end;
     atomic_store(&st->max_phys, end);
     atomic_store(&st->flushed, end);
+    int64_t t_cut = clock_mono_ms();
 
     load_queue_dirs(st);
     struct qfix qf = {end, st->seg_size};
@@ -296,6 +326,7 @@ int recovery_run(store_t *st, char *err, size_t errlen)
     if ((rc = qtable_read(st, check_queue_len, &qc)) != 0)
         log_warn(LOG_STORE, "queue table unreadable (%s); skipping the queue length check",
                  ferry_strerror(rc));
+    int64_t t_queues = clock_mono_ms();
     if ((rc = dispatch_replay(st, scan_start, end)) != 0) {
         snprintf(err, errlen, "recovery: re-dispatch from %" PRId64 " failed: %s", scan_start,
                  ferry_strerror(rc));
@@ -314,11 +345,13 @@ int recovery_run(store_t *st, char *err, size_t errlen)
         snprintf(err, errlen, "recovery: sync queues: %s", ferry_strerror(rc));
         return rc;
     }
-    st->recovery_ms = clock_mono_ms() - t0;
+    int64_t t_end = clock_mono_ms();
+    st->recovery_ms = t_end - t0;
     log_info(LOG_STORE,
              "recovery %s: CommitLog [%" PRId64 ", %" PRId64 "), scanned %" PRId64
-             " records from %" PRId64 " in %" PRId64 " ms",
+             " records from %" PRId64 " in %" PRId64 " ms (scan %" PRId64 ", cut %" PRId64
+             ", queues %" PRId64 ", re-dispatch and sync %" PRId64 ")",
              st->abnormal ? "(abnormal)" : "(clean)", min_phys, end, sc.records, scan_start,
-             st->recovery_ms);
+             st->recovery_ms, t_scan - t0, t_cut - t_scan, t_queues - t_cut, t_end - t_queues);
     return 0;
 }

@@ -233,7 +233,6 @@ static void store_free(store_t *st)
     pthread_cond_destroy(&st->alloc_cv);
     pthread_mutex_destroy(&st->flush_mu);
     pthread_cond_destroy(&st->flush_cv);
-    pthread_cond_destroy(&st->done_cv);
     pthread_mutex_destroy(&st->disp_mu);
     pthread_cond_destroy(&st->disp_cv);
     pthread_mutex_destroy(&st->svc_mu);
@@ -258,7 +257,6 @@ int store_open(const struct store_config *cfg, store_t **out, char *err, size_t 
     pthread_cond_init(&st->alloc_cv, NULL);
     pthread_mutex_init(&st->flush_mu, NULL);
     pthread_cond_init(&st->flush_cv, NULL);
-    pthread_cond_init(&st->done_cv, NULL);
     pthread_mutex_init(&st->disp_mu, NULL);
     pthread_cond_init(&st->disp_cv, NULL);
     pthread_mutex_init(&st->svc_mu, NULL);
@@ -372,9 +370,12 @@ int store_put(store_t *st, const struct store_msg *msgs, int n, struct put_resul
         return commitlog_put(st, msgs, n, res, NULL);
     struct waiter w = {0};
     w.deadline_ms = clock_mono_ms() + st->cfg.syncFlushTimeout;
+    sem_init(&w.sem, 0, 0);
     int rc = commitlog_put(st, msgs, n, res, &w);
-    if (rc)
+    if (rc) {
+        sem_destroy(&w.sem);
         return rc;
+    }
     return commitlog_wait(st, &w);
 }
 

@@ -10,6 +10,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 /* One topic-queue: its ConsumeQueue and the next queue offset appends assign. */
@@ -25,12 +26,16 @@ struct qstate {
     char topic[128];
 };
 
-/* A caller waiting for its append to become durable (SYNC_FLUSH). */
+/* A caller waiting for its append to become durable (SYNC_FLUSH). A blocked store_put()
+ * caller sleeps on its own semaphore, so a group commit wakes exactly the callers it covers
+ * (no herd of threads fighting for flush_mu after every sync). */
 struct waiter {
     struct waiter *prev, *next;
-    int64_t end;         /* durable once flushed >= end */
-    int64_t deadline_ms; /* monotonic */
-    store_put_cb cb;     /* NULL: a blocked store_put() thread */
+    struct waiter *done_next; /* completion list, after it left the FIFO */
+    sem_t sem;                /* blocked callers only */
+    int64_t end;              /* durable once flushed >= end */
+    int64_t deadline_ms;      /* monotonic */
+    store_put_cb cb;          /* NULL: a blocked store_put() thread */
     void *arg;
     int done, rc;
 };
