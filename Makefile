@@ -7,7 +7,10 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build build-asan run test test-normal test-asan bench-store format docs clean
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build build-asan run test test-normal test-asan test-fuzz fuzz bench-store format docs clean
 
 all: build
 
@@ -37,7 +40,18 @@ test-normal: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && FERRY_TEST_TIMEOUT_MULTIPLIER=3 ctest --output-on-failure -j $(JOBS) -LE nosan
 
-test: test-normal test-asan
+test: test-normal test-asan test-fuzz
+
+# libFuzzer (clang) on the frame and header decoders: `make fuzz` runs each target for
+# FUZZ_SECONDS; `make test` runs a short bounded pass. New inputs go to a scratch corpus.
+fuzz: deps
+	@test -f $(FUZZ_BUILD)/CMakeCache.txt || cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_frame
+	mkdir -p $(FUZZ_BUILD)/corpus/frame
+	$(FUZZ_BUILD)/tests/unit/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_BUILD)/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/frame tests/fuzz/corpus/frame
+
+test-fuzz:
+	$(MAKE) fuzz FUZZ_SECONDS=15
 
 bench-store: build
 	./bench/bench_store.sh $(BUILD)
@@ -49,4 +63,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

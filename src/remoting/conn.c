@@ -33,11 +33,13 @@
 enum msg_type { MSG_FD, MSG_CONNECT, MSG_SEND, MSG_INVOKE, MSG_CLOSE };
 
 /* One frame being written: the encoded head (with the body copied in, unless the body is
- * borrowed and released after the write). */
+ * borrowed and released after the write). A borrowed multi-slice body gets one buffer per
+ * slice (@bufs then points to a heap array instead of @small). */
 struct wreq {
     uv_write_t req;
     struct conn *conn;
-    uv_buf_t bufs[2];
+    uv_buf_t small[2];
+    uv_buf_t *bufs;
     unsigned nbufs;
     uint8_t *head;
     void (*body_release)(void *body_ctx);
@@ -196,6 +198,8 @@ static void wreq_free(struct wreq *wr)
 {
     if (!wr)
         return;
+    if (wr->bufs != wr->small)
+        ferry_free(wr->bufs);
     ferry_free(wr->head);
     if (wr->body_release)
         wr->body_release(wr->body_ctx);
@@ -858,6 +862,7 @@ static int wreq_new(const struct rcmd *cmd, struct wreq **out)
     size_t len;
     int rc;
 
+    wr->bufs = wr->small;
     wr->body_release = cmd->body_release;
     wr->body_ctx = cmd->body_ctx;
     if (cmd->body_release)
@@ -868,10 +873,18 @@ static int wreq_new(const struct rcmd *cmd, struct wreq **out)
         wreq_free(wr);
         return rc;
     }
+    if (cmd->body_release && cmd->body_iov && cmd->body_iovcnt > 0)
+        wr->bufs = ferry_calloc((size_t)cmd->body_iovcnt + 1, sizeof *wr->bufs);
     wr->bufs[0] = uv_buf_init((char *)wr->head, (unsigned)len);
     wr->nbufs = 1;
-    if (cmd->body_release && cmd->body_len)
+    if (cmd->body_release && cmd->body_iov) {
+        for (int i = 0; i < cmd->body_iovcnt; i++)
+            if (cmd->body_iov[i].iov_len)
+                wr->bufs[wr->nbufs++] = uv_buf_init((char *)cmd->body_iov[i].iov_base,
+                                                    (unsigned)cmd->body_iov[i].iov_len);
+    } else if (cmd->body_release && cmd->body_len) {
         wr->bufs[wr->nbufs++] = uv_buf_init((char *)cmd->body, (unsigned)cmd->body_len);
+    }
     *out = wr;
     return 0;
 }

@@ -100,9 +100,12 @@ static int lang_from_name(struct rstr s)
     return RCMD_LANG_UNKNOWN;
 }
 
-/* Every header field to its default; body, ser and scratch are left alone. */
+/* Every header field to its default; body, ser and scratch are left alone, except that the
+ * send-only multi-slice body is cleared (a decoded command never has one). */
 static void reset_header(struct rcmd *cmd)
 {
+    cmd->body_iov = NULL;
+    cmd->body_iovcnt = 0;
     cmd->code = 0;
     cmd->language = RCMD_LANG_JAVA;
     cmd->lang_raw = (struct rstr){0};
@@ -238,8 +241,23 @@ struct rcmd *rcmd_dup(const struct rcmd *cmd)
         d->ext[i].key = copy_str(&p, cmd->ext[i].key);
         d->ext[i].val = copy_str(&p, cmd->ext[i].val);
     }
+    d->body_iov = NULL;
+    d->body_iovcnt = 0;
     if (cmd->body_len) {
-        memcpy(p, cmd->body, cmd->body_len);
+        if (cmd->body_iov) {
+            size_t off = 0;
+            for (int i = 0; i < cmd->body_iovcnt && off < cmd->body_len; i++) {
+                size_t sl = cmd->body_iov[i].iov_len;
+                if (sl > cmd->body_len - off)
+                    sl = cmd->body_len - off;
+                memcpy(p + off, cmd->body_iov[i].iov_base, sl);
+                off += sl;
+            }
+            if (off < cmd->body_len)
+                memset(p + off, 0, cmd->body_len - off);
+        } else {
+            memcpy(p, cmd->body, cmd->body_len);
+        }
         d->body = (const uint8_t *)p;
     } else {
         d->body = NULL;
@@ -810,6 +828,8 @@ int frame_decode(uint8_t *frame, size_t len, struct rcmd *cmd, char *err, size_t
     cmd->body = cmd->body_len ? frame + 8 + hlen : NULL;
     cmd->body_release = NULL;
     cmd->body_ctx = NULL;
+    cmd->body_iov = NULL;
+    cmd->body_iovcnt = 0;
     return 0;
 }
 
@@ -995,6 +1015,18 @@ static int frame_size(const struct rcmd *cmd, size_t *hlen)
         return FERRY_EINVAL;
     if (cmd->ser == RCMD_SER_ROCKETMQ && bin_check(cmd) != 0)
         return FERRY_EINVAL;
+    if (cmd->body_iov) {
+        size_t total = 0;
+        if (cmd->body_iovcnt < 0)
+            return FERRY_EINVAL;
+        for (int i = 0; i < cmd->body_iovcnt; i++) {
+            if (cmd->body_iov[i].iov_len > INT32_MAX - total)
+                return FERRY_EINVAL;
+            total += cmd->body_iov[i].iov_len;
+        }
+        if (total != cmd->body_len)
+            return FERRY_EINVAL;
+    }
     encode_header(cmd, &count);
     if (count.len > FRAME_HEADER_MAX || cmd->body_len > INT32_MAX ||
         4 + count.len + cmd->body_len > INT32_MAX)
@@ -1032,7 +1064,11 @@ int frame_encode(const struct rcmd *cmd, uint8_t **out, size_t *out_len)
         return rc;
     struct wbuf w = {ferry_malloc(8 + hlen + cmd->body_len), 0};
     write_prefix(cmd, &w, hlen);
-    w_bytes(&w, cmd->body, cmd->body_len);
+    if (cmd->body_iov)
+        for (int i = 0; i < cmd->body_iovcnt; i++)
+            w_bytes(&w, cmd->body_iov[i].iov_base, cmd->body_iov[i].iov_len);
+    else
+        w_bytes(&w, cmd->body, cmd->body_len);
     *out = w.p;
     *out_len = w.len;
     return 0;

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define RCMD_FLAG_RESPONSE 0x1 /* bit 0: response (clear: request) */
 #define RCMD_FLAG_ONEWAY   0x2 /* bit 1: oneway request, never answered */
@@ -73,6 +74,14 @@ struct rcmd {
      * body_release(body_ctx) exactly once, on any thread, when it is done with it. */
     void (*body_release)(void *body_ctx);
     void *body_ctx;
+    /* Sending only: a body made of several slices (zero-copy, e.g. stored records straight from
+     * the CommitLog mapping). When body_iov is set it replaces @body: the body is the
+     * concatenation of the body_iovcnt slices and body_len must be their total (else the encoder
+     * fails with FERRY_EINVAL). With body_release set, each slice is written as it is (one
+     * uv_buf_t each, no copy) and body_release(body_ctx) runs once after the write completed or
+     * the connection died; without body_release the slices are copied while encoding. */
+    const struct iovec *body_iov;
+    int body_iovcnt;
     size_t scratch_used; /* private to rcmd_ext_add_i64() */
     char scratch[RCMD_SCRATCH];
 };
@@ -101,7 +110,8 @@ const struct rstr *rcmd_ext_get(const struct rcmd *cmd, const char *key);
  * FERRY_EINVAL when not an integer that fits. */
 int rcmd_ext_get_i64(const struct rcmd *cmd, const char *key, int64_t *out);
 
-/* A deep copy in one allocation (strings and body included, body_release not copied), for a
+/* A deep copy in one allocation (strings and body included, a multi-slice body flattened,
+ * body_release not copied), for a
  * command that must outlive the buffer it was decoded from. Free with rcmd_free(). */
 struct rcmd *rcmd_dup(const struct rcmd *cmd);
 void rcmd_free(struct rcmd *cmd);
@@ -122,7 +132,8 @@ int frame_peek(const uint8_t *p, size_t avail, size_t max_frame, size_t *frame_l
 int frame_decode(uint8_t *frame, size_t len, struct rcmd *cmd, char *err, size_t errlen);
 
 /* The header decoders on their own (@len header bytes). They fill every header field of @cmd
- * and leave body and ser alone. Return 0 or FERRY_EPROTO with a reason in @err. */
+ * and leave body and ser alone (body_iov, a send-only field, is cleared). Return 0 or
+ * FERRY_EPROTO with a reason in @err. */
 int rcmd_decode_json(uint8_t *hdr, size_t len, struct rcmd *cmd, char *err, size_t errlen);
 int rcmd_decode_binary(const uint8_t *hdr, size_t len, struct rcmd *cmd, char *err, size_t errlen);
 

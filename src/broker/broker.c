@@ -1,0 +1,519 @@
+/* The broker object: configuration table and checks, start-up and clean shutdown, and the
+ * request dispatch table.
+ *
+ * Start: bind the main port (so that the store host in every record and msgId is the real
+ * address), open the store (recovery included), load config/topics.json,
+ * config/subscriptionGroup.json and config/consumerOffset.json, start the service thread and
+ * the metadata writer, mark the broker ready, register with the name servers (first round
+ * synchronous), start the registration thread. Until ready, requests get SYSTEM_ERROR "broker
+ * unable to service".
+ *
+ * Stop (broker_free): close the listening sockets and every connection, stop the service
+ * thread, stop the registration thread and unregister, stop the metadata writer, write the
+ * metadata files, close the store (flush + checkpoint + remove the abort file). A broker whose
+ * start failed is freed the same way, without writing metadata it never loaded. */
+#include "broker/broker_int.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- configuration -------------------------------------------------------------------- */
+
+static const char *const role_names[] = {"ASYNC_MASTER", "SYNC_MASTER", "SLAVE", NULL};
+
+#define F(k) offsetof(struct broker_config, k)
+#define STR(k, def, doc)                                                                           \
+    {                                                                                              \
+#k, CONF_STR, F(k), sizeof(((struct broker_config *)0)->k), def, 0, 0, NULL, 0, doc        \
+    }
+#define INT(k, def, lo, hi, doc)                                                                   \
+    {                                                                                              \
+#k, CONF_INT, F(k), 0, def, lo, hi, NULL, 0, doc                                           \
+    }
+#define LONG(k, def, lo, hi, doc)                                                                  \
+    {                                                                                              \
+#k, CONF_LONG, F(k), 0, def, lo, hi, NULL, 0, doc                                          \
+    }
+#define BOOL(k, def, doc)                                                                          \
+    {                                                                                              \
+#k, CONF_BOOL, F(k), 0, def, 0, 0, NULL, 0, doc                                            \
+    }
+
+const struct conf_def broker_conf_defs[] = {
+    STR(brokerClusterName, "DefaultCluster", "cluster this broker belongs to"),
+    STR(brokerName, "",
+        "broker name shared by a master and its slaves (empty: the host name, with characters "
+        "outside [A-Za-z0-9_-] replaced by -)"),
+    LONG(brokerId, "0", 0, INT32_MAX, "0 for a master, > 0 for a slave"),
+    STR(namesrvAddr, "", "name servers to register with, host:port;host:port (empty: none)"),
+    INT(listenPort, "10911", 0, 65535, "port for clients (0: any free port)"),
+    STR(bindAddress, "0.0.0.0", "FerryMQ: local address to listen on"),
+    STR(brokerIP1, "",
+        "IPv4 address advertised to clients and written into records and msgIds (empty: the "
+        "first non-loopback IPv4 address)"),
+    {"brokerRole", CONF_ENUM, F(brokerRole), 0, "ASYNC_MASTER", 0, 0, role_names, 0,
+     "ASYNC_MASTER, SYNC_MASTER (no slave yet: sends answer SLAVE_NOT_AVAILABLE) or SLAVE "
+     "(refuses sends); replication is not implemented yet"},
+    INT(brokerPermission, "6", 0, 7, "broker perm bits: 4 read, 2 write"),
+    BOOL(autoCreateTopicEnable, "true",
+         "create TBW102 (perm 7) so that producers may create topics by sending"),
+    BOOL(autoCreateSubscriptionGroup, "true", "create unknown consumer groups on first use"),
+    INT(defaultTopicQueueNums, "8", 1, 1024,
+        "queues of TBW102 (auto-created topics get min(4, "
+        "this))"),
+    BOOL(clusterTopicEnable, "true", "the cluster-name topic is readable and writable"),
+    BOOL(brokerTopicEnable, "true", "the broker-name topic is readable and writable"),
+    BOOL(traceTopicEnable, "false", "create the message trace topic"),
+    STR(msgTraceTopicName, "RMQ_SYS_TRACE_TOPIC", "name of the message trace topic"),
+    STR(regionId, "DefaultRegion", "MSG_REGION returned with every send"),
+    BOOL(traceOn, "true", "TRACE_ON returned with every send"),
+    INT(registerNameServerPeriod, "30000", 10000, 60000, "ms between REGISTER_BROKER rounds"),
+    INT(registerBrokerTimeoutMills, "6000", 100, 60000, "REGISTER_BROKER timeout, ms"),
+    INT(flushConsumerOffsetInterval, "5000", 100, 600000,
+        "ms between writes of config/consumerOffset.json"),
+    BOOL(longPollingEnable, "true",
+         "hold pulls until a message arrives (else shortPollingTimeMills)"),
+    LONG(shortPollingTimeMills, "1000", 1, 60000, "hold time of a pull when long polling is off"),
+    BOOL(notifyConsumerIdsChangedEnable, "true",
+         "send NOTIFY_CONSUMER_IDS_CHANGED when a consumer group changes"),
+    INT(accessMessageInMemoryMaxRatio, "40", 0, 100,
+        "% of RAM: queue data older than this is 'on disk' (QUERY_CONSUMER_OFFSET rule)"),
+    INT(maxTransferCountOnMessageInMemory, "32", 1, 1024, "most messages in one pull answer"),
+    INT(maxTransferBytesOnMessageInMemory, "262144", 1024, 16777216,
+        "most bytes in one pull answer (at least one message is always sent)"),
+    INT(defaultQueryMaxNum, "32", 1, 64, "messages returned by a unique-key QUERY_MESSAGE"),
+    INT(serverChannelMaxIdleTimeSeconds, "120", 0, 86400,
+        "close connections idle this long (0: never)"),
+    INT(serverSelectorThreads, "3", 1, 64, "I/O threads"),
+    INT(channelExpiredTimeout, "120000", 1000, 3600000,
+        "FerryMQ: ms without heartbeat before a client channel is dropped"),
+    BOOL(fastListenPortEnable, "false",
+         "FerryMQ: also listen on listenPort - 2 (the VIP port old Java clients use)"),
+    INT(haListenPort, "0", 0, 65535,
+        "HA port advertised to name servers as haServerAddr (0: listenPort + 1); replication "
+        "is not implemented yet"),
+    {NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+void broker_config_defaults(struct broker_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    conf_defaults(broker_conf_defs, cfg);
+    store_config_defaults(&cfg->store);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+int broker_conf_load_targets(const char *path, const struct conf_target *targets, int n, char *err,
+                             size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int rc = -errno;
+        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    char line[8192];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == '!')
+            continue;
+        char *sep = strpbrk(s, "=:");
+        if (!sep) {
+            snprintf(err, errlen, "%s:%d: expected key=value, got \"%s\"", path, lineno, s);
+            rc = FERRY_ECONFIG;
+            break;
+        }
+        *sep = 0;
+        char *key = trim(s), *val = trim(sep + 1);
+        char e2[512];
+        int r = FERRY_ENOTFOUND;
+        for (int i = 0; i < n && r == FERRY_ENOTFOUND; i++) {
+            const char *k = key;
+            if (targets[i].prefix) {
+                size_t pl = strlen(targets[i].prefix);
+                if (strncmp(key, targets[i].prefix, pl) != 0)
+                    continue;
+                k = key + pl;
+            }
+            r = conf_set(targets[i].defs, targets[i].obj, k, val, e2, sizeof e2);
+        }
+        if (r == FERRY_ENOTFOUND) {
+            log_warn(LOG_MAIN, "%s:%d: unknown key %s ignored", path, lineno, key);
+        } else if (r != 0) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
+            rc = r;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int broker_config_load(struct broker_config *cfg, const char *path, char *err, size_t errlen)
+{
+    struct conf_target t[2] = {{broker_conf_defs, cfg, NULL}, {store_conf_defs, &cfg->store, NULL}};
+    return broker_conf_load_targets(path, t, 2, err, errlen);
+}
+
+void broker_config_print(const struct broker_config *cfg, FILE *out)
+{
+    conf_print(broker_conf_defs, cfg, out);
+    conf_print(store_conf_defs, &cfg->store, out);
+}
+
+/* The first non-loopback IPv4 address of this host, or 127.0.0.1. */
+static void detect_ip(char *out, size_t cap)
+{
+    struct ifaddrs *ifs, *i;
+    snprintf(out, cap, "127.0.0.1");
+    if (getifaddrs(&ifs) != 0)
+        return;
+    for (i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) ||
+            !(i->ifa_flags & IFF_UP))
+            continue;
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out, (socklen_t)cap);
+        break;
+    }
+    freeifaddrs(ifs);
+}
+
+static int check_name(const char *key, const char *v, char *err, size_t errlen)
+{
+    if (!*v || strlen(v) > MSG_MAX_TOPIC_LEN || !broker_name_ok(v)) {
+        snprintf(err, errlen,
+                 "%s=%s: expected 1 to %d characters from letters, digits, %%, |, _ and -", key, v,
+                 MSG_MAX_TOPIC_LEN);
+        return FERRY_ECONFIG;
+    }
+    return 0;
+}
+
+static int check_namesrv(const char *v, char *err, size_t errlen)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, ";", &save); tok;
+         tok = strtok_r(NULL, ";", &save)) {
+        char *t = trim(tok);
+        if (!*t)
+            continue;
+        char *colon = strrchr(t, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (!colon || colon == t || !end || *end || end == colon + 1 || port < 1 || port > 65535) {
+            snprintf(err, errlen,
+                     "namesrvAddr=%s: \"%s\" is not host:port (expected "
+                     "host:port;host:port with ports 1-65535)",
+                     v, t);
+            return FERRY_ECONFIG;
+        }
+    }
+    return 0;
+}
+
+int broker_config_check(struct broker_config *cfg, char *err, size_t errlen)
+{
+    int rc;
+    if (!cfg->brokerName[0]) {
+        char host[256] = "broker";
+        gethostname(host, sizeof host - 1);
+        host[MSG_MAX_TOPIC_LEN] = 0;
+        for (char *p = host; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+                *p = '-';
+        snprintf(cfg->brokerName, sizeof cfg->brokerName, "%s", host[0] ? host : "broker");
+    }
+    if ((rc = check_name("brokerName", cfg->brokerName, err, errlen)) != 0 ||
+        (rc = check_name("brokerClusterName", cfg->brokerClusterName, err, errlen)) != 0 ||
+        (rc = check_namesrv(cfg->namesrvAddr, err, errlen)) != 0)
+        return rc;
+    if (cfg->traceTopicEnable &&
+        (rc = check_name("msgTraceTopicName", cfg->msgTraceTopicName, err, errlen)) != 0)
+        return rc;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!cfg->brokerIP1[0]) {
+        detect_ip(cfg->brokerIP1, sizeof cfg->brokerIP1);
+    } else if (inet_pton(AF_INET, cfg->brokerIP1, &a4) != 1) {
+        snprintf(err, errlen,
+                 "brokerIP1=%s: expected an IPv4 address (clients decode 4-byte store hosts)",
+                 cfg->brokerIP1);
+        return FERRY_ECONFIG;
+    }
+    if (inet_pton(AF_INET, cfg->bindAddress, &a4) != 1 &&
+        inet_pton(AF_INET6, cfg->bindAddress, &a6) != 1) {
+        snprintf(err, errlen, "bindAddress=%s: expected an IPv4 or IPv6 address", cfg->bindAddress);
+        return FERRY_ECONFIG;
+    }
+    if (cfg->brokerRole == BROKER_SLAVE && cfg->brokerId <= 0) {
+        snprintf(err, errlen,
+                 "brokerId=%" PRId64 ": a broker with brokerRole=SLAVE needs "
+                 "brokerId > 0",
+                 cfg->brokerId);
+        return FERRY_ECONFIG;
+    }
+    if (cfg->brokerRole != BROKER_SLAVE && cfg->brokerId != 0) {
+        log_warn(LOG_BROKER, "brokerId=%" PRId64 " ignored: a master's brokerId is 0",
+                 cfg->brokerId);
+        cfg->brokerId = 0;
+    }
+    return 0;
+}
+
+/* ---- life cycle ----------------------------------------------------------------------- */
+
+int broker_ready(broker_t *b, conn_t *conn, const struct rcmd *req)
+{
+    if (atomic_load_explicit(&b->ready, memory_order_acquire))
+        return 1;
+    broker_respond(conn, req, RESP_SYSTEM_ERROR,
+                   "broker unable to service, until the message store is open");
+    return 0;
+}
+
+void broker_persist(broker_t *b, int offsets)
+{
+    topics_persist(b);
+    groups_persist(b);
+    if (offsets)
+        offsets_persist(b);
+}
+
+int broker_new(const struct broker_config *cfg, broker_t **out, char *err, size_t errlen)
+{
+    broker_t *b = ferry_calloc(1, sizeof *b);
+    b->cfg = *cfg;
+    int rc = broker_config_check(&b->cfg, err, errlen);
+    pthread_rwlock_init(&b->topics.lock, NULL);
+    pthread_mutex_init(&b->groups.mu, NULL);
+    pthread_mutex_init(&b->offsets.mu, NULL);
+    pthread_mutex_init(&b->offsets.wmu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&b->offsets.wcond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    pthread_mutex_init(&b->clients.mu, NULL);
+    pthread_mutex_init(&b->stats.mu, NULL);
+    pthread_mutex_init(&b->persist_mu, NULL);
+    clients_init(b);
+    holds_init(b);
+    if (rc == 0)
+        rc = broker_reg_init(b, err, errlen);
+    else
+        broker_reg_init(b, NULL, 0);
+    if (rc) {
+        broker_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+struct handler_def {
+    int32_t code;
+    remoting_handler_fn fn;
+};
+
+static const struct handler_def handlers[] = {
+    {REQ_SEND_MESSAGE, broker_on_send},
+    {REQ_SEND_MESSAGE_V2, broker_on_send},
+    {REQ_SEND_BATCH_MESSAGE, broker_on_send},
+    {REQ_PULL_MESSAGE, broker_on_pull},
+    {REQ_QUERY_MESSAGE, broker_on_query_message},
+    {REQ_QUERY_CONSUMER_OFFSET, broker_on_query_consumer_offset},
+    {REQ_UPDATE_CONSUMER_OFFSET, broker_on_update_consumer_offset},
+    {REQ_UPDATE_AND_CREATE_TOPIC, broker_on_create_topic},
+    {REQ_GET_ALL_TOPIC_CONFIG, broker_on_all_topic_config},
+    {REQ_GET_BROKER_CONFIG, broker_on_broker_config},
+    {REQ_GET_BROKER_RUNTIME_INFO, broker_on_runtime_info},
+    {REQ_SEARCH_OFFSET_BY_TIMESTAMP, broker_on_search_offset},
+    {REQ_GET_MAX_OFFSET, broker_on_get_max_offset},
+    {REQ_GET_MIN_OFFSET, broker_on_get_min_offset},
+    {REQ_GET_EARLIEST_MSG_STORETIME, broker_on_earliest_time},
+    {REQ_VIEW_MESSAGE_BY_ID, broker_on_view_message},
+    {REQ_HEART_BEAT, broker_on_heartbeat},
+    {REQ_UNREGISTER_CLIENT, broker_on_unregister_client},
+    {REQ_CONSUMER_SEND_MSG_BACK, broker_on_send_back},
+    {REQ_END_TRANSACTION, broker_on_end_transaction},
+    {REQ_GET_CONSUMER_LIST_BY_GROUP, broker_on_consumer_list},
+    {REQ_LOCK_BATCH_MQ, broker_on_lock_batch},
+    {REQ_UNLOCK_BATCH_MQ, broker_on_unlock_batch},
+    {REQ_CHECK_CLIENT_CONFIG, broker_on_check_client_config},
+    {REQ_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, broker_on_create_group},
+    {REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG, broker_on_all_group_config},
+    {REQ_GET_TOPIC_STATS_INFO, broker_on_topic_stats},
+    {REQ_GET_CONSUMER_CONNECTION_LIST, broker_on_consumer_connection_list},
+    {REQ_GET_PRODUCER_CONNECTION_LIST, broker_on_producer_connection_list},
+    {REQ_DELETE_SUBSCRIPTIONGROUP, broker_on_delete_group},
+    {REQ_GET_CONSUME_STATS, broker_on_consume_stats},
+    {REQ_DELETE_TOPIC_IN_BROKER, broker_on_delete_topic},
+    {REQ_GET_CONSUMER_RUNNING_INFO, broker_on_consumer_running_info},
+};
+
+static int start_server(broker_t *b, int port, remoting_server_t **out, char *err, size_t errlen)
+{
+    struct remoting_server_config sc;
+    remoting_server_config_init(&sc);
+    sc.bind_addr = b->cfg.bindAddress;
+    sc.port = port;
+    sc.io_threads = b->cfg.serverSelectorThreads;
+    sc.idle_close_seconds = b->cfg.serverChannelMaxIdleTimeSeconds;
+    sc.on_close = clients_on_close;
+    sc.hook_arg = b;
+    int rc = remoting_server_new(&sc, out);
+    if (rc) {
+        snprintf(err, errlen, "remoting server: %s", ferry_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+        remoting_server_register(*out, handlers[i].code, handlers[i].fn, b);
+    char msg[256] = "";
+    rc = remoting_server_start(*out, msg, sizeof msg);
+    if (rc)
+        snprintf(err, errlen, "listen on %s:%d: %s", b->cfg.bindAddress, port,
+                 msg[0] ? msg : ferry_strerror(rc));
+    return rc;
+}
+
+int broker_start(broker_t *b, char *err, size_t errlen)
+{
+    int rc;
+    b->start_ms = clock_wall_ms();
+    if ((rc = start_server(b, b->cfg.listenPort, &b->srv, err, errlen)) != 0)
+        return rc;
+    b->port = remoting_server_port(b->srv);
+    snprintf(b->ip, sizeof b->ip, "%s", b->cfg.brokerIP1);
+    snprintf(b->addr, sizeof b->addr, "%s:%d", b->ip, b->port);
+    snprintf(b->ha_addr, sizeof b->ha_addr, "%s:%d", b->ip,
+             b->cfg.haListenPort ? b->cfg.haListenPort : b->port + 1);
+    snprintf(b->cfg.store.storeHost, sizeof b->cfg.store.storeHost, "%s", b->addr);
+
+    char msg[1024] = "";
+    if ((rc = store_open(&b->cfg.store, &b->store, msg, sizeof msg)) != 0) {
+        snprintf(err, errlen, "cannot open the store: %s", msg);
+        return rc;
+    }
+    snprintf(b->config_dir, sizeof b->config_dir, "%s/config", b->cfg.store.storePathRootDir);
+    if ((rc = fs_mkdirs(b->config_dir)) != 0) {
+        snprintf(err, errlen, "create %s: %s", b->config_dir, ferry_strerror(rc));
+        return rc;
+    }
+    if ((rc = topics_init(b, err, errlen)) != 0 || (rc = groups_init(b, err, errlen)) != 0 ||
+        (rc = offsets_init(b, err, errlen)) != 0)
+        return rc;
+    b->mem_budget = broker_phys_mem() / 100 * b->cfg.accessMessageInMemoryMaxRatio;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    b->stats.yday = tm.tm_yday;
+    store_set_arrive_cb(b->store, holds_on_arrive, b);
+    if ((rc = pthread_create(&b->svc_thread, NULL, broker_svc_main, b)) != 0) {
+        snprintf(err, errlen, "start the service thread: %s", strerror(rc));
+        return -rc;
+    }
+    b->svc_started = 1;
+    if ((rc = offsets_start(b)) != 0) {
+        snprintf(err, errlen, "start the metadata writer thread: %s", ferry_strerror(rc));
+        return rc;
+    }
+    atomic_store_explicit(&b->ready, 1, memory_order_release);
+    if ((rc = broker_reg_start(b)) != 0) {
+        snprintf(err, errlen, "start the registration thread: %s", ferry_strerror(rc));
+        return rc;
+    }
+    if (b->cfg.fastListenPortEnable && b->cfg.listenPort > 2) {
+        if ((rc = start_server(b, b->cfg.listenPort - 2, &b->fast_srv, err, errlen)) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (the VIP port; set fastListenPortEnable=false)");
+            return rc;
+        }
+    }
+    log_info(LOG_BROKER, "broker %s (cluster %s, %s) serving at %s, store %s, name servers: %s",
+             b->cfg.brokerName, b->cfg.brokerClusterName, role_names[b->cfg.brokerRole], b->addr,
+             b->cfg.store.storePathRootDir, b->cfg.namesrvAddr[0] ? b->cfg.namesrvAddr : "none");
+    return 0;
+}
+
+int broker_port(const broker_t *b)
+{
+    return b->port;
+}
+
+const char *broker_addr(const broker_t *b)
+{
+    return b->addr;
+}
+
+store_t *broker_store(broker_t *b)
+{
+    return b->store;
+}
+
+void broker_free(broker_t *b)
+{
+    if (!b)
+        return;
+    atomic_store(&b->stopping, 1);
+    remoting_server_free(b->fast_srv);
+    remoting_server_free(b->srv);
+    if (b->svc_started) {
+        pthread_mutex_lock(&b->holds.mu);
+        b->holds.stop = 1;
+        pthread_cond_signal(&b->holds.cond);
+        pthread_mutex_unlock(&b->holds.mu);
+        pthread_join(b->svc_thread, NULL);
+    }
+    holds_drain(b);
+    broker_reg_stop(b);
+    offsets_stop(b);
+    if (atomic_load(&b->ready)) {
+        broker_persist(b, 1);
+        log_info(LOG_BROKER, "broker %s stopped; metadata written", b->cfg.brokerName);
+    }
+    store_close(b->store);
+    broker_reg_close(b);
+    holds_close(b);
+    clients_close(b);
+    topics_close(b);
+    groups_close(b);
+    offsets_close(b);
+    pthread_rwlock_destroy(&b->topics.lock);
+    pthread_mutex_destroy(&b->groups.mu);
+    pthread_mutex_destroy(&b->offsets.mu);
+    pthread_mutex_destroy(&b->offsets.wmu);
+    pthread_cond_destroy(&b->offsets.wcond);
+    pthread_mutex_destroy(&b->clients.mu);
+    pthread_mutex_destroy(&b->stats.mu);
+    pthread_mutex_destroy(&b->persist_mu);
+    ferry_free(b);
+}

@@ -1,0 +1,121 @@
+/* The FerryMQ broker: receives, stores and serves messages for RocketMQ 4.x clients
+ * (protocol/REMOTING.md §2.4-§8), on top of one message store (store.h).
+ *
+ * Life cycle: broker_config_defaults() -> (broker_config_load() / conf_set()) -> broker_new() ->
+ * broker_start() -> ... -> broker_free(). broker_start() binds the listening port, opens the
+ * store (recovering it if needed), loads the metadata files under <storePathRootDir>/config,
+ * creates the system topics, starts the service threads and registers with every name server
+ * in namesrvAddr. broker_free() is the clean shutdown: stop accepting and close connections,
+ * unregister from the name servers, persist consumer offsets, topics and subscription groups,
+ * close the store (which removes its abort file).
+ *
+ * Threads: besides the remoting I/O threads (request handlers) and the store's own threads, a
+ * broker runs a service thread (long-polling holds, client expiry, statistics), a metadata
+ * writer (consumer offsets, topics, subscription groups) and a registration thread
+ * (REGISTER_BROKER every registerNameServerPeriod and after every topic change). The functions
+ * here are for the owning thread only (not concurrently on one broker). */
+#ifndef FERRY_BROKER_BROKER_H
+#define FERRY_BROKER_BROKER_H
+
+#include "common/conf.h"
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct broker broker_t;
+
+enum broker_role { BROKER_ASYNC_MASTER, BROKER_SYNC_MASTER, BROKER_SLAVE };
+
+/* The broker keys of broker.conf (RocketMQ's names; see broker_conf_defs and docs/config.md),
+ * plus the store's configuration. */
+struct broker_config {
+    char brokerClusterName[128];
+    char brokerName[128]; /* empty: the host name */
+    int64_t brokerId;
+    char namesrvAddr[1024]; /* "host:port;host:port" */
+    int32_t listenPort;     /* 0: any free port (tests), see broker_port() */
+    char bindAddress[64];   /* FerryMQ: local address to listen on */
+    char brokerIP1[64];     /* empty: the first non-loopback IPv4 address */
+    int brokerRole;         /* enum broker_role */
+    int32_t brokerPermission;
+    int autoCreateTopicEnable;
+    int autoCreateSubscriptionGroup;
+    int32_t defaultTopicQueueNums;
+    int clusterTopicEnable;
+    int brokerTopicEnable;
+    int traceTopicEnable;
+    char msgTraceTopicName[128];
+    char regionId[64];
+    int traceOn;
+    int32_t registerNameServerPeriod;
+    int32_t registerBrokerTimeoutMills;
+    int32_t flushConsumerOffsetInterval;
+    int longPollingEnable;
+    int64_t shortPollingTimeMills;
+    int notifyConsumerIdsChangedEnable;
+    int32_t accessMessageInMemoryMaxRatio;
+    int32_t maxTransferCountOnMessageInMemory;
+    int32_t maxTransferBytesOnMessageInMemory;
+    int32_t defaultQueryMaxNum;
+    int32_t serverChannelMaxIdleTimeSeconds;
+    int32_t serverSelectorThreads;
+    int32_t channelExpiredTimeout; /* ms without heartbeat before a client channel is dropped */
+    int fastListenPortEnable;      /* FerryMQ: also listen on listenPort - 2 (the "VIP" port) */
+    int32_t haListenPort;          /* advertised as haServerAddr; 0: listenPort + 1 */
+    struct store_config store;
+};
+
+/* The broker keys (offsets into struct broker_config; the store's keys are store_conf_defs,
+ * offsets into struct store_config). */
+extern const struct conf_def broker_conf_defs[];
+
+/* Every key to its default (brokerName: the host name). */
+void broker_config_defaults(struct broker_config *cfg);
+
+/* One table of a multi-table properties file: keys are tried against each target in order;
+ * a target with a @prefix only takes keys that start with it (the prefix is stripped). */
+struct conf_target {
+    const struct conf_def *defs;
+    void *obj;
+    const char *prefix; /* NULL: any key */
+};
+
+/* Load a `key=value` properties file into several tables (first target that knows a key wins;
+ * a key no target knows is warned about). Returns 0, or FERRY_ECONFIG / -errno with @err naming
+ * the file, line, key, value and what is allowed. */
+int broker_conf_load_targets(const char *path, const struct conf_target *targets, int n, char *err,
+                             size_t errlen);
+
+/* Load broker.conf: the broker keys, then the store keys. Same errors. */
+int broker_config_load(struct broker_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Check the values that the tables cannot (namesrvAddr syntax, brokerIP1, names, brokerRole vs
+ * brokerId), fill in derived defaults (brokerIP1 detection; brokerId 0 for masters).
+ * Returns 0 or FERRY_ECONFIG with @err naming the key and the allowed values. */
+int broker_config_check(struct broker_config *cfg, char *err, size_t errlen);
+
+/* Print the effective configuration (broker keys, then store keys) as `key=value`. */
+void broker_config_print(const struct broker_config *cfg, FILE *out);
+
+/* A broker with a copy of @cfg (checked with broker_config_check()). Nothing is opened yet.
+ * Returns 0 or FERRY_ECONFIG with @err set. */
+int broker_new(const struct broker_config *cfg, broker_t **out, char *err, size_t errlen);
+
+/* Listen, open the store, load the metadata, start the threads, register with the name
+ * servers. Returns 0 or a negative error with @err set; the broker can then only be freed. */
+int broker_start(broker_t *b, char *err, size_t errlen);
+
+/* The bound main port (the picked one when listenPort was 0); 0 before start. */
+int broker_port(const broker_t *b);
+
+/* "ip:port" that clients and name servers use (brokerIP1 and the bound port). */
+const char *broker_addr(const broker_t *b);
+
+/* The store (NULL before start). For tests and the standalone launcher. */
+store_t *broker_store(broker_t *b);
+
+/* Clean shutdown as described above, then free. NULL is a no-op. */
+void broker_free(broker_t *b);
+
+#endif
