@@ -10,7 +10,7 @@ CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan run test test-normal test-asan test-fuzz fuzz bench-store format docs clean
+.PHONY: all deps build build-asan run test test-normal test-asan test-fuzz fuzz bench-store bench-e2e format docs clean
 
 all: build
 
@@ -55,6 +55,9 @@ test-fuzz:
 
 bench-store: build
 	./bench/bench_store.sh $(BUILD)
+
+bench-e2e: build
+	./bench/bench_e2e.sh $(BUILD)
 
 docs: build
 	./$(BUILD)/tools/ferrymq --doc-config > docs/config.md

@@ -9,7 +9,8 @@
 #   bench/bench_e2e.sh [builddir]          builddir defaults to build
 #
 # Environment:
-#   FERRY_BENCH_SECS=s   seconds per case (default 5)
+#   FERRY_BENCH_SECS=s   seconds per run of a case (default 3)
+#   FERRY_BENCH_RUNS=n   runs per send case, medians printed (default 3)
 #   FERRY_BENCH_DIR=dir  where the temporary store goes (default bench/out; must be a real disk
 #                        for SYNC_FLUSH numbers to mean anything)
 set -eu
@@ -50,6 +51,6 @@ fi
 
 out=${FERRY_BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
-echo "bench_e2e: ferrymq from $build, store under $out, $(nproc) cores, ${FERRY_BENCH_SECS:-5} s per case"
+echo "bench_e2e: ferrymq from $build, store under $out, $(nproc) cores, ${FERRY_BENCH_RUNS:-3} x ${FERRY_BENCH_SECS:-3} s per case"
 FERRY_FERRYMQ_BIN="$build/tools/ferrymq" FERRY_BENCH_ECHO_BIN="$echo_bin" FERRY_BENCH_DIR="$out" \
     exec node "$here/bench_e2e.js"

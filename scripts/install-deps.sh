@@ -8,8 +8,9 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-# Node.js runs the compatibility tests (the ali-ons client from npm); any Node >= 16 will do,
-# so Debian's package is installed only when no node is on the PATH.
+# Node.js runs the compatibility tests (the ali-ons client from npm) and needs to be 18 or
+# newer (Debian bookworm's is 18), so Debian's package is installed only when no node is on
+# the PATH.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
