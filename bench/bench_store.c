@@ -305,6 +305,9 @@ static void bench_config(struct store_config *cfg, const char *root, int flush)
     store_config_defaults(cfg);
     snprintf(cfg->storePathRootDir, sizeof cfg->storePathRootDir, "%s", root);
     cfg->flushDiskType = flush;
+    /* Development switch to compare the two append paths. */
+    if (getenv("FERRY_BENCH_PWRITE"))
+        cfg->writeWithoutMmap = atoi(getenv("FERRY_BENCH_PWRITE"));
     cfg->mappedFileSizeCommitLog = P->seg;
     cfg->messageIndexEnable = 1; /* realistic, with smaller index files than the default */
     cfg->maxHashSlotNum = P->hash_slots;

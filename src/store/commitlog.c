@@ -279,6 +279,22 @@ struct enc {
     struct msg_crc_parts crc;
 };
 
+/* Put bytes into a segment: a copy into the mapping, or a pwrite(2) (readers still read the
+ * mapping, which shares the page cache). A dirtied shared mapping is written back page by
+ * page with write-protect faults, which makes each group-commit fdatasync several times
+ * slower than after pwrite (bench-store, SYNC 64 threads: 0.17-0.38 vs 0.57-0.67 of the raw
+ * write+fdatasync rate); under ASYNC_FLUSH the syscall under the lock costs more than it saves.
+ * @locks put_lock */
+static int write_at(store_t *st, struct mfile *seg, int64_t pos, const void *buf, size_t len)
+{
+    int mode = st->cfg.writeWithoutMmap;
+    if (mode == WRITE_MMAP || (mode == WRITE_AUTO && !st->sync)) {
+        memcpy(seg->base + pos, buf, len);
+        return 0;
+    }
+    return fs_pwrite_all(seg->fd, buf, len, (off_t)pos);
+}
+
 static int check_msg(store_t *st, const struct store_msg *m)
 {
     size_t tl = m->topic ? strlen(m->topic) : 0;
@@ -344,9 +360,10 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
             rc = take_next_segment(st);
         while (rc == -EAGAIN && ++tries < 3);
         if (rc == 0 && seg) {
-            uint8_t *p = seg->base + pos;
-            be32_put(p, (uint32_t)(st->seg_size - pos));
-            be32_put(p + 4, MSG_MAGIC_BLANK);
+            uint8_t blank[MSG_BLANK_LEN];
+            be32_put(blank, (uint32_t)(st->seg_size - pos));
+            be32_put(blank + 4, MSG_MAGIC_BLANK);
+            rc = write_at(st, seg, pos, blank, sizeof blank);
         }
         if (rc == -ENOSPC || rc == -EDQUOT)
             rc = FERRY_EDISKFULL;
@@ -375,7 +392,13 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
         res[i].size = (int32_t)enc[i].len;
         res[i].store_ts = ts;
     }
-    memcpy(seg->base + pos, buf, total);
+    if ((rc = write_at(st, seg, pos, buf, total)) != 0) {
+        pthread_mutex_unlock(&st->put_lock);
+        if (enc != stack_enc)
+            ferry_free(enc);
+        commitlog_fence(st, rc, "CommitLog write");
+        return FERRY_EFENCED;
+    }
     st->write_pos += (int64_t)total;
     if (w) {
         /* Join the waiters before the flusher can see the new end: a flush that covered it

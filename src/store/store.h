@@ -22,6 +22,7 @@
 typedef struct store store_t;
 
 enum flush_disk_type { ASYNC_FLUSH, SYNC_FLUSH };
+enum write_mode { WRITE_MMAP, WRITE_PWRITE, WRITE_AUTO };
 
 /* Configuration, with RocketMQ's key names (see store_conf_defs and docs/config.md). */
 struct store_config {
@@ -50,6 +51,7 @@ struct store_config {
     int cleanFileForciblyEnable; /* opt-in: delete unexpired segments under disk pressure */
     int32_t deleteFileBatchMax;
     int checkCRCOnRecover;
+    int writeWithoutMmap; /* enum write_mode: how appends reach the segment */
     int enabledAppendPropCRC;
     char storeHost[64];         /* "ip:port" written as STOREHOST */
     int32_t debugSyncDelayMs;   /* hidden test knob: sleep before each CommitLog sync */

@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 static const char *const flush_names[] = {"ASYNC_FLUSH", "SYNC_FLUSH", NULL};
+static const char *const wwm_names[] = {"false", "true", "auto", NULL};
 
 #define F(k) offsetof(struct store_config, k)
 #define STR(k, def, doc)                                                                           \
@@ -61,6 +62,9 @@ const struct conf_def store_conf_defs[] = {
          "opt in to deleting UNEXPIRED (maybe unconsumed) segments under disk pressure"),
     INT(deleteFileBatchMax, "10", 1, 1000, "segments deleted per expiry round"),
     BOOL(checkCRCOnRecover, "true", "check body and record CRCs during recovery"),
+    {"writeWithoutMmap", CONF_ENUM, F(writeWithoutMmap), 0, "auto", 0, 0, wwm_names, 0,
+     "append with pwrite(2) (true) or by copying into the mapped segment (false); auto: "
+     "pwrite under SYNC_FLUSH (its fdatasync is several times faster), copy under ASYNC_FLUSH"},
     BOOL(enabledAppendPropCRC, "true",
          "append the whole-record CRC property __CRC32# (do not turn on for a store written "
          "without it)"),
