@@ -90,7 +90,7 @@ int main(int argc, char **argv)
     struct conf_target t[2] = {{broker_conf_defs, &cfg, NULL}, {store_conf_defs, &cfg.store, NULL}};
     int nt = 2;
 #endif
-    if (conf && broker_conf_load_targets(conf, t, nt, err, sizeof err) != 0) {
+    if (conf && conf_load_targets(conf, t, nt, err, sizeof err) != 0) {
         fprintf(stderr, "ferrymq: %s\n", err);
         return 1;
     }

@@ -37,23 +37,12 @@
 
 static const char *const role_names[] = {"ASYNC_MASTER", "SYNC_MASTER", "SLAVE", NULL};
 
-#define F(k) offsetof(struct broker_config, k)
-#define STR(k, def, doc)                                                                           \
-    {                                                                                              \
-#k, CONF_STR, F(k), sizeof(((struct broker_config *)0)->k), def, 0, 0, NULL, 0, doc        \
-    }
-#define INT(k, def, lo, hi, doc)                                                                   \
-    {                                                                                              \
-#k, CONF_INT, F(k), 0, def, lo, hi, NULL, 0, doc                                           \
-    }
-#define LONG(k, def, lo, hi, doc)                                                                  \
-    {                                                                                              \
-#k, CONF_LONG, F(k), 0, def, lo, hi, NULL, 0, doc                                          \
-    }
-#define BOOL(k, def, doc)                                                                          \
-    {                                                                                              \
-#k, CONF_BOOL, F(k), 0, def, 0, 0, NULL, 0, doc                                            \
-    }
+#define F(k)        offsetof(struct broker_config, k)
+#define CONF_STRUCT struct broker_config
+#define STR         CONF_ROW_STR
+#define INT         CONF_ROW_INT
+#define LONG        CONF_ROW_LONG
+#define BOOL        CONF_ROW_BOOL
 
 const struct conf_def broker_conf_defs[] = {
     STR(brokerClusterName, "DefaultCluster", "cluster this broker belongs to"),
@@ -108,15 +97,8 @@ const struct conf_def broker_conf_defs[] = {
     INT(haListenPort, "0", 0, 65535,
         "HA port advertised to name servers as haServerAddr (0: listenPort + 1); replication "
         "is not implemented yet"),
-    {NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    CONF_ROW_END,
 };
-
-void broker_config_defaults(struct broker_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    conf_defaults(broker_conf_defs, cfg);
-    store_config_defaults(&cfg->store);
-}
 
 static char *trim(char *s)
 {
@@ -128,57 +110,17 @@ static char *trim(char *s)
     return s;
 }
 
-int broker_conf_load_targets(const char *path, const struct conf_target *targets, int n, char *err,
-                             size_t errlen)
+void broker_config_defaults(struct broker_config *cfg)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        int rc = -errno;
-        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(-rc));
-        return rc;
-    }
-    char line[8192];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *s = trim(line);
-        if (!*s || *s == '#' || *s == '!')
-            continue;
-        char *sep = strpbrk(s, "=:");
-        if (!sep) {
-            snprintf(err, errlen, "%s:%d: expected key=value, got \"%s\"", path, lineno, s);
-            rc = FERRY_ECONFIG;
-            break;
-        }
-        *sep = 0;
-        char *key = trim(s), *val = trim(sep + 1);
-        char e2[512];
-        int r = FERRY_ENOTFOUND;
-        for (int i = 0; i < n && r == FERRY_ENOTFOUND; i++) {
-            const char *k = key;
-            if (targets[i].prefix) {
-                size_t pl = strlen(targets[i].prefix);
-                if (strncmp(key, targets[i].prefix, pl) != 0)
-                    continue;
-                k = key + pl;
-            }
-            r = conf_set(targets[i].defs, targets[i].obj, k, val, e2, sizeof e2);
-        }
-        if (r == FERRY_ENOTFOUND) {
-            log_warn(LOG_MAIN, "%s:%d: unknown key %s ignored", path, lineno, key);
-        } else if (r != 0) {
-            snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
-            rc = r;
-        }
-    }
-    fclose(f);
-    return rc;
+    memset(cfg, 0, sizeof *cfg);
+    conf_defaults(broker_conf_defs, cfg);
+    store_config_defaults(&cfg->store);
 }
 
 int broker_config_load(struct broker_config *cfg, const char *path, char *err, size_t errlen)
 {
     struct conf_target t[2] = {{broker_conf_defs, cfg, NULL}, {store_conf_defs, &cfg->store, NULL}};
-    return broker_conf_load_targets(path, t, 2, err, errlen);
+    return conf_load_targets(path, t, 2, err, errlen);
 }
 
 void broker_config_print(const struct broker_config *cfg, FILE *out)

@@ -73,19 +73,7 @@ extern const struct conf_def broker_conf_defs[];
 /* Every key to its default (brokerName: the host name). */
 void broker_config_defaults(struct broker_config *cfg);
 
-/* One table of a multi-table properties file: keys are tried against each target in order;
- * a target with a @prefix only takes keys that start with it (the prefix is stripped). */
-struct conf_target {
-    const struct conf_def *defs;
-    void *obj;
-    const char *prefix; /* NULL: any key */
-};
-
-/* Load a `key=value` properties file into several tables (first target that knows a key wins;
- * a key no target knows is warned about). Returns 0, or FERRY_ECONFIG / -errno with @err naming
- * the file, line, key, value and what is allowed. */
-int broker_conf_load_targets(const char *path, const struct conf_target *targets, int n, char *err,
-                             size_t errlen);
+/* (Multi-table files, as ferrymq's, are read with conf_load_targets() from common/conf.h.) */
 
 /* Load broker.conf: the broker keys, then the store keys. Same errors. */
 int broker_config_load(struct broker_config *cfg, const char *path, char *err, size_t errlen);

@@ -114,8 +114,8 @@ static char *trim(char *s)
     return s;
 }
 
-int conf_load_file(const struct conf_def *defs, void *obj, const char *path, char *err,
-                   size_t errlen)
+int conf_load_targets(const char *path, const struct conf_target *targets, int n, char *err,
+                      size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -125,7 +125,7 @@ int conf_load_file(const struct conf_def *defs, void *obj, const char *path, cha
     }
     char line[8192];
     int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         char *s = trim(line);
         if (!*s || *s == '#' || *s == '!')
@@ -139,19 +139,33 @@ int conf_load_file(const struct conf_def *defs, void *obj, const char *path, cha
         *sep = 0;
         char *key = trim(s), *val = trim(sep + 1);
         char e2[512];
-        int r = conf_set(defs, obj, key, val, e2, sizeof e2);
+        int r = FERRY_ENOTFOUND;
+        for (int i = 0; i < n && r == FERRY_ENOTFOUND; i++) {
+            const char *k = key;
+            if (targets[i].prefix) {
+                size_t pl = strlen(targets[i].prefix);
+                if (strncmp(key, targets[i].prefix, pl) != 0)
+                    continue;
+                k = key + pl;
+            }
+            r = conf_set(targets[i].defs, targets[i].obj, k, val, e2, sizeof e2);
+        }
         if (r == FERRY_ENOTFOUND) {
             log_warn(LOG_MAIN, "%s:%d: unknown key %s ignored", path, lineno, key);
-            continue;
-        }
-        if (r != 0) {
+        } else if (r != 0) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
             rc = r;
-            break;
         }
     }
     fclose(f);
     return rc;
+}
+
+int conf_load_file(const struct conf_def *defs, void *obj, const char *path, char *err,
+                   size_t errlen)
+{
+    struct conf_target t = {defs, obj, NULL};
+    return conf_load_targets(path, &t, 1, err, errlen);
 }
 
 static void print_value(const struct conf_def *d, const void *obj, FILE *out)

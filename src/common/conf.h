@@ -35,6 +35,40 @@ int conf_set(const struct conf_def *defs, void *obj, const char *key, const char
  * Unknown keys are logged as warnings. Returns 0 or FERRY_ECONFIG / -errno with @err set. */
 int conf_load_file(const struct conf_def *defs, void *obj, const char *path, char *err,
                    size_t errlen);
+
+/* One table of a file that feeds several (ferrymq: name server, broker and store keys). A key
+ * is tried against each target in order; a target with a @prefix only takes keys that start
+ * with it (the prefix is stripped), e.g. "namesrv." for the name server's listenPort. */
+struct conf_target {
+    const struct conf_def *defs;
+    void *obj;
+    const char *prefix; /* NULL: any key */
+};
+int conf_load_targets(const char *path, const struct conf_target *targets, int n, char *err,
+                      size_t errlen);
+
+/* Table rows: in a file, `#define CONF_STRUCT struct my_config` first. */
+#define CONF_ROW_STR(k, def, doc)                                                                  \
+    {                                                                                              \
+#k, CONF_STR, offsetof(CONF_STRUCT, k), sizeof(((CONF_STRUCT *)0)->k), def, 0, 0, NULL, 0, \
+            doc                                                                                    \
+    }
+#define CONF_ROW_INT(k, def, lo, hi, doc)                                                          \
+    {                                                                                              \
+#k, CONF_INT, offsetof(CONF_STRUCT, k), 0, def, lo, hi, NULL, 0, doc                       \
+    }
+#define CONF_ROW_LONG(k, def, lo, hi, doc)                                                         \
+    {                                                                                              \
+#k, CONF_LONG, offsetof(CONF_STRUCT, k), 0, def, lo, hi, NULL, 0, doc                      \
+    }
+#define CONF_ROW_BOOL(k, def, doc)                                                                 \
+    {                                                                                              \
+#k, CONF_BOOL, offsetof(CONF_STRUCT, k), 0, def, 0, 0, NULL, 0, doc                        \
+    }
+#define CONF_ROW_END                                                                               \
+    {                                                                                              \
+        NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL                                                   \
+    }
 /* Print every non-hidden key as `key=value`. */
 void conf_print(const struct conf_def *defs, const void *obj, FILE *out);
 /* Print a Markdown table of the keys (for docs/config.md). */

@@ -19,23 +19,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define F(k) offsetof(struct namesrv_config, k)
-#define STR(k, def, doc)                                                                           \
-    {                                                                                              \
-#k, CONF_STR, F(k), sizeof(((struct namesrv_config *)0)->k), def, 0, 0, NULL, 0, doc       \
-    }
-#define INT(k, def, lo, hi, doc)                                                                   \
-    {                                                                                              \
-#k, CONF_INT, F(k), 0, def, lo, hi, NULL, 0, doc                                           \
-    }
-#define LONG(k, def, lo, hi, doc)                                                                  \
-    {                                                                                              \
-#k, CONF_LONG, F(k), 0, def, lo, hi, NULL, 0, doc                                          \
-    }
-#define BOOL(k, def, doc)                                                                          \
-    {                                                                                              \
-#k, CONF_BOOL, F(k), 0, def, 0, 0, NULL, 0, doc                                            \
-    }
+#define F(k)        offsetof(struct namesrv_config, k)
+#define CONF_STRUCT struct namesrv_config
+#define STR         CONF_ROW_STR
+#define INT         CONF_ROW_INT
+#define LONG        CONF_ROW_LONG
+#define BOOL        CONF_ROW_BOOL
 
 const struct conf_def namesrv_conf_defs[] = {
     STR(rocketmqHome, "", "base directory for kvConfigPath (empty: the working directory)"),
@@ -56,7 +45,7 @@ const struct conf_def namesrv_conf_defs[] = {
     BOOL(routeJsonAlwaysStandard, "false",
          "send standard JSON (quoted integer keys) in routes and cluster info to every client, "
          "not only to clients >= 4.9.4 or asking with acceptStandardJsonOnly"),
-    {NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    CONF_ROW_END,
 };
 
 void namesrv_config_defaults(struct namesrv_config *cfg)

@@ -6,23 +6,12 @@
 static const char *const flush_names[] = {"ASYNC_FLUSH", "SYNC_FLUSH", NULL};
 static const char *const wwm_names[] = {"false", "true", "auto", NULL};
 
-#define F(k) offsetof(struct store_config, k)
-#define STR(k, def, doc)                                                                           \
-    {                                                                                              \
-#k, CONF_STR, F(k), sizeof(((struct store_config *)0)->k), def, 0, 0, NULL, 0, doc         \
-    }
-#define INT(k, def, lo, hi, doc)                                                                   \
-    {                                                                                              \
-#k, CONF_INT, F(k), 0, def, lo, hi, NULL, 0, doc                                           \
-    }
-#define LONG(k, def, lo, hi, doc)                                                                  \
-    {                                                                                              \
-#k, CONF_LONG, F(k), 0, def, lo, hi, NULL, 0, doc                                          \
-    }
-#define BOOL(k, def, doc)                                                                          \
-    {                                                                                              \
-#k, CONF_BOOL, F(k), 0, def, 0, 0, NULL, 0, doc                                            \
-    }
+#define F(k)        offsetof(struct store_config, k)
+#define CONF_STRUCT struct store_config
+#define STR         CONF_ROW_STR
+#define INT         CONF_ROW_INT
+#define LONG        CONF_ROW_LONG
+#define BOOL        CONF_ROW_BOOL
 
 const struct conf_def store_conf_defs[] = {
     STR(storePathRootDir, "./data",
@@ -73,7 +62,7 @@ const struct conf_def store_conf_defs[] = {
      "test only: sleep before each CommitLog sync"},
     {"debugSyncFailAfter", CONF_INT, F(debugSyncFailAfter), 0, "0", 0, INT32_MAX, NULL, CONF_HIDDEN,
      "test only: every CommitLog sync after the Nth fails with EIO"},
-    {NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    CONF_ROW_END,
 };
 
 void store_config_defaults(struct store_config *cfg)
