@@ -3,7 +3,10 @@
 set -eu
 cf=${1:-clang-format}
 cd "$(dirname "$0")/.."
-files=$(git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find src tests tools bench -name '*.[ch]')
+# Our source directories only: a build directory of any name may hold CMake's own C files.
+dirs="src include tests tools bench examples"
+files=$(git ls-files --cached --others --exclude-standard -- $dirs 2>/dev/null | grep '\.[ch]$' ||
+    find $dirs -name '*.[ch]' 2>/dev/null)
 bad=0
 for f in $files; do
     [ -f "$f" ] || continue
