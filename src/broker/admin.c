@@ -40,16 +40,6 @@ static void respond_i64(conn_t *conn, const struct rcmd *req, const char *key, i
     remoting_respond(conn, &resp);
 }
 
-static void respond_sb(conn_t *conn, const struct rcmd *req, struct sbuf *sb)
-{
-    struct rcmd resp;
-    rcmd_init_response(&resp, req, RESP_SUCCESS, NULL);
-    resp.body = (const uint8_t *)sb->p;
-    resp.body_len = sb->len;
-    remoting_respond(conn, &resp);
-    bsb_free(sb);
-}
-
 /* ---- consumer offsets ----------------------------------------------------------------- */
 
 /* Java checkInDiskByConsumeOffset(topic, qid, 0): is the entry at offset 0 farther behind the
@@ -397,7 +387,7 @@ void broker_on_all_topic_config(conn_t *conn, const struct rcmd *req, void *arg)
         return;
     bsb_init(&sb);
     topics_encode(b, &sb, 0);
-    respond_sb(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 static void mq_key(struct sbuf *sb, broker_t *b, const char *topic, int qid)
@@ -441,7 +431,7 @@ void broker_on_topic_stats(conn_t *conn, const struct rcmd *req, void *arg)
     }
     bsb_trim_comma(&sb);
     bsb_str(&sb, "}}");
-    respond_sb(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 /* ---- broker information --------------------------------------------------------------- */
@@ -551,7 +541,7 @@ void broker_on_runtime_info(conn_t *conn, const struct rcmd *req, void *arg)
                                                  : "ASYNC_MASTER");
     bsb_trim_comma(&sb);
     bsb_str(&sb, "}}");
-    respond_sb(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 void broker_on_broker_config(conn_t *conn, const struct rcmd *req, void *arg)
@@ -606,7 +596,7 @@ void broker_on_all_group_config(conn_t *conn, const struct rcmd *req, void *arg)
         return;
     bsb_init(&sb);
     groups_encode(b, &sb);
-    respond_sb(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 void broker_on_delete_group(conn_t *conn, const struct rcmd *req, void *arg)
@@ -662,5 +652,5 @@ void broker_on_consume_stats(conn_t *conn, const struct rcmd *req, void *arg)
     ferry_free(topics);
     bsb_trim_comma(&sb);
     bsb_str(&sb, "}}");
-    respond_sb(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }

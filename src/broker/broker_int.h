@@ -101,6 +101,8 @@ void bhdrs_i32(struct hdrs *h, const char *key, int32_t *out, int32_t def, int r
 void bhdrs_bool(struct hdrs *h, const char *key, int *out, int def);
 
 /* A response to @req with @code and a formatted remark; sent, and the send result returned. */
+/* SUCCESS with @sb as the body; frees @sb. */
+void broker_respond_sb(conn_t *conn, const struct rcmd *req, struct sbuf *sb);
 int broker_respond(conn_t *conn, const struct rcmd *req, int32_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

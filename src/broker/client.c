@@ -590,16 +590,6 @@ int clients_find_sub(broker_t *b, const char *group, const char *topic, int64_t 
 
 /* ---- lists ---------------------------------------------------------------------------- */
 
-static void respond_body(conn_t *conn, const struct rcmd *req, struct sbuf *sb)
-{
-    struct rcmd resp;
-    rcmd_init_response(&resp, req, RESP_SUCCESS, NULL);
-    resp.body = (const uint8_t *)sb->p;
-    resp.body_len = sb->len;
-    remoting_respond(conn, &resp);
-    bsb_free(sb);
-}
-
 void broker_on_consumer_list(conn_t *conn, const struct rcmd *req, void *arg)
 {
     broker_t *b = arg;
@@ -639,7 +629,7 @@ void broker_on_consumer_list(conn_t *conn, const struct rcmd *req, void *arg)
     }
     bsb_trim_comma(&sb);
     bsb_str(&sb, "]}");
-    respond_body(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 static void chans_json(struct sbuf *sb, const struct chan *chans, int n)
@@ -712,7 +702,7 @@ void broker_on_consumer_connection_list(conn_t *conn, const struct rcmd *req, vo
                        group);
         return;
     }
-    respond_body(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 void broker_on_producer_connection_list(conn_t *conn, const struct rcmd *req, void *arg)
@@ -744,7 +734,7 @@ void broker_on_producer_connection_list(conn_t *conn, const struct rcmd *req, vo
         broker_respond(conn, req, RESP_SYSTEM_ERROR, "the producer group[%s] not exist", group);
         return;
     }
-    respond_body(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 /* ---- GET_CONSUMER_RUNNING_INFO: forwarded to the consumer ------------------------------ */
@@ -935,7 +925,7 @@ void broker_on_lock_batch(conn_t *conn, const struct rcmd *req, void *arg)
     cJSON_Delete(doc);
     bsb_trim_comma(&sb);
     bsb_str(&sb, "]}");
-    respond_body(conn, req, &sb);
+    broker_respond_sb(conn, req, &sb);
 }
 
 void broker_on_unlock_batch(conn_t *conn, const struct rcmd *req, void *arg)

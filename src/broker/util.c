@@ -314,6 +314,16 @@ void bhdrs_bool(struct hdrs *h, const char *key, int *out, int def)
         *out = def;
 }
 
+void broker_respond_sb(conn_t *conn, const struct rcmd *req, struct sbuf *sb)
+{
+    struct rcmd resp;
+    rcmd_init_response(&resp, req, RESP_SUCCESS, NULL);
+    resp.body = (const uint8_t *)sb->p;
+    resp.body_len = sb->len;
+    remoting_respond(conn, &resp);
+    bsb_free(sb);
+}
+
 int broker_respond(conn_t *conn, const struct rcmd *req, int32_t code, const char *fmt, ...)
 {
     char remark[512];
