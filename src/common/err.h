@@ -15,7 +15,11 @@
     X(ENOTFOUND, -10008, "not found")                                                              \
     X(ECLOSED, -10009, "store is shut down")                                                       \
     X(EPROTO, -10010, "protocol error")                                                            \
-    X(ELOCKED, -10011, "store directory is locked by another process")
+    X(ELOCKED, -10011, "store directory is locked by another process")                             \
+    X(EUNKNOWN, -10012, "outcome unknown: sent, but no answer (the message may be stored)")        \
+    X(ENOTSTORED, -10013, "the broker refused the message (not stored)")                           \
+    X(ENOROUTE, -10014, "no route for the topic")                                                  \
+    X(ESHUTDOWN, -10015, "not started or shut down")
 
 enum ferry_err {
 #define FERRY_ERR_ENUM(name, val, text) FERRY_##name = (val),

@@ -1,0 +1,193 @@
+/* libferry: the FerryMQ C client (RocketMQ 4.x remoting protocol). This header is the manual.
+ *
+ * Producer life cycle:
+ *
+ *     struct ferry_producer_config cfg;
+ *     ferry_producer_config_init(&cfg);          // Java DefaultMQProducer defaults
+ *     snprintf(cfg.group, sizeof cfg.group, "PID_demo");
+ *     ferry_producer_t *p;
+ *     ferry_producer_new(&cfg, &p);              // validates, copies cfg
+ *     ferry_producer_start(p);                   // nothing is connected until the first send
+ *     ferry_send_sync(p, &msg, &res);            // any number of threads at once
+ *     ferry_producer_free(p);                    // shuts down if needed, then frees
+ *
+ * Outcomes. Every send ends in exactly one of three outcomes, and an unknown outcome is never
+ * reported as a failure:
+ *   - persisted: 0. The broker stored the message. res.status says whether durability was
+ *     confirmed (FERRY_SEND_OK) or not (flush/slave timeouts: stored, durability unconfirmed).
+ *   - not persisted: FERRY_ENOTSTORED (a broker answered with an error: res.broker_code and
+ *     res.remark say which), FERRY_ETOOBIG (over maxMessageSize, never sent), FERRY_ENOROUTE,
+ *     FERRY_EINVAL, FERRY_ESHUTDOWN, or a -errno from connecting (nothing was sent).
+ *   - unknown: FERRY_EUNKNOWN. A request was sent and no answer came (timeout, connection lost
+ *     after writing): the message may or may not be stored.
+ *
+ * Threads: a producer may be used from any number of threads at once, except that
+ * ferry_producer_shutdown() and ferry_producer_free() must not run concurrently with a send.
+ * Each connection (one per name server, one per broker address) has its own I/O thread;
+ * asynchronous callbacks run on those threads and must not block for long.
+ *
+ * Routes: a topic's route is fetched from the name servers (tried in turn) on its first send,
+ * and again, on the sending thread, once it is older than 30 s or after a send error; when the
+ * name servers do not know the topic, the route of TBW102 (4 queues per broker) is used so that
+ * the broker can auto-create it. A lost connection is reopened by the next send that needs it.
+ *
+ * Arguments are borrowed for the duration of the call; nothing is retained after it returns. */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes (negative). The library's internal table (src/common/err.h) defines the same
+ * names with the same values; a system error is a negative errno. */
+#ifndef FERRY_COMMON_ERR_H
+enum ferry_err {
+    FERRY_ETOOBIG = -10003,    /* message body over maxMessageSize; not sent */
+    FERRY_EINVAL = -10006,     /* invalid argument */
+    FERRY_ECONFIG = -10007,    /* invalid configuration */
+    FERRY_ENOTFOUND = -10008,  /* not found */
+    FERRY_EPROTO = -10010,     /* malformed answer */
+    FERRY_EUNKNOWN = -10012,   /* sent, no answer: the message may be stored */
+    FERRY_ENOTSTORED = -10013, /* a broker answered with an error: not stored */
+    FERRY_ENOROUTE = -10014,   /* no name server knows the topic (and no TBW102 fallback) */
+    FERRY_ESHUTDOWN = -10015,  /* producer not started, or shut down */
+};
+/* A static text for @rc (a FERRY_E* code or a negative errno). */
+const char *ferry_strerror(int rc);
+#endif
+
+/* ---- producer configuration ---- */
+
+struct ferry_producer_config {
+    char group[256];                      /* producer group; required */
+    char namesrvAddr[1024];               /* "host:port;host:port"; empty: env NAMESRV_ADDR */
+    int sendMsgTimeout;                   /* ms for a whole send incl. retries; default 3000 */
+    int retryTimesWhenSendFailed;         /* sync sends: extra attempts on another broker; 2 */
+    int retryTimesWhenSendAsyncFailed;    /* async sends: extra attempts before the request is
+                                           * written (connect failures); 2 */
+    int retryAnotherBrokerWhenNotStoreOK; /* retry when stored with a flush/slave timeout; 0 */
+    int compressMsgBodyOverHowmuch;       /* zlib-compress bodies of at least this size; 4096 */
+    int maxMessageSize;                   /* largest body accepted (before compression); 4 MiB */
+    int sendLatencyFaultEnable;           /* avoid slow/failed brokers for a while; 1 */
+};
+
+/* Set every field to its default (group empty). */
+void ferry_producer_config_init(struct ferry_producer_config *cfg);
+
+/* ---- messages ---- */
+
+/* A user property (name and value non-empty, without the bytes 0x01 and 0x02). */
+struct ferry_property {
+    const char *name;
+    const char *value;
+};
+
+struct ferry_message {
+    const char *topic; /* required */
+    const char *tags;  /* may be NULL */
+    const char *keys;  /* space-separated keys, may be NULL */
+    const void *body;  /* body_len bytes; body_len > 0 required */
+    size_t body_len;
+    const struct ferry_property *props; /* nprops user properties, may be NULL */
+    size_t nprops;
+    int delay_level; /* 0: none; 1..18: the broker's delay levels */
+    int32_t flag;    /* stored as is */
+};
+
+/* ---- send results ---- */
+
+#define FERRY_UNIQ_KEY_LEN 33 /* a UNIQ_KEY message id and its NUL */
+
+enum ferry_send_status {
+    FERRY_SEND_OK = 0,
+    FERRY_FLUSH_DISK_TIMEOUT = 1,  /* stored, flush to disk not confirmed in time */
+    FERRY_FLUSH_SLAVE_TIMEOUT = 2, /* stored, replication not confirmed in time */
+    FERRY_SLAVE_NOT_AVAILABLE = 3, /* stored, no slave to replicate to */
+};
+
+struct ferry_send_result {
+    enum ferry_send_status status; /* meaningful when the send returned 0 */
+    char msg_id[64];               /* the client's UNIQ_KEY (32 upper-hex characters) */
+    char offset_msg_id[128];       /* the broker's offset message id */
+    char broker_name[128];         /* the queue used */
+    int queue_id;
+    int64_t queue_offset;
+    int32_t broker_code; /* FERRY_ENOTSTORED: the broker's response code, else 0 */
+    char remark[256];    /* FERRY_ENOTSTORED: the broker's remark */
+};
+
+/* ---- producer ---- */
+
+typedef struct ferry_producer ferry_producer_t;
+
+/* A producer with a copy of @cfg. Fails with FERRY_ECONFIG when group is empty, namesrvAddr
+ * (after the NAMESRV_ADDR fallback) is empty or malformed, or a number is out of range.
+ * On 0, *@out is the producer (not started); otherwise *@out is NULL. */
+int ferry_producer_new(const struct ferry_producer_config *cfg, ferry_producer_t **out);
+
+/* Allow sends. Connections are opened lazily. Returns 0 or FERRY_ESHUTDOWN after shutdown. */
+int ferry_producer_start(ferry_producer_t *p);
+
+/* Close every connection. Pending asynchronous sends complete (with FERRY_EUNKNOWN) before
+ * this returns. Later sends return FERRY_ESHUTDOWN. Idempotent. Not from a send callback. */
+void ferry_producer_shutdown(ferry_producer_t *p);
+
+/* Shut down if needed and free. NULL is a no-op. Not from a send callback. */
+void ferry_producer_free(ferry_producer_t *p);
+
+/* Send @msg and wait. Picks a writable queue round-robin, skipping brokers that recently failed
+ * or were slow (sendLatencyFaultEnable), and retries on another broker up to
+ * retryTimesWhenSendFailed times within sendMsgTimeout. Returns 0 (res filled), or an error as
+ * described at the top. @res may be NULL. */
+int ferry_send_sync(ferry_producer_t *p, const struct ferry_message *msg,
+                    struct ferry_send_result *res);
+
+/* Completion of an asynchronous send: @rc is 0 (persisted, @res filled), FERRY_EUNKNOWN, or a
+ * not-persisted error. @res is valid only during the call. */
+typedef void (*ferry_send_cb)(int rc, const struct ferry_send_result *res, void *arg);
+
+/* Send @msg without waiting. When this returns 0, @cb is called exactly once, from a library
+ * thread, never before this returns. When this returns an error (not persisted, as for
+ * ferry_send_sync), @cb is never called. A broker error answer is not retried. */
+int ferry_send_async(ferry_producer_t *p, const struct ferry_message *msg, ferry_send_cb cb,
+                     void *arg);
+
+/* Send @msg and do not wait for any answer. 0 means written to a connection (the outcome
+ * stays unknown); an error means not sent. */
+int ferry_send_oneway(ferry_producer_t *p, const struct ferry_message *msg);
+
+/* Send @n messages (1..10000) of one topic as one batch (SEND_BATCH_MESSAGE, REMOTING.md §3.7)
+ * and wait: all are stored in one queue with consecutive offsets, or none is. Retries as
+ * ferry_send_sync(). Bodies are never compressed, delay levels and %RETRY% topics are refused
+ * (FERRY_EINVAL), and the bodies together must fit in maxMessageSize (FERRY_ETOOBIG).
+ * @ids (may be NULL) receives each message's UNIQ_KEY, in order. On 0, @res describes the
+ * first message: msg_id and offset_msg_id are its ids, queue_offset its offset (message i has
+ * queue_offset + i). */
+int ferry_send_batch(ferry_producer_t *p, const struct ferry_message *msgs, size_t n,
+                     char (*ids)[FERRY_UNIQ_KEY_LEN], struct ferry_send_result *res);
+
+/* Chooses a queue for @msg among @nqueues writable queues of its topic: returns an index in
+ * [0, nqueues). The queues are ordered by broker name, then queue id. */
+typedef int (*ferry_queue_selector)(int nqueues, const struct ferry_message *msg, void *arg);
+
+/* The selector for ordered messages: @arg is a NUL-terminated sharding key, and the index is
+ * abs(h % nqueues) with h Java's String.hashCode() of the key's bytes (the same queue as Java's
+ * SelectMessageQueueByHash for ASCII keys). */
+int ferry_select_by_hash(int nqueues, const struct ferry_message *msg, void *arg);
+
+/* Send @msg to one queue of its topic, once (no retry, no fault avoidance), and wait. With
+ * @sel, the queue is @sel(nqueues, msg, arg); with @sel NULL, it is @queue_index. An index out
+ * of range is FERRY_EINVAL. Otherwise as ferry_send_sync(). */
+int ferry_send_to_queue(ferry_producer_t *p, const struct ferry_message *msg,
+                        ferry_queue_selector sel, void *arg, int queue_index,
+                        struct ferry_send_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

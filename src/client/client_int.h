@@ -1,0 +1,118 @@
+/* libferry internals: route data, latency fault table, queue selection, UNIQ_KEY. */
+#ifndef FERRY_CLIENT_INT_H
+#define FERRY_CLIENT_INT_H
+
+#include "common/err.h"
+#include "ferry/ferry.h"
+#include "remoting/client.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLIENT_NAME_MAX      128
+#define CLIENT_ADDR_MAX      128
+#define ROUTE_REFRESH_MS     30000
+#define DEFAULT_TOPIC        "TBW102"
+#define DEFAULT_TOPIC_QUEUES 4
+
+/* One writable queue of a topic. */
+struct mq {
+    char broker[CLIENT_NAME_MAX];
+    int qid;
+};
+
+/* One broker of a route and its master address (empty when it has no master). */
+struct route_broker {
+    char name[CLIENT_NAME_MAX];
+    char addr[CLIENT_ADDR_MAX];
+};
+
+/* What the producer needs from a TopicRouteData: writable queues (sorted by broker name, then
+ * queue id) of brokers that have a master. */
+struct route {
+    struct mq *mqs;
+    int nmq;
+    struct route_broker *brokers;
+    int nbrokers;
+};
+
+/* Parse a TopicRouteData body (fastjson unquoted integer keys or standard JSON). Returns 0,
+ * FERRY_EPROTO. Free with route_clear(). @max_queues > 0 caps writeQueueNums per broker (the
+ * TBW102 fallback). */
+int route_parse(const char *json, size_t len, int max_queues, struct route *out);
+void route_clear(struct route *r);
+/* The master address of @broker, or NULL. */
+const char *route_addr(const struct route *r, const char *broker);
+
+/* Latency fault tolerance (Java MQFaultStrategy + LatencyFaultToleranceImpl). */
+struct fault_item {
+    char broker[CLIENT_NAME_MAX];
+    int64_t latency;
+    int64_t until; /* monotonic ms when it is available again */
+};
+struct fault_table {
+    struct fault_item *items;
+    int n, cap;
+};
+/* The not-available duration for a send that took @latency_ms. */
+int64_t fault_duration(int64_t latency_ms);
+/* Record a send to @broker: @isolation counts it as 30 s of latency (a failure). */
+void fault_update(struct fault_table *ft, const char *broker, int64_t latency_ms, int isolation,
+                  int64_t now);
+int fault_available(const struct fault_table *ft, const char *broker, int64_t now);
+void fault_clear(struct fault_table *ft);
+
+/* Pick a queue index of @r round-robin from *@counter. With @ft (fault avoidance on), skip
+ * unavailable brokers when an available one exists; prefer brokers other than @last (may be
+ * NULL). -1 when @r has no queue. */
+int mq_select(const struct route *r, const struct fault_table *ft, const char *last,
+              uint32_t *counter, int64_t now);
+
+/* A new UNIQ_KEY: 32 upper-hex characters + NUL (REMOTING.md §3.6). Thread-safe. */
+void uniq_key_new(char out[33]);
+
+/* Java String.hashCode() over the bytes of @s. */
+int32_t java_hash(const char *s);
+
+/* ---- route cache and connections (route.c) ---- */
+
+struct conn_slot {
+    char addr[CLIENT_ADDR_MAX];
+    remoting_client_t *cli;
+    pthread_mutex_t lock; /* serializes (re)connects */
+};
+
+struct route_entry {
+    char topic[CLIENT_NAME_MAX * 2];
+    struct route r;
+    int64_t fetched; /* monotonic ms; 0: stale */
+};
+
+struct route_cache {
+    pthread_mutex_t lock; /* guards everything below (not held across I/O) */
+    char **ns;            /* name server addresses */
+    int nns;
+    int ns_next;
+    struct conn_slot **conns; /* name servers and brokers, by address */
+    int nconns;
+    struct route_entry *routes;
+    int nroutes;
+    int closed;
+};
+
+int route_cache_init(struct route_cache *rc, const char *namesrv);
+/* Close every connection (pending requests fail). */
+void route_cache_close(struct route_cache *rc);
+void route_cache_destroy(struct route_cache *rc);
+/* A copy of the route of @topic (fetched when missing or older than 30 s; on TOPIC_NOT_EXIST
+ * the TBW102 route with at most 4 queues per broker). Returns 0, FERRY_ENOROUTE, -errno. */
+int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out);
+/* Refetch @topic's route on next use. */
+void route_cache_stale(struct route_cache *rc, const char *topic);
+/* A connected client for @addr (connects/reconnects within @timeout_ms). */
+int route_cache_conn(struct route_cache *rc, const char *addr, int timeout_ms,
+                     remoting_client_t **out);
+int route_copy(struct route *dst, const struct route *src);
+
+#endif

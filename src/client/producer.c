@@ -1,0 +1,668 @@
+/* The producer (protocol/REMOTING.md §2.4.1, §4, §6.2; behaviour of Java 4.9.8
+ * DefaultMQProducerImpl): validate, set UNIQ_KEY, compress, pick a queue (round-robin with
+ * latency fault avoidance), send SEND_MESSAGE_V2, retry on another broker. */
+#include "client/client_int.h"
+
+#include "common/alloc.h"
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "remoting/codes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define SYSFLAG_COMPRESSED 0x1
+#define SYSFLAG_ZLIB       0x300 /* compression type bits, as Java >= 4.9.4 */
+#define COMPRESS_LEVEL     5
+
+struct ferry_producer {
+    struct ferry_producer_config cfg;
+    struct route_cache rc;
+    pthread_mutex_t lock; /* ft, counter, state */
+    struct fault_table ft;
+    uint32_t counter;
+    int started, shut;
+};
+
+/* A request ready to send: the header points into this. */
+struct out_msg {
+    struct rcmd req;
+    char uniq[33];
+    char qid[16]; /* header e of the current attempt */
+    char *props;
+    uint8_t *zbody;
+};
+
+void ferry_producer_config_init(struct ferry_producer_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->sendMsgTimeout = 3000;
+    cfg->retryTimesWhenSendFailed = 2;
+    cfg->retryTimesWhenSendAsyncFailed = 2;
+    cfg->retryAnotherBrokerWhenNotStoreOK = 0;
+    cfg->compressMsgBodyOverHowmuch = 4096;
+    cfg->maxMessageSize = 4 * 1024 * 1024;
+    cfg->sendLatencyFaultEnable = 1;
+}
+
+int ferry_producer_new(const struct ferry_producer_config *cfg, ferry_producer_t **out)
+{
+    ferry_producer_t *p;
+    const char *env;
+    if (!out)
+        return FERRY_EINVAL;
+    *out = NULL;
+    if (!cfg || !cfg->group[0] || !memchr(cfg->group, 0, sizeof cfg->group) ||
+        !memchr(cfg->namesrvAddr, 0, sizeof cfg->namesrvAddr) || cfg->sendMsgTimeout <= 0 ||
+        cfg->retryTimesWhenSendFailed < 0 || cfg->retryTimesWhenSendAsyncFailed < 0 ||
+        cfg->compressMsgBodyOverHowmuch < 0 || cfg->maxMessageSize <= 0)
+        return FERRY_ECONFIG;
+    p = ferry_calloc(1, sizeof *p);
+    p->cfg = *cfg;
+    if (!p->cfg.namesrvAddr[0] && (env = getenv("NAMESRV_ADDR")) != NULL)
+        snprintf(p->cfg.namesrvAddr, sizeof p->cfg.namesrvAddr, "%s", env);
+    if (route_cache_init(&p->rc, p->cfg.namesrvAddr) != 0) {
+        route_cache_destroy(&p->rc);
+        ferry_free(p);
+        return FERRY_ECONFIG;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    *out = p;
+    return 0;
+}
+
+int ferry_producer_start(ferry_producer_t *p)
+{
+    int rc = 0;
+    if (!p)
+        return FERRY_EINVAL;
+    pthread_mutex_lock(&p->lock);
+    if (p->shut)
+        rc = FERRY_ESHUTDOWN;
+    else
+        p->started = 1;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void ferry_producer_shutdown(ferry_producer_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->shut = 1;
+    pthread_mutex_unlock(&p->lock);
+    route_cache_close(&p->rc); /* pending async sends complete here */
+}
+
+void ferry_producer_free(ferry_producer_t *p)
+{
+    if (!p)
+        return;
+    ferry_producer_shutdown(p);
+    route_cache_destroy(&p->rc);
+    fault_clear(&p->ft);
+    pthread_mutex_destroy(&p->lock);
+    ferry_free(p);
+}
+
+static int usable(ferry_producer_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int ok = p->started && !p->shut;
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+/* ---- building the request ---- */
+
+static int bad_prop(const char *s)
+{
+    return !s || !*s || strpbrk(s, "\001\002") != NULL;
+}
+
+static int check_msg(ferry_producer_t *p, const struct ferry_message *m)
+{
+    if (!m || !m->topic || !*m->topic || strlen(m->topic) > 127 || !m->body || !m->body_len ||
+        (m->nprops && !m->props) || m->delay_level < 0)
+        return FERRY_EINVAL;
+    for (const char *c = m->topic; *c; c++)
+        if (!(c[0] == '%' || c[0] == '|' || c[0] == '_' || c[0] == '-' ||
+              (c[0] >= '0' && c[0] <= '9') || (c[0] >= 'a' && c[0] <= 'z') ||
+              (c[0] >= 'A' && c[0] <= 'Z')))
+            return FERRY_EINVAL;
+    for (size_t i = 0; i < m->nprops; i++)
+        if (bad_prop(m->props[i].name) || bad_prop(m->props[i].value))
+            return FERRY_EINVAL;
+    if ((m->tags && strpbrk(m->tags, "\001\002")) || (m->keys && strpbrk(m->keys, "\001\002")))
+        return FERRY_EINVAL;
+    if (m->body_len > (size_t)p->cfg.maxMessageSize) {
+        log_warn(LOG_CLIENT, "message body %zu bytes > maxMessageSize %d", m->body_len,
+                 p->cfg.maxMessageSize);
+        return FERRY_ETOOBIG;
+    }
+    return 0;
+}
+
+static void prop_add(char **buf, size_t *len, const char *name, const char *value)
+{
+    size_t n = strlen(name), v = strlen(value);
+    *buf = ferry_realloc(*buf, *len + n + v + 3);
+    if (*len)
+        (*buf)[(*len)++] = '\002';
+    memcpy(*buf + *len, name, n);
+    *len += n;
+    (*buf)[(*len)++] = '\001';
+    memcpy(*buf + *len, value, v);
+    *len += v;
+    (*buf)[*len] = 0;
+}
+
+/* The properties of @m with UNIQ_KEY @uniq (§3.2), in a new buffer; *@len its length. */
+static char *msg_props(const struct ferry_message *m, const char *uniq, size_t *len)
+{
+    char *buf = NULL, delay[16];
+    *len = 0;
+    for (size_t i = 0; i < m->nprops; i++)
+        prop_add(&buf, len, m->props[i].name, m->props[i].value);
+    if (m->tags && *m->tags)
+        prop_add(&buf, len, "TAGS", m->tags);
+    if (m->keys && *m->keys)
+        prop_add(&buf, len, "KEYS", m->keys);
+    if (m->delay_level > 0) {
+        snprintf(delay, sizeof delay, "%d", m->delay_level);
+        prop_add(&buf, len, "DELAY", delay);
+    }
+    prop_add(&buf, len, "UNIQ_KEY", uniq);
+    return buf;
+}
+
+/* The header fields of every send but e, n (per attempt) and f, i, m. */
+static int common_hdr(ferry_producer_t *p, const char *topic, int32_t flag, struct out_msg *o)
+{
+    return rcmd_ext_add(&o->req, "a", p->cfg.group) || rcmd_ext_add(&o->req, "b", topic) ||
+           rcmd_ext_add(&o->req, "c", DEFAULT_TOPIC) ||
+           rcmd_ext_add_i64(&o->req, "d", DEFAULT_TOPIC_QUEUES) ||
+           rcmd_ext_add_i64(&o->req, "g", clock_wall_ms()) ||
+           rcmd_ext_add_i64(&o->req, "h", flag) || rcmd_ext_add(&o->req, "j", "0") ||
+           rcmd_ext_add(&o->req, "k", "false");
+}
+
+/* Fill @o from @m (validated): properties, UNIQ_KEY, compression, header a..m. */
+static int build(ferry_producer_t *p, const struct ferry_message *m, struct out_msg *o)
+{
+    size_t plen;
+    int sysflag = 0;
+    memset(o, 0, sizeof *o);
+    uniq_key_new(o->uniq);
+    o->props = msg_props(m, o->uniq, &plen);
+    prop_add(&o->props, &plen, "WAIT", "true");
+    rcmd_init_request(&o->req, REQ_SEND_MESSAGE_V2);
+    o->req.body = m->body;
+    o->req.body_len = m->body_len;
+    if (m->body_len >= (size_t)p->cfg.compressMsgBodyOverHowmuch) {
+        uLongf zlen = compressBound((uLong)m->body_len);
+        o->zbody = ferry_malloc(zlen);
+        if (compress2(o->zbody, &zlen, m->body, (uLong)m->body_len, COMPRESS_LEVEL) == Z_OK &&
+            zlen < m->body_len) {
+            o->req.body = o->zbody;
+            o->req.body_len = zlen;
+            sysflag = SYSFLAG_COMPRESSED | SYSFLAG_ZLIB;
+        }
+    }
+    int rc = common_hdr(p, m->topic, m->flag, o) || rcmd_ext_add_i64(&o->req, "f", sysflag) ||
+             rcmd_ext_add(&o->req, "i", o->props) || rcmd_ext_add(&o->req, "m", "false");
+    return rc ? FERRY_EINVAL : 0;
+}
+
+static void out_free(struct out_msg *o)
+{
+    ferry_free(o->props);
+    ferry_free(o->zbody);
+}
+
+/* Point the request at queue @q (overwriting the previous attempt's e and n). */
+static void target(struct out_msg *o, const struct mq *q)
+{
+    snprintf(o->qid, sizeof o->qid, "%d", q->qid);
+    rcmd_ext_add(&o->req, "e", o->qid);
+    rcmd_ext_add(&o->req, "n", q->broker);
+}
+
+/* ---- answers ---- */
+
+static void copy_ext(const struct rcmd *resp, const char *key, char *dst, size_t cap)
+{
+    const struct rstr *v = rcmd_ext_get(resp, key);
+    size_t n = v && v->p ? v->len : 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, n ? v->p : "", n);
+    dst[n] = 0;
+}
+
+/* 1: retry on another broker for this code (Java sendDefaultImpl's list). */
+static int retryable(int32_t code)
+{
+    return code == RESP_TOPIC_NOT_EXIST || code == RESP_SERVICE_NOT_AVAILABLE ||
+           code == RESP_SYSTEM_ERROR || code == RESP_NO_PERMISSION || code == RESP_NO_BUYER_ID ||
+           code == RESP_NOT_IN_CURRENT_UNIT;
+}
+
+/* Turn a response into a result: 0 (stored) or FERRY_ENOTSTORED. */
+static int answer(const struct rcmd *resp, const char *uniq, const char *broker,
+                  struct ferry_send_result *res)
+{
+    int64_t v;
+    memset(res, 0, sizeof *res);
+    snprintf(res->msg_id, sizeof res->msg_id, "%s", uniq);
+    snprintf(res->broker_name, sizeof res->broker_name, "%s", broker);
+    switch (resp->code) {
+    case RESP_SUCCESS:
+        res->status = FERRY_SEND_OK;
+        break;
+    case RESP_FLUSH_DISK_TIMEOUT:
+        res->status = FERRY_FLUSH_DISK_TIMEOUT;
+        break;
+    case RESP_FLUSH_SLAVE_TIMEOUT:
+        res->status = FERRY_FLUSH_SLAVE_TIMEOUT;
+        break;
+    case RESP_SLAVE_NOT_AVAILABLE:
+        res->status = FERRY_SLAVE_NOT_AVAILABLE;
+        break;
+    default:
+        res->broker_code = resp->code;
+        snprintf(res->remark, sizeof res->remark, "%.*s", (int)resp->remark.len,
+                 resp->remark.p ? resp->remark.p : "");
+        return FERRY_ENOTSTORED;
+    }
+    copy_ext(resp, "msgId", res->offset_msg_id, sizeof res->offset_msg_id);
+    res->queue_id = rcmd_ext_get_i64(resp, "queueId", &v) == 0 ? (int)v : -1;
+    res->queue_offset = rcmd_ext_get_i64(resp, "queueOffset", &v) == 0 ? v : -1;
+    return 0;
+}
+
+static void fault_note(ferry_producer_t *p, const char *broker, int64_t latency, int isolation)
+{
+    if (!p->cfg.sendLatencyFaultEnable)
+        return;
+    pthread_mutex_lock(&p->lock);
+    fault_update(&p->ft, broker, latency, isolation, clock_mono_ms());
+    pthread_mutex_unlock(&p->lock);
+}
+
+static int choose(ferry_producer_t *p, const struct route *r, const char *last)
+{
+    pthread_mutex_lock(&p->lock);
+    int idx = mq_select(r, p->cfg.sendLatencyFaultEnable ? &p->ft : NULL, last, &p->counter,
+                        clock_mono_ms());
+    pthread_mutex_unlock(&p->lock);
+    return idx;
+}
+
+/* ---- sync ---- */
+
+struct attempt {
+    int sent_unknown; /* some attempt was sent without an answer */
+    int last_rc;
+};
+
+/* One attempt to queue @q. Returns 0 (stored, *res), FERRY_ENOTSTORED, FERRY_EUNKNOWN, or a
+ * not-sent error; *@retry says whether another broker may be tried. */
+static int attempt_sync(ferry_producer_t *p, struct out_msg *o, const struct route *r,
+                        const struct mq *q, const char *topic, int left,
+                        struct ferry_send_result *res, int *retry)
+{
+    const char *addr = route_addr(r, q->broker);
+    remoting_client_t *cli;
+    struct rcmd *resp = NULL;
+    int64_t t0 = clock_mono_ms();
+    int rc;
+    *retry = 1;
+    if ((rc = route_cache_conn(&p->rc, addr, left, &cli)) != 0) {
+        fault_note(p, q->broker, 0, 1);
+        route_cache_stale(&p->rc, topic);
+        *retry = rc != FERRY_ESHUTDOWN;
+        return rc;
+    }
+    target(o, q);
+    rc = remoting_client_invoke_sync(cli, &o->req, left, &resp);
+    if (rc) {
+        fault_note(p, q->broker, clock_mono_ms() - t0, 1);
+        route_cache_stale(&p->rc, topic);
+        return rc == -ENOTCONN || rc == FERRY_EINVAL ? rc : FERRY_EUNKNOWN;
+    }
+    fault_note(p, q->broker, clock_mono_ms() - t0, 0);
+    rc = answer(resp, o->uniq, q->broker, res);
+    if (rc == FERRY_ENOTSTORED) {
+        *retry = retryable(resp->code);
+        if (*retry)
+            fault_note(p, q->broker, 0, 1);
+        route_cache_stale(&p->rc, topic);
+    } else {
+        *retry = res->status != FERRY_SEND_OK && p->cfg.retryAnotherBrokerWhenNotStoreOK;
+    }
+    rcmd_free(resp);
+    return rc;
+}
+
+static int send_sync(ferry_producer_t *p, const char *topic, struct out_msg *o,
+                     struct ferry_send_result *res)
+{
+    int64_t deadline = clock_mono_ms() + p->cfg.sendMsgTimeout;
+    struct ferry_send_result cur, stored;
+    struct route r;
+    char last[CLIENT_NAME_MAX] = "";
+    int times = 1 + p->cfg.retryTimesWhenSendFailed, unknown = 0, have_stored = 0, rc;
+    if ((rc = route_cache_get(&p->rc, topic, p->cfg.sendMsgTimeout, &r)) != 0)
+        return rc;
+    for (int i = 0; i < times; i++) {
+        int left = (int)(deadline - clock_mono_ms()), retry;
+        if (left <= 0) {
+            rc = rc ? rc : -ETIMEDOUT;
+            break;
+        }
+        if (i > 0) { /* a refreshed route, if the name servers answer */
+            struct route r2;
+            if (route_cache_get(&p->rc, topic, left, &r2) == 0) {
+                route_clear(&r);
+                r = r2;
+            }
+            left = (int)(deadline - clock_mono_ms());
+            if (left <= 0)
+                break;
+        }
+        const struct mq *q = &r.mqs[choose(p, &r, last[0] ? last : NULL)];
+        rc = attempt_sync(p, o, &r, q, topic, left, &cur, &retry);
+        snprintf(last, sizeof last, "%s", q->broker);
+        if (rc == FERRY_EUNKNOWN)
+            unknown = 1;
+        if (rc == 0) {
+            stored = cur;
+            have_stored = 1;
+        }
+        if (rc == FERRY_ENOTSTORED && res)
+            *res = cur;
+        if (!retry)
+            break;
+    }
+    route_clear(&r);
+    if (have_stored) {
+        if (res)
+            *res = stored;
+        return 0;
+    }
+    return unknown ? FERRY_EUNKNOWN : rc;
+}
+
+int ferry_send_sync(ferry_producer_t *p, const struct ferry_message *msg,
+                    struct ferry_send_result *res)
+{
+    struct out_msg o;
+    int rc;
+    if (!p)
+        return FERRY_EINVAL;
+    if (!usable(p))
+        return FERRY_ESHUTDOWN;
+    if ((rc = check_msg(p, msg)) != 0 || (rc = build(p, msg, &o)) != 0)
+        return rc;
+    rc = send_sync(p, msg->topic, &o, res);
+    out_free(&o);
+    return rc;
+}
+
+/* ---- batch (§3.7) ---- */
+
+#define BATCH_MAX 10000
+
+static int check_batch(ferry_producer_t *p, const struct ferry_message *msgs, size_t n)
+{
+    size_t total = 0;
+    int rc;
+    if (!msgs || n == 0 || n > BATCH_MAX)
+        return FERRY_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = check_msg(p, &msgs[i])) != 0)
+            return rc;
+        if (msgs[i].delay_level > 0 || strcmp(msgs[i].topic, msgs[0].topic) != 0 ||
+            strncmp(msgs[i].topic, "%RETRY%", 7) == 0)
+            return FERRY_EINVAL;
+        total += msgs[i].body_len;
+    }
+    if (total > (size_t)p->cfg.maxMessageSize) {
+        log_warn(LOG_CLIENT, "batch bodies %zu bytes > maxMessageSize %d", total,
+                 p->cfg.maxMessageSize);
+        return FERRY_ETOOBIG;
+    }
+    return 0;
+}
+
+/* The batch body in o->zbody (never compressed); each entry gets a UNIQ_KEY, copied to @ids. */
+static int build_batch(ferry_producer_t *p, const struct ferry_message *msgs, size_t n,
+                       char (*ids)[FERRY_UNIQ_KEY_LEN], struct out_msg *o)
+{
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char uniq[33];
+        size_t plen;
+        uniq_key_new(uniq);
+        if (i == 0)
+            memcpy(o->uniq, uniq, sizeof uniq);
+        if (ids)
+            memcpy(ids[i], uniq, sizeof uniq);
+        char *props = msg_props(&msgs[i], uniq, &plen);
+        size_t need = 22 + msgs[i].body_len + plen;
+        if (plen > 32767) {
+            rc = FERRY_EINVAL;
+        } else {
+            if (len + need > cap) {
+                cap = 2 * (len + need);
+                o->zbody = ferry_realloc(o->zbody, cap);
+            }
+            uint8_t *e = o->zbody + len;
+            be32_put(e, (uint32_t)need);
+            be32_put(e + 4, 0); /* MAGICCODE: not checked */
+            be32_put(e + 8, 0); /* BODYCRC: the broker computes it */
+            be32_put(e + 12, (uint32_t)msgs[i].flag);
+            be32_put(e + 16, (uint32_t)msgs[i].body_len);
+            memcpy(e + 20, msgs[i].body, msgs[i].body_len);
+            be16_put(e + 20 + msgs[i].body_len, (uint16_t)plen);
+            memcpy(e + 22 + msgs[i].body_len, props, plen);
+            len += need;
+        }
+        ferry_free(props);
+    }
+    if (rc)
+        return rc;
+    rcmd_init_request(&o->req, REQ_SEND_BATCH_MESSAGE);
+    o->req.body = o->zbody;
+    o->req.body_len = len;
+    if (common_hdr(p, msgs[0].topic, 0, o) || rcmd_ext_add(&o->req, "f", "0") ||
+        rcmd_ext_add(&o->req, "i", "WAIT\001true") || rcmd_ext_add(&o->req, "m", "true"))
+        return FERRY_EINVAL;
+    return 0;
+}
+
+int ferry_send_batch(ferry_producer_t *p, const struct ferry_message *msgs, size_t n,
+                     char (*ids)[FERRY_UNIQ_KEY_LEN], struct ferry_send_result *res)
+{
+    struct out_msg o;
+    int rc;
+    if (!p)
+        return FERRY_EINVAL;
+    if (!usable(p))
+        return FERRY_ESHUTDOWN;
+    if ((rc = check_batch(p, msgs, n)) != 0)
+        return rc;
+    if ((rc = build_batch(p, msgs, n, ids, &o)) == 0)
+        rc = send_sync(p, msgs[0].topic, &o, res);
+    out_free(&o);
+    if (rc == 0 && res) /* the first entry's offset id only */
+        res->offset_msg_id[strcspn(res->offset_msg_id, ",")] = 0;
+    return rc;
+}
+
+/* ---- to a chosen queue ---- */
+
+int ferry_select_by_hash(int nqueues, const struct ferry_message *msg, void *arg)
+{
+    (void)msg;
+    if (nqueues <= 0 || !arg)
+        return 0;
+    int v = java_hash((const char *)arg) % nqueues;
+    return v < 0 ? -v : v;
+}
+
+int ferry_send_to_queue(ferry_producer_t *p, const struct ferry_message *msg,
+                        ferry_queue_selector sel, void *arg, int queue_index,
+                        struct ferry_send_result *res)
+{
+    struct ferry_send_result cur;
+    struct out_msg o;
+    struct route r;
+    int rc, retry;
+    if (!p)
+        return FERRY_EINVAL;
+    if (!usable(p))
+        return FERRY_ESHUTDOWN;
+    if ((rc = check_msg(p, msg)) != 0)
+        return rc;
+    int64_t deadline = clock_mono_ms() + p->cfg.sendMsgTimeout;
+    if ((rc = route_cache_get(&p->rc, msg->topic, p->cfg.sendMsgTimeout, &r)) != 0)
+        return rc;
+    int idx = sel ? sel(r.nmq, msg, arg) : queue_index;
+    int left = (int)(deadline - clock_mono_ms());
+    if (idx < 0 || idx >= r.nmq)
+        rc = FERRY_EINVAL;
+    else if (left <= 0)
+        rc = -ETIMEDOUT;
+    else if ((rc = build(p, msg, &o)) == 0) {
+        rc = attempt_sync(p, &o, &r, &r.mqs[idx], msg->topic, left, &cur, &retry);
+        if ((rc == 0 || rc == FERRY_ENOTSTORED) && res)
+            *res = cur;
+        out_free(&o);
+    }
+    route_clear(&r);
+    return rc;
+}
+
+/* ---- async and oneway ---- */
+
+struct async_ctx {
+    ferry_producer_t *p;
+    ferry_send_cb cb;
+    void *arg;
+    int64_t t0;
+    char uniq[33];
+    char broker[CLIENT_NAME_MAX];
+    char topic[CLIENT_NAME_MAX * 2];
+};
+
+/* @thread the broker connection's I/O thread */
+static void on_async(int status, const struct rcmd *resp, void *arg)
+{
+    struct async_ctx *a = arg;
+    struct ferry_send_result res;
+    int rc;
+    memset(&res, 0, sizeof res);
+    snprintf(res.msg_id, sizeof res.msg_id, "%s", a->uniq);
+    if (status != 0) {
+        rc = FERRY_EUNKNOWN;
+        fault_note(a->p, a->broker, clock_mono_ms() - a->t0, 1);
+        route_cache_stale(&a->p->rc, a->topic);
+    } else {
+        rc = answer(resp, a->uniq, a->broker, &res);
+        fault_note(a->p, a->broker, clock_mono_ms() - a->t0,
+                   rc == FERRY_ENOTSTORED && retryable(resp->code));
+    }
+    a->cb(rc, &res, a->arg);
+    ferry_free(a);
+}
+
+/* Pick a queue and connect, trying up to @times brokers. 0 and *@cli, *@q; or the error. */
+static int connect_any(ferry_producer_t *p, const struct ferry_message *m, int times,
+                       struct route *r, const struct mq **q, remoting_client_t **cli)
+{
+    int64_t deadline = clock_mono_ms() + p->cfg.sendMsgTimeout;
+    char last[CLIENT_NAME_MAX] = "";
+    int rc;
+    if ((rc = route_cache_get(&p->rc, m->topic, p->cfg.sendMsgTimeout, r)) != 0)
+        return rc;
+    for (int i = 0; i < times; i++) {
+        int left = (int)(deadline - clock_mono_ms());
+        if (left <= 0)
+            return rc ? rc : -ETIMEDOUT;
+        *q = &r->mqs[choose(p, r, last[0] ? last : NULL)];
+        snprintf(last, sizeof last, "%s", (*q)->broker);
+        if ((rc = route_cache_conn(&p->rc, route_addr(r, (*q)->broker), left, cli)) == 0)
+            return 0;
+        fault_note(p, (*q)->broker, 0, 1);
+        if (rc == FERRY_ESHUTDOWN)
+            return rc;
+    }
+    route_cache_stale(&p->rc, m->topic);
+    return rc;
+}
+
+int ferry_send_async(ferry_producer_t *p, const struct ferry_message *msg, ferry_send_cb cb,
+                     void *arg)
+{
+    const struct mq *q;
+    remoting_client_t *cli;
+    struct out_msg o;
+    struct route r = {0};
+    int rc;
+    if (!p || !cb)
+        return FERRY_EINVAL;
+    if (!usable(p))
+        return FERRY_ESHUTDOWN;
+    if ((rc = check_msg(p, msg)) != 0)
+        return rc;
+    if ((rc = connect_any(p, msg, 1 + p->cfg.retryTimesWhenSendAsyncFailed, &r, &q, &cli)) == 0) {
+        struct async_ctx *a = ferry_calloc(1, sizeof *a);
+        a->p = p;
+        a->cb = cb;
+        a->arg = arg;
+        snprintf(a->broker, sizeof a->broker, "%s", q->broker);
+        snprintf(a->topic, sizeof a->topic, "%s", msg->topic);
+        if ((rc = build(p, msg, &o)) == 0) {
+            memcpy(a->uniq, o.uniq, sizeof a->uniq);
+            target(&o, q);
+            a->t0 = clock_mono_ms();
+            rc = remoting_client_invoke_async(cli, &o.req, p->cfg.sendMsgTimeout, on_async, a);
+            out_free(&o);
+        }
+        if (rc)
+            ferry_free(a);
+    }
+    route_clear(&r);
+    return rc;
+}
+
+int ferry_send_oneway(ferry_producer_t *p, const struct ferry_message *msg)
+{
+    const struct mq *q;
+    remoting_client_t *cli;
+    struct out_msg o;
+    struct route r = {0};
+    int rc;
+    if (!p)
+        return FERRY_EINVAL;
+    if (!usable(p))
+        return FERRY_ESHUTDOWN;
+    if ((rc = check_msg(p, msg)) != 0)
+        return rc;
+    if ((rc = connect_any(p, msg, 1, &r, &q, &cli)) == 0 && (rc = build(p, msg, &o)) == 0) {
+        target(&o, q);
+        rc = remoting_client_invoke_oneway(cli, &o.req);
+        out_free(&o);
+    }
+    route_clear(&r);
+    return rc;
+}

@@ -1,0 +1,383 @@
+/* Topic routes from the name servers (protocol/REMOTING.md §2.3.3), cached per topic and
+ * refetched after 30 s or after a send error; and the connections: one remoting client per
+ * name server and per broker address, reconnected on use after a loss. */
+#include "client/client_int.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "remoting/codes.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PERM_WRITE 0x2
+
+/* fastjson writes integer map keys unquoted ({0:"a"}): quote every key that is a bare number
+ * (after '{' or ',' outside strings, followed by ':'). Returns a new NUL-terminated buffer. */
+static char *quote_int_keys(const char *s, size_t len)
+{
+    char *out = ferry_malloc(2 * len + 1);
+    size_t o = 0, i = 0;
+    int in_str = 0;
+    char prev = 0; /* last non-space character outside strings */
+    while (i < len) {
+        char c = s[i];
+        if (in_str) {
+            out[o++] = c;
+            if (c == '\\' && i + 1 < len)
+                out[o++] = s[++i];
+            else if (c == '"')
+                in_str = 0;
+            i++;
+            continue;
+        }
+        if ((prev == '{' || prev == ',') && (isdigit((unsigned char)c) || c == '-')) {
+            size_t j = i + 1, k;
+            while (j < len && isdigit((unsigned char)s[j]))
+                j++;
+            for (k = j; k < len && isspace((unsigned char)s[k]); k++)
+                ;
+            if (k < len && s[k] == ':') {
+                out[o++] = '"';
+                memcpy(out + o, s + i, j - i);
+                o += j - i;
+                out[o++] = '"';
+                prev = '"';
+                i = j;
+                continue;
+            }
+        }
+        if (c == '"')
+            in_str = 1;
+        if (!isspace((unsigned char)c))
+            prev = c;
+        out[o++] = c;
+        i++;
+    }
+    out[o] = 0;
+    return out;
+}
+
+static int cmp_qd(const void *a, const void *b)
+{
+    const cJSON *x = *(cJSON *const *)a, *y = *(cJSON *const *)b;
+    const char *nx = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "brokerName"));
+    const char *ny = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(y, "brokerName"));
+    return strcmp(nx ? nx : "", ny ? ny : "");
+}
+
+static int parse_brokers(const cJSON *bds, struct route *out)
+{
+    const cJSON *bd;
+    int n = cJSON_GetArraySize(bds);
+    out->brokers = ferry_calloc((size_t)n + 1, sizeof *out->brokers);
+    cJSON_ArrayForEach(bd, bds)
+    {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(bd, "brokerName"));
+        const cJSON *addrs = cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs");
+        const char *master = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(addrs, "0"));
+        if (!name || !cJSON_IsObject(addrs))
+            return FERRY_EPROTO;
+        if (!master || strlen(name) >= CLIENT_NAME_MAX || strlen(master) >= CLIENT_ADDR_MAX)
+            continue; /* no master: not writable */
+        struct route_broker *rb = &out->brokers[out->nbrokers++];
+        strcpy(rb->name, name);
+        strcpy(rb->addr, master);
+    }
+    return 0;
+}
+
+static int parse_queues(const cJSON *qds, int max_queues, struct route *out)
+{
+    int n = cJSON_GetArraySize(qds), total = 0, rc = 0;
+    const cJSON **v = ferry_calloc((size_t)n + 1, sizeof *v);
+    const cJSON *qd;
+    int k = 0;
+    cJSON_ArrayForEach(qd, qds) v[k++] = qd;
+    qsort(v, (size_t)n, sizeof *v, cmp_qd);
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        for (int i = 0; i < n; i++) {
+            const char *name =
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v[i], "brokerName"));
+            const cJSON *w = cJSON_GetObjectItemCaseSensitive(v[i], "writeQueueNums");
+            const cJSON *perm = cJSON_GetObjectItemCaseSensitive(v[i], "perm");
+            if (!name || !cJSON_IsNumber(w) || !cJSON_IsNumber(perm)) {
+                rc = FERRY_EPROTO;
+                break;
+            }
+            int nq = w->valueint;
+            if (max_queues > 0 && nq > max_queues)
+                nq = max_queues;
+            if (!(perm->valueint & PERM_WRITE) || !route_addr(out, name) || nq <= 0)
+                continue;
+            for (int q = 0; q < nq && nq <= 65536; q++) {
+                if (pass == 1) {
+                    strcpy(out->mqs[out->nmq].broker, name);
+                    out->mqs[out->nmq++].qid = q;
+                } else {
+                    total++;
+                }
+            }
+        }
+        if (pass == 0)
+            out->mqs = ferry_calloc((size_t)total + 1, sizeof *out->mqs);
+    }
+    ferry_free(v);
+    return rc;
+}
+
+int route_parse(const char *json, size_t len, int max_queues, struct route *out)
+{
+    char *fixed = quote_int_keys(json, len);
+    cJSON *root = cJSON_Parse(fixed);
+    int rc = FERRY_EPROTO;
+    memset(out, 0, sizeof *out);
+    ferry_free(fixed);
+    if (!root)
+        return FERRY_EPROTO;
+    const cJSON *qds = cJSON_GetObjectItemCaseSensitive(root, "queueDatas");
+    const cJSON *bds = cJSON_GetObjectItemCaseSensitive(root, "brokerDatas");
+    if (cJSON_IsArray(qds) && cJSON_IsArray(bds) && (rc = parse_brokers(bds, out)) == 0)
+        rc = parse_queues(qds, max_queues, out);
+    cJSON_Delete(root);
+    if (rc)
+        route_clear(out);
+    return rc;
+}
+
+void route_clear(struct route *r)
+{
+    ferry_free(r->mqs);
+    ferry_free(r->brokers);
+    memset(r, 0, sizeof *r);
+}
+
+const char *route_addr(const struct route *r, const char *broker)
+{
+    for (int i = 0; i < r->nbrokers; i++)
+        if (strcmp(r->brokers[i].name, broker) == 0)
+            return r->brokers[i].addr;
+    return NULL;
+}
+
+int route_copy(struct route *dst, const struct route *src)
+{
+    dst->nmq = src->nmq;
+    dst->nbrokers = src->nbrokers;
+    dst->mqs = ferry_calloc((size_t)src->nmq + 1, sizeof *dst->mqs);
+    dst->brokers = ferry_calloc((size_t)src->nbrokers + 1, sizeof *dst->brokers);
+    memcpy(dst->mqs, src->mqs, (size_t)src->nmq * sizeof *dst->mqs);
+    memcpy(dst->brokers, src->brokers, (size_t)src->nbrokers * sizeof *dst->brokers);
+    return 0;
+}
+
+/* ---- the cache ---- */
+
+int route_cache_init(struct route_cache *rc, const char *namesrv)
+{
+    const char *p = namesrv;
+    memset(rc, 0, sizeof *rc);
+    pthread_mutex_init(&rc->lock, NULL);
+    while (*p) {
+        size_t n = strcspn(p, ";");
+        const char *colon = memchr(p, ':', n);
+        if (n > 0) {
+            if (!colon || colon == p || colon + 1 == p + n || n >= CLIENT_ADDR_MAX)
+                return FERRY_ECONFIG;
+            rc->ns = ferry_realloc(rc->ns, (size_t)(rc->nns + 1) * sizeof *rc->ns);
+            rc->ns[rc->nns] = ferry_calloc(1, n + 1);
+            memcpy(rc->ns[rc->nns++], p, n);
+        }
+        p += n;
+        if (*p == ';')
+            p++;
+    }
+    return rc->nns > 0 ? 0 : FERRY_ECONFIG;
+}
+
+void route_cache_close(struct route_cache *rc)
+{
+    pthread_mutex_lock(&rc->lock);
+    rc->closed = 1;
+    pthread_mutex_unlock(&rc->lock);
+    /* Not under rc->lock: freeing a client runs its pending callbacks, which may take it. */
+    for (int i = 0; i < rc->nconns; i++) {
+        struct conn_slot *s = rc->conns[i];
+        pthread_mutex_lock(&s->lock);
+        remoting_client_free(s->cli);
+        s->cli = NULL;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+void route_cache_destroy(struct route_cache *rc)
+{
+    route_cache_close(rc);
+    for (int i = 0; i < rc->nconns; i++) {
+        pthread_mutex_destroy(&rc->conns[i]->lock);
+        ferry_free(rc->conns[i]);
+    }
+    for (int i = 0; i < rc->nroutes; i++)
+        route_clear(&rc->routes[i].r);
+    for (int i = 0; i < rc->nns; i++)
+        ferry_free(rc->ns[i]);
+    ferry_free(rc->conns);
+    ferry_free(rc->routes);
+    ferry_free(rc->ns);
+    pthread_mutex_destroy(&rc->lock);
+    memset(rc, 0, sizeof *rc);
+}
+
+static struct conn_slot *slot_get(struct route_cache *rc, const char *addr)
+{
+    struct conn_slot *s = NULL;
+    pthread_mutex_lock(&rc->lock);
+    for (int i = 0; i < rc->nconns && !s; i++)
+        if (strcmp(rc->conns[i]->addr, addr) == 0)
+            s = rc->conns[i];
+    if (!s && !rc->closed) {
+        struct remoting_client_config cc;
+        remoting_client_t *cli;
+        remoting_client_config_init(&cc);
+        if (remoting_client_new(&cc, &cli) == 0) {
+            s = ferry_calloc(1, sizeof *s);
+            snprintf(s->addr, sizeof s->addr, "%s", addr);
+            s->cli = cli;
+            pthread_mutex_init(&s->lock, NULL);
+            rc->conns = ferry_realloc(rc->conns, (size_t)(rc->nconns + 1) * sizeof *rc->conns);
+            rc->conns[rc->nconns++] = s;
+        }
+    }
+    if (rc->closed)
+        s = NULL;
+    pthread_mutex_unlock(&rc->lock);
+    return s;
+}
+
+int route_cache_conn(struct route_cache *rc, const char *addr, int timeout_ms,
+                     remoting_client_t **out)
+{
+    struct conn_slot *s = slot_get(rc, addr);
+    char err[256] = "";
+    int r = 0;
+    if (!s)
+        return FERRY_ESHUTDOWN;
+    pthread_mutex_lock(&s->lock);
+    if (!s->cli)
+        r = FERRY_ESHUTDOWN;
+    else if (!remoting_client_is_connected(s->cli)) {
+        r = remoting_client_connect(s->cli, addr, timeout_ms > 0 ? timeout_ms : 1, err, sizeof err);
+        if (r == -EISCONN)
+            r = 0;
+        if (r)
+            log_warn(LOG_CLIENT, "connect %s: %s", addr, err);
+    }
+    *out = s->cli;
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+/* Ask the name servers for @topic. 0, FERRY_ENOTFOUND (TOPIC_NOT_EXIST), or an error. */
+static int fetch(struct route_cache *rc, const char *topic, int max_queues, int timeout_ms,
+                 struct route *out)
+{
+    int r = -ENOTCONN;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&rc->lock);
+    int start = rc->ns_next;
+    pthread_mutex_unlock(&rc->lock);
+    for (int i = 0; i < rc->nns; i++) {
+        const char *addr = rc->ns[(start + i) % rc->nns];
+        int left = (int)(deadline - clock_mono_ms());
+        remoting_client_t *cli;
+        struct rcmd req, *resp = NULL;
+        if (left <= 0)
+            return -ETIMEDOUT;
+        if ((r = route_cache_conn(rc, addr, left, &cli)) != 0)
+            goto next;
+        rcmd_init_request(&req, REQ_GET_ROUTEINFO_BY_TOPIC);
+        rcmd_ext_add(&req, "topic", topic);
+        if ((r = remoting_client_invoke_sync(cli, &req, left, &resp)) != 0)
+            goto next;
+        if (resp->code == RESP_SUCCESS)
+            r = route_parse((const char *)resp->body, resp->body_len, max_queues, out);
+        else
+            r = resp->code == RESP_TOPIC_NOT_EXIST ? FERRY_ENOTFOUND : FERRY_EPROTO;
+        rcmd_free(resp);
+        return r;
+    next:
+        if (r == FERRY_ESHUTDOWN)
+            return r;
+        pthread_mutex_lock(&rc->lock);
+        rc->ns_next = (start + i + 1) % rc->nns;
+        pthread_mutex_unlock(&rc->lock);
+    }
+    return r;
+}
+
+static struct route_entry *entry_find(struct route_cache *rc, const char *topic)
+{
+    for (int i = 0; i < rc->nroutes; i++)
+        if (strcmp(rc->routes[i].topic, topic) == 0)
+            return &rc->routes[i];
+    return NULL;
+}
+
+int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out)
+{
+    struct route fresh;
+    struct route_entry *e;
+    int r;
+    if (strlen(topic) >= sizeof e->topic)
+        return FERRY_EINVAL;
+    pthread_mutex_lock(&rc->lock);
+    e = entry_find(rc, topic);
+    if (e && e->fetched && clock_mono_ms() - e->fetched < ROUTE_REFRESH_MS) {
+        route_copy(out, &e->r);
+        pthread_mutex_unlock(&rc->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&rc->lock);
+    r = fetch(rc, topic, 0, timeout_ms, &fresh);
+    if (r == FERRY_ENOTFOUND)
+        r = fetch(rc, DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUES, timeout_ms, &fresh);
+    if (r == 0 && fresh.nmq == 0) {
+        route_clear(&fresh);
+        r = FERRY_ENOROUTE;
+    }
+    pthread_mutex_lock(&rc->lock);
+    e = entry_find(rc, topic);
+    if (r == 0) {
+        if (!e) {
+            rc->routes = ferry_realloc(rc->routes, (size_t)(rc->nroutes + 1) * sizeof *rc->routes);
+            e = &rc->routes[rc->nroutes++];
+            memset(e, 0, sizeof *e);
+            strcpy(e->topic, topic);
+        }
+        route_clear(&e->r);
+        e->r = fresh;
+        e->fetched = clock_mono_ms();
+    }
+    if (e && e->r.nmq > 0) { /* a failed refresh keeps the old route */
+        route_copy(out, &e->r);
+        r = 0;
+    } else if (r == FERRY_ENOTFOUND) {
+        r = FERRY_ENOROUTE;
+    }
+    pthread_mutex_unlock(&rc->lock);
+    return r;
+}
+
+void route_cache_stale(struct route_cache *rc, const char *topic)
+{
+    pthread_mutex_lock(&rc->lock);
+    struct route_entry *e = entry_find(rc, topic);
+    if (e)
+        e->fetched = 0;
+    pthread_mutex_unlock(&rc->lock);
+}

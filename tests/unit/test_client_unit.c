@@ -1,0 +1,239 @@
+/* libferry pieces without a network: route parsing (both JSON forms), UNIQ_KEY, the latency
+ * fault table, queue selection and the hash selector. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "client/client_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* REMOTING.md §2.3.3, byte for byte (fastjson: unquoted integer map keys). */
+static const char fastjson_route[] =
+    "{\"brokerDatas\":[{\"brokerAddrs\":{0:\"127.0.0.1:10911\"},\"brokerName\":\"broker-a\","
+    "\"cluster\":\"DefaultCluster\"}],\n"
+    " \"filterServerTable\":{},\n"
+    " \"queueDatas\":[{\"brokerName\":\"broker-a\",\"perm\":6,\"readQueueNums\":4,"
+    "\"topicSysFlag\":0,\"writeQueueNums\":4}]}";
+
+static void test_route_fastjson(void **state)
+{
+    (void)state;
+    struct route r;
+    assert_int_equal(route_parse(fastjson_route, strlen(fastjson_route), 0, &r), 0);
+    assert_int_equal(r.nbrokers, 1);
+    assert_string_equal(r.brokers[0].name, "broker-a");
+    assert_string_equal(route_addr(&r, "broker-a"), "127.0.0.1:10911");
+    assert_int_equal(r.nmq, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(r.mqs[i].broker, "broker-a");
+        assert_int_equal(r.mqs[i].qid, i);
+    }
+    route_clear(&r);
+}
+
+static void test_route_standard_json(void **state)
+{
+    (void)state;
+    /* Quoted keys, two brokers out of order, a slave, a read-only broker, a broker without a
+     * master, and a string value that looks like an unquoted key. */
+    const char *json =
+        "{\"brokerDatas\":[{\"brokerAddrs\":{\"0\":\"10.0.0.2:10911\",\"1\":\"10.0.0.3:10911\"},"
+        "\"brokerName\":\"b\",\"cluster\":\"C\"},{\"brokerAddrs\":{\"0\":\"10.0.0.1:10911\"},"
+        "\"brokerName\":\"a\",\"cluster\":\"{0:x\"},{\"brokerAddrs\":{\"0\":\"10.0.0.4:1\"},"
+        "\"brokerName\":\"ro\",\"cluster\":\"C\"},{\"brokerAddrs\":{\"1\":\"10.0.0.5:1\"},"
+        "\"brokerName\":\"slaveonly\",\"cluster\":\"C\"}],\"filterServerTable\":{},"
+        "\"queueDatas\":[{\"brokerName\":\"b\",\"perm\":6,\"readQueueNums\":2,"
+        "\"writeQueueNums\":2},{\"brokerName\":\"a\",\"perm\":7,\"readQueueNums\":8,"
+        "\"writeQueueNums\":3},{\"brokerName\":\"ro\",\"perm\":4,\"readQueueNums\":4,"
+        "\"writeQueueNums\":4},{\"brokerName\":\"slaveonly\",\"perm\":6,\"readQueueNums\":4,"
+        "\"writeQueueNums\":4}]}";
+    struct route r;
+    assert_int_equal(route_parse(json, strlen(json), 0, &r), 0);
+    assert_int_equal(r.nmq, 5);
+    assert_string_equal(r.mqs[0].broker, "a");
+    assert_int_equal(r.mqs[2].qid, 2);
+    assert_string_equal(r.mqs[3].broker, "b");
+    assert_int_equal(r.mqs[4].qid, 1);
+    assert_string_equal(route_addr(&r, "b"), "10.0.0.2:10911");
+    assert_null(route_addr(&r, "slaveonly"));
+    route_clear(&r);
+    /* The TBW102 fallback caps the queue count. */
+    assert_int_equal(route_parse(json, strlen(json), 1, &r), 0);
+    assert_int_equal(r.nmq, 2);
+    route_clear(&r);
+    /* Garbage. */
+    assert_int_equal(route_parse("{\"queueDatas\":[", 15, 0, &r), FERRY_EPROTO);
+    assert_int_equal(route_parse("{}", 2, 0, &r), FERRY_EPROTO);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static void test_uniq_key(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    char(*keys)[33] = malloc(N * sizeof *keys);
+    for (int i = 0; i < N; i++) {
+        uniq_key_new(keys[i]);
+        assert_int_equal(strlen(keys[i]), 32);
+        for (int j = 0; j < 32; j++)
+            assert_non_null(strchr("0123456789ABCDEF", keys[i][j]));
+        /* ip, pid and the random part are fixed per process */
+        assert_memory_equal(keys[i], keys[0], 20);
+    }
+    qsort(keys, N, sizeof *keys, cmp_str);
+    for (int i = 1; i < N; i++)
+        assert_string_not_equal(keys[i - 1], keys[i]);
+    free(keys);
+}
+
+static void test_fault_table(void **state)
+{
+    (void)state;
+    static const int64_t lat[] = {0,    49,   50,   99,   100,  549,   550,   999,
+                                  1000, 1999, 2000, 2999, 3000, 14999, 15000, 99999};
+    static const int64_t dur[] = {0,     0,     0,      0,      0,      0,      30000,  30000,
+                                  60000, 60000, 120000, 120000, 180000, 180000, 600000, 600000};
+    for (size_t i = 0; i < sizeof lat / sizeof lat[0]; i++)
+        assert_int_equal(fault_duration(lat[i]), dur[i]);
+    struct fault_table ft = {0};
+    fault_update(&ft, "a", 10, 0, 1000);
+    assert_true(fault_available(&ft, "a", 1000));
+    fault_update(&ft, "a", 600, 0, 1000);
+    assert_false(fault_available(&ft, "a", 1000));
+    assert_false(fault_available(&ft, "a", 30999));
+    assert_true(fault_available(&ft, "a", 31000));
+    fault_update(&ft, "b", 1, 1, 1000); /* a failure counts as 30 s: 600 s out */
+    assert_false(fault_available(&ft, "b", 600999));
+    assert_true(fault_available(&ft, "b", 601000));
+    assert_true(fault_available(&ft, "c", 0));
+    fault_clear(&ft);
+}
+
+static void test_queue_selection(void **state)
+{
+    (void)state;
+    struct mq mqs[6] = {{"a", 0}, {"a", 1}, {"b", 0}, {"b", 1}, {"c", 0}, {"c", 1}};
+    struct route r = {.mqs = mqs, .nmq = 6};
+    struct fault_table ft = {0};
+    uint32_t counter = 0;
+    int seen[6] = {0};
+    /* Round-robin over all queues. */
+    for (int i = 0; i < 12; i++)
+        seen[mq_select(&r, &ft, NULL, &counter, 0)]++;
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(seen[i], 2);
+    /* b unavailable: never picked. */
+    fault_update(&ft, "b", 0, 1, 0);
+    for (int i = 0; i < 20; i++)
+        assert_string_not_equal(r.mqs[mq_select(&r, &ft, NULL, &counter, 10)].broker, "b");
+    /* Not the last broker when another is available. */
+    for (int i = 0; i < 20; i++)
+        assert_string_equal(r.mqs[mq_select(&r, &ft, "a", &counter, 10)].broker, "c");
+    /* Everything unavailable: still a queue, avoiding the last broker. */
+    fault_update(&ft, "a", 0, 1, 0);
+    fault_update(&ft, "c", 0, 1, 0);
+    for (int i = 0; i < 20; i++) {
+        int idx = mq_select(&r, &ft, "a", &counter, 10);
+        assert_true(idx >= 0 && idx < 6);
+        assert_string_not_equal(r.mqs[idx].broker, "a");
+    }
+    /* Without fault avoidance (NULL table): round-robin avoiding the last broker. */
+    for (int i = 0; i < 20; i++)
+        assert_string_not_equal(r.mqs[mq_select(&r, NULL, "b", &counter, 10)].broker, "b");
+    struct route empty = {0};
+    assert_int_equal(mq_select(&empty, &ft, NULL, &counter, 0), -1);
+    fault_clear(&ft);
+}
+
+static void test_hash_selector(void **state)
+{
+    (void)state;
+    /* Java: "order-1".hashCode() == -1207111310; "abc".hashCode() == 96354. */
+    assert_int_equal(java_hash("abc"), 96354);
+    assert_int_equal(java_hash("order-1"), -1207111310);
+    assert_int_equal(ferry_select_by_hash(8, NULL, "abc"), 96354 % 8);
+    assert_int_equal(ferry_select_by_hash(7, NULL, "order-1"), 1207111310 % 7);
+    for (int i = 0; i < 1000; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%d", i * 7919);
+        int q = ferry_select_by_hash(5, NULL, key);
+        assert_true(q >= 0 && q < 5);
+        assert_int_equal(q, ferry_select_by_hash(5, NULL, key));
+    }
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    struct ferry_producer_config cfg;
+    ferry_producer_t *p = (ferry_producer_t *)1;
+    ferry_producer_config_init(&cfg);
+    assert_int_equal(cfg.sendMsgTimeout, 3000);
+    assert_int_equal(cfg.retryTimesWhenSendFailed, 2);
+    assert_int_equal(cfg.retryTimesWhenSendAsyncFailed, 2);
+    assert_int_equal(cfg.retryAnotherBrokerWhenNotStoreOK, 0);
+    assert_int_equal(cfg.compressMsgBodyOverHowmuch, 4096);
+    assert_int_equal(cfg.maxMessageSize, 4 * 1024 * 1024);
+    assert_int_equal(cfg.sendLatencyFaultEnable, 1);
+    unsetenv("NAMESRV_ADDR");
+    assert_int_equal(ferry_producer_new(&cfg, &p), FERRY_ECONFIG); /* no group */
+    assert_null(p);
+    snprintf(cfg.group, sizeof cfg.group, "G");
+    assert_int_equal(ferry_producer_new(&cfg, &p), FERRY_ECONFIG); /* no name server */
+    setenv("NAMESRV_ADDR", "127.0.0.1:1;127.0.0.1:2", 1);
+    assert_int_equal(ferry_producer_new(&cfg, &p), 0);
+    ferry_producer_free(p);
+    snprintf(cfg.namesrvAddr, sizeof cfg.namesrvAddr, "nohostport");
+    assert_int_equal(ferry_producer_new(&cfg, &p), FERRY_ECONFIG);
+    unsetenv("NAMESRV_ADDR");
+    ferry_producer_free(NULL);
+    /* Not started. */
+    snprintf(cfg.namesrvAddr, sizeof cfg.namesrvAddr, "127.0.0.1:1");
+    assert_int_equal(ferry_producer_new(&cfg, &p), 0);
+    struct ferry_message m = {.topic = "T", .body = "x", .body_len = 1};
+    assert_int_equal(ferry_send_sync(p, &m, NULL), FERRY_ESHUTDOWN);
+    assert_int_equal(ferry_producer_start(p), 0);
+    m.topic = "bad topic";
+    assert_int_equal(ferry_send_sync(p, &m, NULL), FERRY_EINVAL);
+    ferry_producer_shutdown(p);
+    m.topic = "T";
+    assert_int_equal(ferry_send_sync(p, &m, NULL), FERRY_ESHUTDOWN);
+    assert_int_equal(ferry_producer_start(p), FERRY_ESHUTDOWN);
+    ferry_producer_free(p);
+}
+
+extern const int client_abi_errs[];
+
+/* ferry.h's own copy of the error values matches the internal table. */
+static void test_public_error_values(void **state)
+{
+    (void)state;
+    static const int internal[] = {FERRY_ETOOBIG,    FERRY_EINVAL,   FERRY_ECONFIG,
+                                   FERRY_ENOTFOUND,  FERRY_EPROTO,   FERRY_EUNKNOWN,
+                                   FERRY_ENOTSTORED, FERRY_ENOROUTE, FERRY_ESHUTDOWN};
+    for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++)
+        assert_int_equal(client_abi_errs[i], internal[i]);
+    assert_string_equal(ferry_strerror(FERRY_ENOTSTORED),
+                        "the broker refused the message (not stored)");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_fastjson),  cmocka_unit_test(test_route_standard_json),
+        cmocka_unit_test(test_uniq_key),        cmocka_unit_test(test_fault_table),
+        cmocka_unit_test(test_queue_selection), cmocka_unit_test(test_hash_selector),
+        cmocka_unit_test(test_config),          cmocka_unit_test(test_public_error_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
