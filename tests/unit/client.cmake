@@ -6,3 +6,8 @@ ferry_unit_test(test_client_unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_client_u
 ferry_unit_test(test_client_producer SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_client_producer.c
                 ${CMAKE_CURRENT_LIST_DIR}/test_broker_harness.c
                 LIBS ferry_client ferry_broker ferry_namesrv ferry_testlib)
+ferry_unit_test(test_mqadmin SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mqadmin.c
+                ${CMAKE_CURRENT_LIST_DIR}/test_broker_harness.c
+                LIBS ferry_client ferry_broker ferry_namesrv ferry_testlib)
+set_tests_properties(test_mqadmin PROPERTIES ENVIRONMENT "MQADMIN=$<TARGET_FILE:mqadmin>")
+add_dependencies(test_mqadmin mqadmin)
