@@ -14,12 +14,11 @@
 #include "broker/broker.h"
 #include "common/conf.h"
 #include "common/log.h"
+#include "common/signals.h"
 #ifdef FERRY_HAVE_NAMESRV
 #include "namesrv/namesrv.h"
 #endif
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,12 +63,7 @@ int main(int argc, char **argv)
         }
     }
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    signals_block_shutdown(); /* before any thread exists: all inherit the mask */
 
     /* The standalone's own defaults: everything on the loopback interface, data in ./data. */
     broker_config_defaults(&cfg);
@@ -152,10 +146,7 @@ int main(int argc, char **argv)
            broker_addr(b), cfg.store.storePathRootDir);
 #endif
     fflush(stdout);
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0)
-        ;
-    log_info(LOG_MAIN, "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_info(LOG_MAIN, "%s received, shutting down", signals_wait_shutdown());
     broker_free(b);
 #ifdef FERRY_HAVE_NAMESRV
     namesrv_free(ns);

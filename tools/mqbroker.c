@@ -6,14 +6,13 @@
  * broker.conf holds RocketMQ's broker keys and the store keys in one file; -n overrides
  * namesrvAddr. Runs until SIGINT or SIGTERM, then shuts down cleanly (unregister, persist
  * offsets and topics, close the store: no abort file is left) and exits 0. The signals are
- * blocked in every thread and taken with sigwait() here. Exit status 1: a bad config value
- * (the message names the key and what is allowed) or a start-up failure; 2: bad usage. */
+ * blocked in every thread and taken with sigwait() (common/signals.h). Exit status 1: a bad config
+ * value (the message names the key and what is allowed) or a start-up failure; 2: bad usage. */
 #include "broker/broker.h"
 #include "common/conf.h"
 #include "common/log.h"
+#include "common/signals.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,13 +50,7 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Before any thread exists, so every thread inherits the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a peer that went away is an EPIPE, not a kill */
+    signals_block_shutdown(); /* before any thread exists: all inherit the mask */
 
     broker_config_defaults(&cfg);
     if (conf && broker_config_load(&cfg, conf, err, sizeof err) != 0) {
@@ -90,10 +83,7 @@ int main(int argc, char **argv)
     printf("The broker[%s, %s] boot success. serializeType=JSON and name server is %s\n",
            cfg.brokerName, broker_addr(b), cfg.namesrvAddr[0] ? cfg.namesrvAddr : "(none)");
     fflush(stdout);
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0)
-        ;
-    log_info(LOG_BROKER, "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_info(LOG_BROKER, "%s received, shutting down", signals_wait_shutdown());
     broker_free(b);
     log_info(LOG_BROKER, "broker stopped cleanly");
     return 0;

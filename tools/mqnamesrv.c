@@ -4,14 +4,13 @@
  *   mqnamesrv --doc-config             Markdown table of the keys
  *
  * Runs until SIGINT or SIGTERM, then shuts down cleanly and exits 0. The signals are blocked
- * in every thread and taken with sigwait() here, so no handler runs in signal context. Exit
+ * in every thread and taken with sigwait() (common/signals.h), so no handler runs. Exit
  * status 1: bad command line, config or start-up failure (the message says which). */
 #include "common/conf.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "namesrv/namesrv.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,13 +40,7 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Before any thread exists, so every thread inherits the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a peer that went away is an EPIPE, not a kill */
+    signals_block_shutdown(); /* before any thread exists: all inherit the mask */
 
     namesrv_config_defaults(&cfg);
     if (conf && conf_load_file(namesrv_conf_defs, &cfg, conf, err, sizeof err) != 0) {
@@ -69,10 +62,7 @@ int main(int argc, char **argv)
         namesrv_free(ns);
         return 1;
     }
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0)
-        ;
-    log_info(LOG_NAMESRV, "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_info(LOG_NAMESRV, "%s received, shutting down", signals_wait_shutdown());
     namesrv_free(ns);
     log_info(LOG_NAMESRV, "name server stopped");
     return 0;
