@@ -186,6 +186,191 @@ int ferry_send_to_queue(ferry_producer_t *p, const struct ferry_message *msg,
                         ferry_queue_selector sel, void *arg, int queue_index,
                         struct ferry_send_result *res);
 
+/* ==== consumers ====
+ *
+ * Push consumer life cycle:
+ *
+ *     struct ferry_consumer_config cfg;
+ *     ferry_consumer_config_init(&cfg);          // Java DefaultMQPushConsumer defaults
+ *     snprintf(cfg.group, sizeof cfg.group, "CID_demo");
+ *     ferry_push_consumer_t *c;
+ *     ferry_push_consumer_new(&cfg, on_msgs, arg, &c);
+ *     ferry_push_consumer_subscribe(c, "TopicA", "TagA || TagB");   // "*" or NULL: every tag
+ *     ferry_push_consumer_start(c);              // rebalance, pull, call on_msgs on a pool
+ *     ...
+ *     ferry_push_consumer_free(c);               // shuts down: waits for running listeners,
+ *                                                // commits offsets, unregisters
+ *
+ * Delivery is at least once. The committed offset of a queue only moves past a message after
+ * that message and every earlier one of the queue was consumed with FERRY_CONSUME_SUCCESS (or
+ * handed back to the broker for a retry): a crash or a rebalance can deliver a message again,
+ * never skip one. RECONSUME_LATER sends the message back to the broker (CONSUMER_SEND_MSG_BACK,
+ * to %RETRY%<group>, where the broker redelivers it after a delay); when the broker refuses, the
+ * message is consumed again locally after 5 s. Offsets are committed every
+ * persistConsumerOffsetInterval ms and at shutdown: to the broker (clustering) or to a local
+ * file written atomically (broadcasting). */
+
+enum ferry_message_model {
+    FERRY_CLUSTERING = 0,   /* the group shares the queues (average allocation) */
+    FERRY_BROADCASTING = 1, /* every consumer gets every message; offsets kept locally */
+};
+
+/* Where a group with no committed offset for a queue starts. */
+enum ferry_consume_from {
+    FERRY_CONSUME_FROM_LAST_OFFSET = 0,  /* the queue's end (new messages only) */
+    FERRY_CONSUME_FROM_FIRST_OFFSET = 1, /* the queue's start */
+    FERRY_CONSUME_FROM_TIMESTAMP = 2,    /* the first message stored at consumeTimestamp */
+};
+
+struct ferry_consumer_config {
+    char group[256];        /* consumer group; required */
+    char namesrvAddr[1024]; /* "host:port;host:port"; empty: env NAMESRV_ADDR */
+    char instanceName[128]; /* client id is "<ip>@<instanceName>"; empty: the process id */
+    enum ferry_message_model messageModel;    /* CLUSTERING */
+    enum ferry_consume_from consumeFromWhere; /* CONSUME_FROM_LAST_OFFSET */
+    int64_t consumeTimestamp;                 /* ms since the epoch; 0: half an hour before start */
+    int orderly;                              /* push: 1 = orderly consumption (queue locks); 0 */
+    int consumeThreadMin;                     /* push: listener threads; 20 */
+    int consumeThreadMax;                     /* push: upper bound (>= min); 20 */
+    int consumeMessageBatchMaxSize;           /* push: messages per listener call; 1 */
+    int pullBatchSize;                        /* messages per pull request; 32 */
+    int pullThresholdForQueue;         /* push: cached messages per queue before pausing; 1000 */
+    int pullThresholdSizeForQueue;     /* push: cached MiB per queue before pausing; 100 */
+    int consumeConcurrentlyMaxSpan;    /* push: max offset span cached per queue; 2000 */
+    int maxReconsumeTimes;             /* push: -1 = broker default (16) */
+    int suspendCurrentQueueTimeMillis; /* push orderly: pause after RECONSUME_LATER; 1000 */
+    int heartbeatBrokerInterval;       /* ms; 30000 */
+    int persistConsumerOffsetInterval; /* ms; 5000 */
+    int rebalanceInterval;             /* push: ms; 20000 */
+    int pollNameServerInterval;        /* ms between route refreshes; 30000 */
+    int brokerSuspendMaxTimeMillis;    /* long polling hold on the broker; 15000 */
+    int autoCommit;                    /* lite pull: commit polled positions every
+                                        * persistConsumerOffsetInterval ms on poll; 1 */
+    char offsetStoreDir[1024];         /* broadcasting: directory of the offset files; empty:
+                                        * $HOME/.rocketmq_offsets (Java's
+                                        * rocketmq.client.localOffsetStoreDir) */
+};
+
+/* Set every field to its default (group empty). */
+void ferry_consumer_config_init(struct ferry_consumer_config *cfg);
+
+/* A received message. Every pointer stays valid during the listener call (push) or until the
+ * next poll (lite pull). Strings are NUL-terminated. */
+struct ferry_message_ext {
+    const char *topic; /* the topic it was sent to (a retry's original topic) */
+    const char *tags;  /* NULL when none */
+    const char *keys;  /* NULL when none */
+    const void *body;  /* decompressed */
+    size_t body_len;
+    const struct ferry_property *props; /* every property, system ones included */
+    size_t nprops;
+    const char *msg_id;        /* UNIQ_KEY when the producer set one, else offset_msg_id */
+    const char *offset_msg_id; /* the broker's id: store host + CommitLog offset */
+    const char *broker_name;
+    int queue_id;
+    int64_t queue_offset;
+    int64_t commitlog_offset;
+    int32_t reconsume_times;
+    int32_t flag;
+    int64_t born_timestamp;  /* ms */
+    int64_t store_timestamp; /* ms */
+};
+
+/* The value of property @name of @m, or NULL. */
+const char *ferry_message_property(const struct ferry_message_ext *m, const char *name);
+
+enum ferry_consume_status {
+    FERRY_CONSUME_SUCCESS = 0,
+    /* Concurrent: deliver these messages again later (retry topic, delay level
+     * 3 + reconsume_times). Orderly: suspend the queue for suspendCurrentQueueTimeMillis, then
+     * deliver the same messages again (Java's SUSPEND_CURRENT_QUEUE_A_MOMENT). */
+    FERRY_RECONSUME_LATER = 1,
+};
+
+/* Consume @n messages (1..consumeMessageBatchMaxSize), all of one queue, in queue order.
+ * Runs on a library thread; any number at once (concurrent) or one per queue (orderly). */
+typedef enum ferry_consume_status (*ferry_listener)(const struct ferry_message_ext *msgs, size_t n,
+                                                    void *arg);
+
+/* ---- push consumer ---- */
+
+typedef struct ferry_push_consumer ferry_push_consumer_t;
+
+/* A push consumer with a copy of @cfg calling @fn(msgs, n, @arg). FERRY_ECONFIG for an empty
+ * group or name server list or a number out of range; FERRY_EINVAL when @fn is NULL. */
+int ferry_push_consumer_new(const struct ferry_consumer_config *cfg, ferry_listener fn, void *arg,
+                            ferry_push_consumer_t **out);
+
+/* Subscribe to @topic with tag expression @expr ("*", NULL or "" for every message, or tags
+ * separated by "||"). Before start; a topic subscribed twice keeps the last expression. In
+ * clustering mode %RETRY%<group> is subscribed too, so retries come back automatically. */
+int ferry_push_consumer_subscribe(ferry_push_consumer_t *c, const char *topic, const char *expr);
+
+/* Start: heartbeat to the brokers, rebalance, pull. FERRY_EINVAL without a subscription,
+ * FERRY_ENOROUTE when a subscribed topic has no route yet is not an error (it is retried). */
+int ferry_push_consumer_start(ferry_push_consumer_t *c);
+
+/* Stop pulling, wait for running listener calls, commit offsets, unlock queues (orderly),
+ * unregister from the brokers, close connections. Messages fetched and not consumed are simply
+ * delivered again later. Idempotent; not from a listener. */
+void ferry_push_consumer_shutdown(ferry_push_consumer_t *c);
+
+/* Shut down if needed and free. NULL is a no-op. */
+void ferry_push_consumer_free(ferry_push_consumer_t *c);
+
+/* ---- lite pull consumer (explicit queues and offsets) ---- */
+
+/* One queue of a topic. */
+struct ferry_mq {
+    char topic[256];
+    char broker[128];
+    int queue_id;
+};
+
+typedef struct ferry_pull_consumer ferry_pull_consumer_t;
+
+/* A pull consumer with a copy of @cfg (group, namesrvAddr, instanceName, messageModel for where
+ * offsets are committed, consumeFromWhere for queues without a committed offset,
+ * pullBatchSize, autoCommit). */
+int ferry_pull_consumer_new(const struct ferry_consumer_config *cfg, ferry_pull_consumer_t **out);
+int ferry_pull_consumer_start(ferry_pull_consumer_t *c);
+
+/* The readable queues of @topic: *@out is an array of *@n (free() it). */
+int ferry_pull_consumer_fetch_queues(ferry_pull_consumer_t *c, const char *topic,
+                                     struct ferry_mq **out, size_t *n);
+
+/* Consume exactly these queues from now on (replaces any earlier assignment). A queue starts at
+ * the position given by seek, else at its committed offset, else at consumeFromWhere. */
+int ferry_pull_consumer_assign(ferry_pull_consumer_t *c, const struct ferry_mq *mqs, size_t n);
+
+/* Set the next offset polled from an assigned queue. FERRY_EINVAL if @mq is not assigned. */
+int ferry_pull_consumer_seek(ferry_pull_consumer_t *c, const struct ferry_mq *mq, int64_t offset);
+int ferry_pull_consumer_seek_to_begin(ferry_pull_consumer_t *c, const struct ferry_mq *mq);
+int ferry_pull_consumer_seek_to_end(ferry_pull_consumer_t *c, const struct ferry_mq *mq);
+
+/* The offset of the first message of @mq stored at or after @timestamp_ms (the queue's end
+ * when there is none). */
+int ferry_pull_consumer_offset_for_timestamp(ferry_pull_consumer_t *c, const struct ferry_mq *mq,
+                                             int64_t timestamp_ms, int64_t *offset);
+
+/* The group's committed offset of @mq (-1 when none). */
+int ferry_pull_consumer_committed(ferry_pull_consumer_t *c, const struct ferry_mq *mq,
+                                  int64_t *offset);
+
+/* Wait at most @timeout_ms for messages of the assigned queues. On 0, *@msgs is an array of
+ * *@n messages (0 on timeout) valid until the next poll, shutdown or free; the position of
+ * each queue moves past what was returned. */
+int ferry_pull_consumer_poll(ferry_pull_consumer_t *c, int timeout_ms,
+                             const struct ferry_message_ext **msgs, size_t *n);
+
+/* Commit the current position of every assigned queue (everything polled counts as consumed)
+ * and wait for the broker (or the local file). */
+int ferry_pull_consumer_commit(ferry_pull_consumer_t *c);
+
+/* Commit (when autoCommit), unregister, close connections. Idempotent. */
+void ferry_pull_consumer_shutdown(ferry_pull_consumer_t *c);
+void ferry_pull_consumer_free(ferry_pull_consumer_t *c);
+
 #ifdef __cplusplus
 }
 #endif

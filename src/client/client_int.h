@@ -15,6 +15,7 @@
 #define ROUTE_REFRESH_MS     30000
 #define DEFAULT_TOPIC        "TBW102"
 #define DEFAULT_TOPIC_QUEUES 4
+#define ROUTE_HANDLERS_MAX   8
 
 /* One writable queue of a topic. */
 struct mq {
@@ -31,8 +32,10 @@ struct route_broker {
 /* What the producer needs from a TopicRouteData: writable queues (sorted by broker name, then
  * queue id) of brokers that have a master. */
 struct route {
-    struct mq *mqs;
+    struct mq *mqs; /* writable */
     int nmq;
+    struct mq *rmqs; /* readable (consumers), same order */
+    int nrmq;
     struct route_broker *brokers;
     int nbrokers;
 };
@@ -72,6 +75,9 @@ int mq_select(const struct route *r, const struct fault_table *ft, const char *l
 /* A new UNIQ_KEY: 32 upper-hex characters + NUL (REMOTING.md §3.6). Thread-safe. */
 void uniq_key_new(char out[33]);
 
+/* The first non-loopback IPv4 address of this host (host order), else 127.0.0.1. */
+uint32_t client_local_ipv4(void);
+
 /* Java String.hashCode() over the bytes of @s. */
 int32_t java_hash(const char *s);
 
@@ -99,6 +105,12 @@ struct route_cache {
     struct route_entry *routes;
     int nroutes;
     int closed;
+    struct {
+        int32_t code;
+        remoting_handler_fn fn;
+        void *arg;
+    } handlers[ROUTE_HANDLERS_MAX]; /* registered on every new connection */
+    int nhandlers;
 };
 
 int route_cache_init(struct route_cache *rc, const char *namesrv);
@@ -108,6 +120,14 @@ void route_cache_destroy(struct route_cache *rc);
 /* A copy of the route of @topic (fetched when missing or older than 30 s; on TOPIC_NOT_EXIST
  * the TBW102 route with at most 4 queues per broker). Returns 0, FERRY_ENOROUTE, -errno. */
 int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out);
+/* Fetch @topic's route now (no cache, no TBW102 fallback): 0, FERRY_ENOROUTE, -errno. */
+int route_cache_fetch(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out);
+/* Handle requests with @code that brokers send on connections opened from now on. Before the
+ * first connection. */
+void route_cache_on(struct route_cache *rc, int32_t code, remoting_handler_fn fn, void *arg);
+/* The addresses of every broker connection (not name servers) ever opened: an array of *@n
+ * strings, each and the array freed with ferry_free(). */
+char **route_cache_addrs(struct route_cache *rc, int *n);
 /* Refetch @topic's route on next use. */
 void route_cache_stale(struct route_cache *rc, const char *topic);
 /* A connected client for @addr (connects/reconnects within @timeout_ms). */

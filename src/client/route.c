@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define PERM_WRITE 0x2
+#define PERM_READ  0x4
 
 /* fastjson writes integer map keys unquoted ({0:"a"}): quote every key that is a bare number
  * (after '{' or ',' outside strings, followed by ':'). Returns a new NUL-terminated buffer. */
@@ -94,7 +95,7 @@ static int parse_brokers(const cJSON *bds, struct route *out)
 
 static int parse_queues(const cJSON *qds, int max_queues, struct route *out)
 {
-    int n = cJSON_GetArraySize(qds), total = 0, rc = 0;
+    int n = cJSON_GetArraySize(qds), total = 0, rtotal = 0, rc = 0;
     const cJSON **v = ferry_calloc((size_t)n + 1, sizeof *v);
     const cJSON *qd;
     int k = 0;
@@ -105,10 +106,22 @@ static int parse_queues(const cJSON *qds, int max_queues, struct route *out)
             const char *name =
                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v[i], "brokerName"));
             const cJSON *w = cJSON_GetObjectItemCaseSensitive(v[i], "writeQueueNums");
+            const cJSON *rq = cJSON_GetObjectItemCaseSensitive(v[i], "readQueueNums");
             const cJSON *perm = cJSON_GetObjectItemCaseSensitive(v[i], "perm");
             if (!name || !cJSON_IsNumber(w) || !cJSON_IsNumber(perm)) {
                 rc = FERRY_EPROTO;
                 break;
+            }
+            int nr = cJSON_IsNumber(rq) ? rq->valueint : 0;
+            if ((perm->valueint & PERM_READ) && route_addr(out, name) && nr > 0 && nr <= 65536) {
+                for (int q = 0; q < nr; q++) {
+                    if (pass == 1) {
+                        strcpy(out->rmqs[out->nrmq].broker, name);
+                        out->rmqs[out->nrmq++].qid = q;
+                    } else {
+                        rtotal++;
+                    }
+                }
             }
             int nq = w->valueint;
             if (max_queues > 0 && nq > max_queues)
@@ -124,8 +137,10 @@ static int parse_queues(const cJSON *qds, int max_queues, struct route *out)
                 }
             }
         }
-        if (pass == 0)
+        if (pass == 0) {
             out->mqs = ferry_calloc((size_t)total + 1, sizeof *out->mqs);
+            out->rmqs = ferry_calloc((size_t)rtotal + 1, sizeof *out->rmqs);
+        }
     }
     ferry_free(v);
     return rc;
@@ -153,6 +168,7 @@ int route_parse(const char *json, size_t len, int max_queues, struct route *out)
 void route_clear(struct route *r)
 {
     ferry_free(r->mqs);
+    ferry_free(r->rmqs);
     ferry_free(r->brokers);
     memset(r, 0, sizeof *r);
 }
@@ -168,8 +184,11 @@ const char *route_addr(const struct route *r, const char *broker)
 int route_copy(struct route *dst, const struct route *src)
 {
     dst->nmq = src->nmq;
+    dst->nrmq = src->nrmq;
     dst->nbrokers = src->nbrokers;
     dst->mqs = ferry_calloc((size_t)src->nmq + 1, sizeof *dst->mqs);
+    dst->rmqs = ferry_calloc((size_t)src->nrmq + 1, sizeof *dst->rmqs);
+    memcpy(dst->rmqs, src->rmqs, (size_t)src->nrmq * sizeof *dst->rmqs);
     dst->brokers = ferry_calloc((size_t)src->nbrokers + 1, sizeof *dst->brokers);
     memcpy(dst->mqs, src->mqs, (size_t)src->nmq * sizeof *dst->mqs);
     memcpy(dst->brokers, src->brokers, (size_t)src->nbrokers * sizeof *dst->brokers);
@@ -245,6 +264,9 @@ static struct conn_slot *slot_get(struct route_cache *rc, const char *addr)
         remoting_client_t *cli;
         remoting_client_config_init(&cc);
         if (remoting_client_new(&cc, &cli) == 0) {
+            for (int i = 0; i < rc->nhandlers; i++)
+                remoting_client_register(cli, rc->handlers[i].code, rc->handlers[i].fn,
+                                         rc->handlers[i].arg);
             s = ferry_calloc(1, sizeof *s);
             snprintf(s->addr, sizeof s->addr, "%s", addr);
             s->cli = cli;
@@ -326,6 +348,40 @@ static struct route_entry *entry_find(struct route_cache *rc, const char *topic)
         if (strcmp(rc->routes[i].topic, topic) == 0)
             return &rc->routes[i];
     return NULL;
+}
+
+int route_cache_fetch(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out)
+{
+    int r = fetch(rc, topic, 0, timeout_ms, out);
+    return r == FERRY_ENOTFOUND ? FERRY_ENOROUTE : r;
+}
+
+void route_cache_on(struct route_cache *rc, int32_t code, remoting_handler_fn fn, void *arg)
+{
+    pthread_mutex_lock(&rc->lock);
+    if (rc->nhandlers < ROUTE_HANDLERS_MAX) {
+        rc->handlers[rc->nhandlers].code = code;
+        rc->handlers[rc->nhandlers].fn = fn;
+        rc->handlers[rc->nhandlers++].arg = arg;
+    }
+    pthread_mutex_unlock(&rc->lock);
+}
+
+char **route_cache_addrs(struct route_cache *rc, int *n)
+{
+    pthread_mutex_lock(&rc->lock);
+    char **v = ferry_calloc((size_t)rc->nconns + 1, sizeof *v);
+    int k = 0;
+    for (int i = 0; i < rc->nconns; i++) {
+        int is_ns = 0;
+        for (int j = 0; j < rc->nns; j++)
+            is_ns |= strcmp(rc->ns[j], rc->conns[i]->addr) == 0;
+        if (!is_ns)
+            v[k++] = ferry_strdup(rc->conns[i]->addr);
+    }
+    pthread_mutex_unlock(&rc->lock);
+    *n = k;
+    return v;
 }
 
 int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out)

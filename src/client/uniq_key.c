@@ -25,7 +25,7 @@ static int64_t next_month_ms;
 static atomic_uint counter;
 static pthread_mutex_t month_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint32_t local_ipv4(void)
+uint32_t client_local_ipv4(void)
 {
     struct ifaddrs *ifs, *i;
     uint32_t ip = 0x7F000001;
@@ -64,7 +64,7 @@ static void init_fixed(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint32_t seed = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() ^ (uint32_t)(uintptr_t)&ts;
-    be32_put(fixed, local_ipv4());
+    be32_put(fixed, client_local_ipv4());
     be16_put(fixed + 4, (uint16_t)getpid());
     be32_put(fixed + 6, (uint32_t)rand_r(&seed) ^ ((uint32_t)rand_r(&seed) << 16));
     set_month(clock_wall_ms());

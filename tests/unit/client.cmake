@@ -11,3 +11,6 @@ ferry_unit_test(test_mqadmin SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mqadmin.c
                 LIBS ferry_client ferry_broker ferry_namesrv ferry_testlib)
 set_tests_properties(test_mqadmin PROPERTIES ENVIRONMENT "MQADMIN=$<TARGET_FILE:mqadmin>")
 add_dependencies(test_mqadmin mqadmin)
+ferry_unit_test(test_client_consumer SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_client_consumer.c
+                ${CMAKE_CURRENT_LIST_DIR}/test_broker_harness.c
+                LIBS ferry_client ferry_broker ferry_namesrv ferry_testlib TIMEOUT 300)

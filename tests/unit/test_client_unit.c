@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "client/client_int.h"
+#include "client/consumer_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,13 +227,129 @@ static void test_public_error_values(void **state)
                         "the broker refused the message (not stored)");
 }
 
+/* A batch of @n fake messages with the given offsets (no records behind them). */
+static struct msg_batch *fake_batch(const int64_t *offs, size_t n)
+{
+    struct msg_batch *b = calloc(1, sizeof *b);
+    b->msgs = calloc(n, sizeof *b->msgs);
+    b->n = n;
+    atomic_init(&b->refs, 1);
+    for (size_t i = 0; i < n; i++) {
+        b->msgs[i].queue_offset = offs[i];
+        b->msgs[i].body_len = 10;
+    }
+    return b;
+}
+
+/* The committed offset never passes a message that is not done, whatever order they finish. */
+static void test_procq_out_of_order(void **state)
+{
+    (void)state;
+    struct procq q;
+    int64_t offs[] = {5, 6, 8, 9, 12}; /* gaps: filtered tags */
+    struct msg_batch *b = fake_batch(offs, 5);
+    procq_init(&q);
+    assert_int_equal(procq_commit_offset(&q), -1);
+    assert_int_equal(procq_add(&q, b, b->msgs, 5), 5);
+    assert_int_equal(atomic_load(&b->refs), 6);
+    assert_int_equal(procq_add(&q, b, b->msgs, 5), 0); /* a repeated pull adds nothing */
+    assert_int_equal(procq_commit_offset(&q), 5);
+    assert_int_equal(procq_span(&q), 7);
+    assert_int_equal(procq_done(&q, 9), 1);
+    assert_int_equal(procq_done(&q, 6), 1);
+    assert_int_equal(procq_commit_offset(&q), 5); /* 5 still out */
+    assert_int_equal(procq_done(&q, 7), 0);       /* never added */
+    assert_int_equal(procq_done(&q, 5), 1);
+    assert_int_equal(procq_commit_offset(&q), 8); /* 6 done, 8 out */
+    assert_int_equal(procq_count(&q), 3);         /* 8, 9 (done, not at the head), 12 */
+    assert_int_equal(procq_done(&q, 12), 1);
+    assert_int_equal(procq_commit_offset(&q), 8);
+    assert_int_equal(procq_done(&q, 8), 1);
+    assert_int_equal(procq_commit_offset(&q), 13); /* all done: last + 1 */
+    assert_int_equal(procq_count(&q), 0);
+    assert_int_equal(q.bytes, 0);
+    assert_int_equal(atomic_load(&b->refs), 1);
+    procq_destroy(&q);
+    free(b->msgs);
+    free(b);
+}
+
+/* Orderly take/untake: in order, a given-back entry comes first again, counted as reconsumed. */
+static void test_procq_take(void **state)
+{
+    (void)state;
+    struct procq q;
+    struct pq_entry *e[8];
+    int64_t offs[200];
+    for (int i = 0; i < 200; i++)
+        offs[i] = i;
+    struct msg_batch *b = fake_batch(offs, 200);
+    procq_init(&q);
+    assert_int_equal(procq_add(&q, b, b->msgs, 100), 100);
+    assert_int_equal(procq_add(&q, b, b->msgs + 100, 100), 100); /* the ring grows */
+    assert_int_equal(procq_take(&q, 3, e), 3);
+    assert_int_equal(e[0]->offset, 0);
+    assert_int_equal(e[2]->offset, 2);
+    procq_untake(&q);
+    assert_int_equal(b->msgs[0].reconsume_times, 1);
+    assert_int_equal(procq_take(&q, 8, e), 8);
+    assert_int_equal(e[0]->offset, 0);
+    for (int i = 0; i < 8; i++)
+        procq_done(&q, i);
+    assert_int_equal(procq_commit_offset(&q), 8);
+    assert_int_equal(procq_take(&q, 1, e), 1);
+    assert_int_equal(e[0]->offset, 8);
+    procq_destroy(&q);
+    assert_int_equal(atomic_load(&b->refs), 1);
+    free(b->msgs);
+    free(b);
+}
+
+/* AllocateMessageQueueAveragely, as Java: every queue to exactly one consumer. */
+static void test_allocate_average(void **state)
+{
+    (void)state;
+    int first, count;
+    allocate_average(8, 3, 0, &first, &count);
+    assert_int_equal(first, 0);
+    assert_int_equal(count, 3);
+    allocate_average(8, 3, 1, &first, &count);
+    assert_int_equal(first, 3);
+    assert_int_equal(count, 3);
+    allocate_average(8, 3, 2, &first, &count);
+    assert_int_equal(first, 6);
+    assert_int_equal(count, 2);
+    allocate_average(2, 3, 2, &first, &count); /* more consumers than queues */
+    assert_int_equal(count, 0);
+    allocate_average(4, 2, 5, &first, &count); /* not a member */
+    assert_int_equal(count, 0);
+    for (int nmq = 1; nmq <= 17; nmq++)
+        for (int ncid = 1; ncid <= 6; ncid++) {
+            int owner[17] = {0};
+            for (int me = 0; me < ncid; me++) {
+                allocate_average(nmq, ncid, me, &first, &count);
+                for (int k = first; k < first + count; k++)
+                    owner[k]++;
+            }
+            for (int k = 0; k < nmq; k++)
+                assert_int_equal(owner[k], 1);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_route_fastjson),  cmocka_unit_test(test_route_standard_json),
-        cmocka_unit_test(test_uniq_key),        cmocka_unit_test(test_fault_table),
-        cmocka_unit_test(test_queue_selection), cmocka_unit_test(test_hash_selector),
-        cmocka_unit_test(test_config),          cmocka_unit_test(test_public_error_values),
+        cmocka_unit_test(test_route_fastjson),
+        cmocka_unit_test(test_route_standard_json),
+        cmocka_unit_test(test_uniq_key),
+        cmocka_unit_test(test_fault_table),
+        cmocka_unit_test(test_queue_selection),
+        cmocka_unit_test(test_hash_selector),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_public_error_values),
+        cmocka_unit_test(test_procq_out_of_order),
+        cmocka_unit_test(test_procq_take),
+        cmocka_unit_test(test_allocate_average),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
