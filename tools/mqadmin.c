@@ -57,6 +57,11 @@ static const char *code_name(int32_t code)
         {RESP_TOPIC_NOT_EXIST, "TOPIC_NOT_EXIST"},
         {RESP_QUERY_NOT_FOUND, "QUERY_NOT_FOUND"},
         {RESP_CONSUMER_NOT_ONLINE, "CONSUMER_NOT_ONLINE"},
+        {RESP_PULL_NOT_FOUND, "PULL_NOT_FOUND"},
+        {RESP_PULL_RETRY_IMMEDIATELY, "PULL_RETRY_IMMEDIATELY"},
+        {RESP_PULL_OFFSET_MOVED, "PULL_OFFSET_MOVED"},
+        {RESP_SUBSCRIPTION_GROUP_NOT_EXIST, "SUBSCRIPTION_GROUP_NOT_EXIST"},
+        {RESP_SUBSCRIPTION_NOT_EXIST, "SUBSCRIPTION_NOT_EXIST"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (names[i].code == code)
@@ -73,27 +78,62 @@ static const char *resp_err(const struct rcmd *resp, const char *addr, char *buf
     return buf;
 }
 
+/* A connection kept open across requests to the same broker (the per-queue loops of
+ * consumeMessage and the offset resets); reconnects when the address changes. */
+struct bconn {
+    char addr[CLIENT_ADDR_MAX];
+    remoting_client_t *cli;
+};
+
+static void bconn_close(struct bconn *bc)
+{
+    remoting_client_free(bc->cli);
+    bc->cli = NULL;
+    bc->addr[0] = 0;
+}
+
+/* One request to @addr over @bc. Returns 0 (*@resp set; any response code) or nonzero with
+ * @err filled (the connection is then closed). */
+static int bcall(struct bconn *bc, const char *addr, const struct rcmd *req, struct rcmd **resp,
+                 char *err, size_t errlen)
+{
+    struct remoting_client_config cfg;
+    char cerr[256] = "";
+    int rc;
+    if (bc->cli && strcmp(bc->addr, addr) != 0)
+        bconn_close(bc);
+    if (!bc->cli) {
+        remoting_client_config_init(&cfg);
+        if ((rc = remoting_client_new(&cfg, &bc->cli)) != 0) {
+            bc->cli = NULL;
+            snprintf(err, errlen, "client: %s", ferry_strerror(rc));
+            return rc;
+        }
+        if ((rc = remoting_client_connect(bc->cli, addr, TIMEOUT_MS, cerr, sizeof cerr)) != 0) {
+            if (cerr[0]) /* the remoting client's message names the address already */
+                snprintf(err, errlen, "%s", cerr);
+            else
+                snprintf(err, errlen, "connect to %s: %s", addr, ferry_strerror(rc));
+            bconn_close(bc);
+            return rc;
+        }
+        snprintf(bc->addr, sizeof bc->addr, "%s", addr);
+    }
+    if ((rc = remoting_client_invoke_sync(bc->cli, req, TIMEOUT_MS, resp)) != 0) {
+        snprintf(err, errlen, "request %d to %s: %s", (int)req->code, addr, ferry_strerror(rc));
+        bconn_close(bc);
+    }
+    return rc;
+}
+
 /* One request to @addr on a new connection. Returns 0 (*@resp set; any response code) or
  * nonzero with @err filled. */
 static int call(const char *addr, const struct rcmd *req, struct rcmd **resp, char *err,
                 size_t errlen)
 {
-    struct remoting_client_config cfg;
-    remoting_client_t *cli;
-    char cerr[256] = "";
-    int rc;
-    remoting_client_config_init(&cfg);
-    rc = remoting_client_new(&cfg, &cli);
-    if (rc != 0) {
-        snprintf(err, errlen, "client: %s", ferry_strerror(rc));
-        return rc;
-    }
-    rc = remoting_client_connect(cli, addr, TIMEOUT_MS, cerr, sizeof cerr);
-    if (rc != 0)
-        snprintf(err, errlen, "connect to %s: %s", addr, cerr[0] ? cerr : ferry_strerror(rc));
-    else if ((rc = remoting_client_invoke_sync(cli, req, TIMEOUT_MS, resp)) != 0)
-        snprintf(err, errlen, "request %d to %s: %s", (int)req->code, addr, ferry_strerror(rc));
-    remoting_client_free(cli);
+    struct bconn bc = {.cli = NULL};
+    int rc = bcall(&bc, addr, req, resp, err, errlen);
+    bconn_close(&bc);
     return rc;
 }
 
@@ -154,8 +194,10 @@ static long long jnum(const cJSON *o, const char *key)
 
 /* ---- name server lookups shared by several subcommands ---- */
 
-/* The route of @topic (standard JSON requested). NULL with a message printed. */
-static cJSON *get_route(const struct ctx *c, const char *topic)
+/* The route of @topic (standard JSON requested). NULL with a message printed, or with
+ * *@missing set and nothing printed when the name server does not know the topic and
+ * @missing is not NULL. */
+static cJSON *get_route_or(const struct ctx *c, const char *topic, int *missing)
 {
     struct rcmd req, *resp = NULL;
     char addr[256], eb[ERR_MAX];
@@ -167,12 +209,31 @@ static cJSON *get_route(const struct ctx *c, const char *topic)
         fail(c, "route of topic %s: %s", topic, eb);
         return NULL;
     }
-    if (resp->code == RESP_TOPIC_NOT_EXIST)
+    if (resp->code == RESP_TOPIC_NOT_EXIST && missing)
+        *missing = 1;
+    else if (resp->code == RESP_TOPIC_NOT_EXIST)
         fail(c, "no route for topic %s (TOPIC_NOT_EXIST from %s)", topic, addr);
     else
         j = json_body(c, resp, addr, "route lookup");
     rcmd_free(resp);
     return j;
+}
+
+static cJSON *get_route(const struct ctx *c, const char *topic)
+{
+    return get_route_or(c, topic, NULL);
+}
+
+/* The master address of @broker in a route, or "". */
+static const char *route_master(const cJSON *route, const char *broker)
+{
+    const cJSON *bd;
+    cJSON_ArrayForEach(bd, cJSON_GetObjectItemCaseSensitive(route, "brokerDatas"))
+    {
+        if (strcmp(jstr(bd, "brokerName"), broker) == 0)
+            return jstr(cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"), "0");
+    }
+    return "";
 }
 
 static cJSON *get_cluster(const struct ctx *c)
@@ -462,41 +523,63 @@ static int cmd_delete_topic(const struct ctx *c, const struct topic_opts *o)
 
 /* ---- topicStatus ---- */
 
-/* GET_TOPIC_STATS_INFO's offsetTable has MessageQueue objects as keys (not JSON): read it
- * key by key with cJSON and append {"brokerName","queueId","minOffset",...} to @arr. */
-static int parse_stats(const char *body, cJSON *arr)
+/* The map @field of a body whose keys are MessageQueue objects, as fastjson writes them (not
+ * JSON: GET_TOPIC_STATS_INFO, GET_CONSUME_STATS, ResetOffsetBody): parsed key by key with cJSON,
+ * calling @fn with each key and value. 0, or -1 when the body is malformed. */
+static int parse_mq_map(const uint8_t *raw, size_t len, const char *field,
+                        void (*fn)(const cJSON *mq, const cJSON *v, void *arg), void *arg)
 {
-    const char *p = strstr(body, "\"offsetTable\"");
-    if (!p || !(p = strchr(p, '{')))
+    char *body = strndup((const char *)raw, len), pat[64];
+    const char *p;
+    int rc = -1;
+    snprintf(pat, sizeof pat, "\"%s\"", field);
+    if (!body || !(p = strstr(body, pat)) || !(p = strchr(p, '{'))) {
+        free(body);
         return -1;
+    }
     p++;
     for (;;) {
         const char *end = NULL;
         cJSON *k, *v;
-        while (*p == ' ' || *p == ',' || *p == '\n')
+        while (*p == ' ' || *p == ',' || *p == '\n' || *p == '\r' || *p == '\t')
             p++;
-        if (*p == '}')
-            return 0;
+        if (*p == '}') {
+            rc = 0;
+            break;
+        }
         if (!(k = cJSON_ParseWithOpts(p, &end, 0)))
-            return -1;
+            break;
         p = end;
         while (*p == ' ')
             p++;
         if (*p++ != ':' || !(v = cJSON_ParseWithOpts(p, &end, 0))) {
             cJSON_Delete(k);
-            return -1;
+            break;
         }
         p = end;
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "brokerName", jstr(k, "brokerName"));
-        cJSON_AddNumberToObject(e, "queueId", (double)jnum(k, "queueId"));
-        cJSON_AddNumberToObject(e, "minOffset", (double)jnum(v, "minOffset"));
-        cJSON_AddNumberToObject(e, "maxOffset", (double)jnum(v, "maxOffset"));
-        cJSON_AddNumberToObject(e, "lastUpdateTimestamp", (double)jnum(v, "lastUpdateTimestamp"));
-        cJSON_AddItemToArray(arr, e);
+        fn(k, v, arg);
         cJSON_Delete(k);
         cJSON_Delete(v);
     }
+    free(body);
+    return rc;
+}
+
+static void stats_entry(const cJSON *k, const cJSON *v, void *arg)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "brokerName", jstr(k, "brokerName"));
+    cJSON_AddNumberToObject(e, "queueId", (double)jnum(k, "queueId"));
+    cJSON_AddNumberToObject(e, "minOffset", (double)jnum(v, "minOffset"));
+    cJSON_AddNumberToObject(e, "maxOffset", (double)jnum(v, "maxOffset"));
+    cJSON_AddNumberToObject(e, "lastUpdateTimestamp", (double)jnum(v, "lastUpdateTimestamp"));
+    cJSON_AddItemToArray(arg, e);
+}
+
+/* GET_TOPIC_STATS_INFO's offsetTable as {"brokerName","queueId","minOffset",...} in @arr. */
+static int parse_stats(const struct rcmd *resp, cJSON *arr)
+{
+    return parse_mq_map(resp->body, resp->body_len, "offsetTable", stats_entry, arr);
 }
 
 static void fmt_time(long long ms, char *buf, size_t cap)
@@ -514,7 +597,7 @@ static void fmt_time(long long ms, char *buf, size_t cap)
 static int topic_stats_on(const struct ctx *c, const char *topic, const char *addr, cJSON *arr)
 {
     struct rcmd req, *resp = NULL;
-    char eb[ERR_MAX], *body;
+    char eb[ERR_MAX];
     int rc = 0;
     rcmd_init_request(&req, REQ_GET_TOPIC_STATS_INFO);
     rcmd_ext_add(&req, "topic", topic);
@@ -525,10 +608,8 @@ static int topic_stats_on(const struct ctx *c, const char *topic, const char *ad
         rcmd_free(resp);
         return fail(c, "stats of topic %s failed (%s)", topic, eb);
     }
-    body = strndup((const char *)resp->body, resp->body_len);
-    if (parse_stats(body, arr) != 0)
+    if (parse_stats(resp, arr) != 0)
         rc = fail(c, "malformed topic stats from %s", addr);
-    free(body);
     rcmd_free(resp);
     return rc;
 }
@@ -903,6 +984,728 @@ static int cmd_send(const struct ctx *c, const struct ferry_message *m)
     return 0;
 }
 
+/* ---- helpers of the consumer-offset subcommands ---- */
+
+#define TOOLS_GROUP "TOOLS_CONSUMER"
+#define PULL_MAX    32 /* the broker's maxTransferCountOnMessageInMemory default */
+#define SYSFLAG_SUB 0x4
+
+/* "now" (-1, only when @now_ok; so is "-1"), milliseconds since the epoch, or RocketMQ's
+ * yyyy-MM-dd#HH:mm:ss:SSS in local time. 0 or -1. */
+static int parse_ts(const char *s, int now_ok, int64_t *out)
+{
+    struct tm tm = {0};
+    int ms = 0, n = 0;
+    char *end;
+    long long v;
+    if (now_ok && strcmp(s, "now") == 0) {
+        *out = -1;
+        return 0;
+    }
+    v = strtoll(s, &end, 10);
+    if (*s && !*end) {
+        if (v < (now_ok ? -1 : 0))
+            return -1;
+        *out = v;
+        return 0;
+    }
+    if (sscanf(s, "%4d-%2d-%2d#%2d:%2d:%2d:%3d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 ||
+        s[n] || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_hour < 0 || tm.tm_min < 0 ||
+        tm.tm_sec < 0 || ms < 0 || tm.tm_year < 1970)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *out = (int64_t)t * 1000 + ms;
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A request answered with an "offset" field (GET_MIN/MAX_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP;
+ * @ts only for the search). 0, or 1 with a message printed. */
+static int queue_offset(const struct ctx *c, struct bconn *bc, const char *addr, int32_t code,
+                        const char *topic, int qid, int64_t ts, int64_t *out)
+{
+    struct rcmd req, *resp = NULL;
+    char eb[ERR_MAX];
+    int rc = 0;
+    rcmd_init_request(&req, code);
+    rcmd_ext_add(&req, "topic", topic);
+    rcmd_ext_add_i64(&req, "queueId", qid);
+    if (code == REQ_SEARCH_OFFSET_BY_TIMESTAMP)
+        rcmd_ext_add_i64(&req, "timestamp", ts);
+    if (bcall(bc, addr, &req, &resp, eb, sizeof eb) != 0)
+        return fail(c, "queue %s/%d: %s", topic, qid, eb);
+    if (resp->code != RESP_SUCCESS || rcmd_ext_get_i64(resp, "offset", out) != 0)
+        rc = fail(c, "offset request %d for queue %s/%d failed (%s)", (int)code, topic, qid,
+                  resp_err(resp, addr, eb, sizeof eb));
+    rcmd_free(resp);
+    return rc;
+}
+
+/* PULL_MESSAGE as RocketMQ's tools pull: subscription "*" in the request, no commit, no
+ * suspend. The caller frees *@resp. 0, or 1 with a message printed. */
+static int pull(const struct ctx *c, struct bconn *bc, const char *addr, const char *group,
+                const char *topic, int qid, int64_t offset, int max, struct rcmd **resp)
+{
+    struct rcmd req;
+    char eb[ERR_MAX];
+    rcmd_init_request(&req, REQ_PULL_MESSAGE);
+    rcmd_ext_add(&req, "consumerGroup", group);
+    rcmd_ext_add(&req, "topic", topic);
+    rcmd_ext_add_i64(&req, "queueId", qid);
+    rcmd_ext_add_i64(&req, "queueOffset", offset);
+    rcmd_ext_add_i64(&req, "maxMsgNums", max);
+    rcmd_ext_add_i64(&req, "sysFlag", SYSFLAG_SUB);
+    rcmd_ext_add_i64(&req, "commitOffset", 0);
+    rcmd_ext_add_i64(&req, "suspendTimeoutMillis", 0);
+    rcmd_ext_add(&req, "subscription", "*");
+    rcmd_ext_add_i64(&req, "subVersion", 0);
+    rcmd_ext_add(&req, "expressionType", "TAG");
+    if (bcall(bc, addr, &req, resp, eb, sizeof eb) != 0)
+        return fail(c, "pull %s/%d at %lld: %s", topic, qid, (long long)offset, eb);
+    return 0;
+}
+
+static int64_t ext_i64(const struct rcmd *resp, const char *key, int64_t def)
+{
+    int64_t v;
+    return rcmd_ext_get_i64(resp, key, &v) == 0 ? v : def;
+}
+
+/* Order of RocketMQ's MessageQueue.compareTo: topic, broker name, queue id. */
+static int cmp_mq(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    int r = strcmp(jstr(x, "topic"), jstr(y, "topic"));
+    if (!r)
+        r = strcmp(jstr(x, "brokerName"), jstr(y, "brokerName"));
+    return r ? r
+             : (jnum(x, "queueId") > jnum(y, "queueId")) -
+                   (jnum(x, "queueId") < jnum(y, "queueId"));
+}
+
+/* Sort the objects of @arr in place with @cmp. */
+static void sort_array(cJSON *arr, int (*cmp)(const void *, const void *))
+{
+    int n = cJSON_GetArraySize(arr);
+    cJSON **items = calloc((size_t)n + 1, sizeof *items);
+    for (int i = n - 1; i >= 0; i--)
+        items[i] = cJSON_DetachItemFromArray(arr, i);
+    qsort(items, (size_t)n, sizeof *items, cmp);
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, items[i]);
+    free(items);
+}
+
+/* Add @addr to the NULL-ended list @addrs (capacity @cap) unless it is there or empty. */
+static void addr_add(const char **addrs, int cap, const char *addr)
+{
+    int i = 0;
+    if (!addr || !addr[0])
+        return;
+    for (; addrs[i]; i++)
+        if (strcmp(addrs[i], addr) == 0)
+            return;
+    if (i < cap - 1)
+        addrs[i] = addr;
+}
+
+static void route_masters(const cJSON *route, const char **addrs, int cap)
+{
+    const cJSON *bd;
+    cJSON_ArrayForEach(bd, cJSON_GetObjectItemCaseSensitive(route, "brokerDatas"))
+        addr_add(addrs, cap, jstr(cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"), "0"));
+}
+
+/* ---- consumerProgress ---- */
+
+struct cstats {
+    cJSON *arr;
+    const char *only_topic;
+};
+
+static void cstats_entry(const cJSON *k, const cJSON *v, void *arg)
+{
+    struct cstats *cs = arg;
+    const char *topic = jstr(k, "topic");
+    cJSON *e, *it;
+    if (cs->only_topic && strcmp(cs->only_topic, topic) != 0)
+        return;
+    /* The same queue from two answers (a broker listed twice) is shown once. */
+    cJSON_ArrayForEach(it, cs->arr)
+    {
+        if (strcmp(jstr(it, "topic"), topic) == 0 &&
+            strcmp(jstr(it, "brokerName"), jstr(k, "brokerName")) == 0 &&
+            jnum(it, "queueId") == jnum(k, "queueId"))
+            return;
+    }
+    e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "topic", topic);
+    cJSON_AddStringToObject(e, "brokerName", jstr(k, "brokerName"));
+    cJSON_AddNumberToObject(e, "queueId", (double)jnum(k, "queueId"));
+    cJSON_AddNumberToObject(e, "brokerOffset", (double)jnum(v, "brokerOffset"));
+    cJSON_AddNumberToObject(e, "consumerOffset", (double)jnum(v, "consumerOffset"));
+    cJSON_AddNumberToObject(e, "diff",
+                            (double)(jnum(v, "brokerOffset") - jnum(v, "consumerOffset")));
+    cJSON_AddNumberToObject(e, "lastTimestamp", (double)jnum(v, "lastTimestamp"));
+    cJSON_AddItemToArray(cs->arr, e);
+}
+
+/* GET_CONSUME_STATS of @group (@topic may be NULL: every topic the group has offsets for) at
+ * @addr, appended to @arr; entries of other topics than @only are skipped (when given).
+ * *@tps gets the consumeTps added. 0, or 1 with a message printed. */
+static int consume_stats_on(const struct ctx *c, struct bconn *bc, const char *addr,
+                            const char *group, const char *topic, const char *only, cJSON *arr,
+                            double *tps)
+{
+    struct rcmd req, *resp = NULL;
+    char eb[ERR_MAX];
+    struct cstats cs = {arr, only};
+    int rc = 0;
+    rcmd_init_request(&req, REQ_GET_CONSUME_STATS);
+    rcmd_ext_add(&req, "consumerGroup", group);
+    if (topic)
+        rcmd_ext_add(&req, "topic", topic);
+    if (bcall(bc, addr, &req, &resp, eb, sizeof eb) != 0)
+        return fail(c, "consumer group %s: %s", group, eb);
+    if (resp->code != RESP_SUCCESS) {
+        rc = fail(c, "consume stats of group %s failed (%s)", group,
+                  resp_err(resp, addr, eb, sizeof eb));
+    } else if (parse_mq_map(resp->body, resp->body_len, "offsetTable", cstats_entry, &cs) != 0) {
+        rc = fail(c, "malformed consume stats from %s", addr);
+    } else if (tps) {
+        /* Not parsed with cJSON: the body as a whole is not JSON (fastjson's object keys). */
+        char *body = strndup((const char *)resp->body, resp->body_len);
+        const char *t = body ? strstr(body, "\"consumeTps\":") : NULL;
+        *tps += t ? strtod(t + 13, NULL) : 0;
+        free(body);
+    }
+    rcmd_free(resp);
+    return rc;
+}
+
+static int cmd_consumer_progress(const struct ctx *c, const char *group, const char *topic)
+{
+    char retry[CLIENT_NAME_MAX * 2];
+    const char *addrs[64] = {0};
+    cJSON *rr, *tr = NULL, *ci = NULL, *arr;
+    struct bconn bc = {.cli = NULL};
+    double tps = 0;
+    long long total = 0;
+    int missing = 0, rc = 0;
+    const cJSON *e;
+
+    /* Java asks the brokers of the group's retry topic; with -t the topic's brokers too, and
+     * when neither has a route (a group that only committed offsets) every master. */
+    snprintf(retry, sizeof retry, "%%RETRY%%%s", group);
+    if (!(rr = get_route_or(c, retry, &missing)) && !missing)
+        return 1;
+    route_masters(rr, addrs, 64);
+    if (topic) {
+        if (!(tr = get_route(c, topic))) {
+            cJSON_Delete(rr);
+            return 1;
+        }
+        route_masters(tr, addrs, 64);
+    }
+    if (!addrs[0]) {
+        const cJSON *bd;
+        if (!(ci = get_cluster(c))) {
+            cJSON_Delete(rr);
+            return 1;
+        }
+        cJSON_ArrayForEach(bd, cJSON_GetObjectItemCaseSensitive(ci, "brokerAddrTable"))
+            addr_add(addrs, 64, jstr(cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"), "0"));
+    }
+    arr = cJSON_CreateArray();
+    for (int i = 0; addrs[i] && rc == 0; i++)
+        rc = consume_stats_on(c, &bc, addrs[i], group, topic, topic, arr, &tps);
+    bconn_close(&bc);
+    if (rc == 0 && cJSON_GetArraySize(arr) == 0)
+        rc = fail(c,
+                  "consumer group %s has no consume stats%s%s: it has committed no offset on any "
+                  "broker",
+                  group, topic ? " for topic " : "", topic ? topic : "");
+    if (rc == 0) {
+        sort_array(arr, cmp_mq);
+        cJSON_ArrayForEach(e, arr) total += jnum(e, "diff");
+    }
+    if (rc == 0 && c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "group", group);
+        cJSON_AddNumberToObject(o, "consumeTps", tps);
+        cJSON_AddNumberToObject(o, "diffTotal", (double)total);
+        cJSON_AddItemToObject(o, "offsetTable", arr);
+        arr = NULL;
+        print_json(o);
+        cJSON_Delete(o);
+    } else if (rc == 0) {
+        printf("%-32s  %-24s  %-4s  %-16s  %-16s  %-10s  %s\n", "#Topic", "#Broker Name", "#QID",
+               "#Broker Offset", "#Consumer Offset", "#Diff", "#LastTime");
+        cJSON_ArrayForEach(e, arr)
+        {
+            char tb[64] = "N/A";
+            time_t s = (time_t)(jnum(e, "lastTimestamp") / 1000);
+            struct tm tm;
+            if (jnum(e, "lastTimestamp") > 0 && localtime_r(&s, &tm))
+                strftime(tb, sizeof tb, "%Y-%m-%d %H:%M:%S", &tm);
+            printf("%-32s  %-24s  %-4lld  %-16lld  %-16lld  %-10lld  %s\n", jstr(e, "topic"),
+                   jstr(e, "brokerName"), jnum(e, "queueId"), jnum(e, "brokerOffset"),
+                   jnum(e, "consumerOffset"), jnum(e, "diff"), tb);
+        }
+        printf("\nConsume TPS: %.2f\nDiff Total: %lld\n", tps, total);
+    }
+    cJSON_Delete(arr);
+    cJSON_Delete(ci);
+    cJSON_Delete(tr);
+    cJSON_Delete(rr);
+    return rc;
+}
+
+/* ---- queryMsgByOffset / consumeMessage ---- */
+
+/* The records of a FOUND pull answer as JSON objects (with "brokerName") in @arr. */
+static int pulled_records(const struct rcmd *resp, const char *broker, cJSON *arr)
+{
+    cJSON *tmp = cJSON_CreateArray(), *e;
+    int rc = add_records(resp->body, resp->body_len, NULL, NULL, tmp);
+    while (rc == 0 && (e = cJSON_DetachItemFromArray(tmp, 0)) != NULL) {
+        cJSON_AddStringToObject(e, "brokerName", broker);
+        cJSON_AddItemToArray(arr, e);
+    }
+    cJSON_Delete(tmp);
+    return rc;
+}
+
+static int cmd_query_by_offset(const struct ctx *c, const char *topic, const char *broker, int qid,
+                               int64_t offset)
+{
+    cJSON *r = get_route(c, topic), *arr;
+    struct bconn bc = {.cli = NULL};
+    struct rcmd *resp = NULL;
+    char eb[ERR_MAX], addr[CLIENT_ADDR_MAX];
+    int rc;
+    if (!r)
+        return 1;
+    snprintf(addr, sizeof addr, "%s", route_master(r, broker));
+    cJSON_Delete(r);
+    if (!addr[0])
+        return fail(c, "broker %s has no master in the route of topic %s", broker, topic);
+    if ((rc = pull(c, &bc, addr, TOOLS_GROUP, topic, qid, offset, 1, &resp)) != 0) {
+        bconn_close(&bc);
+        return rc;
+    }
+    bconn_close(&bc);
+    if (resp->code != RESP_SUCCESS) {
+        rc = fail(c, "no message at offset %lld of %s/%s/%d (%s; queue offsets %lld..%lld)",
+                  (long long)offset, topic, broker, qid, resp_err(resp, addr, eb, sizeof eb),
+                  (long long)ext_i64(resp, "minOffset", 0),
+                  (long long)ext_i64(resp, "maxOffset", 0));
+        rcmd_free(resp);
+        return rc;
+    }
+    arr = cJSON_CreateArray();
+    if (pulled_records(resp, broker, arr) != 0 || cJSON_GetArraySize(arr) < 1)
+        rc = fail(c, "malformed message record from %s", addr);
+    else if (c->json)
+        print_json(cJSON_GetArrayItem(arr, 0));
+    else
+        print_record(cJSON_GetArrayItem(arr, 0));
+    cJSON_Delete(arr);
+    rcmd_free(resp);
+    return rc;
+}
+
+struct consume_opts {
+    const char *topic, *broker, *group;
+    int qid;                   /* -1: every queue */
+    int64_t offset;            /* -1: from the queue's min offset (or -s) */
+    int64_t count, begin, end; /* begin/end 0: unbounded */
+};
+
+/* Read [@from, @to) of one queue, keeping the records stored in [begin, end]; at most *@left. */
+static int consume_queue(const struct ctx *c, struct bconn *bc, const char *addr,
+                         const struct consume_opts *o, const char *broker, int qid, int64_t from,
+                         int64_t to, int64_t *left, cJSON *out)
+{
+    char eb[ERR_MAX];
+    int64_t off = from;
+    while (off<to && * left> 0) {
+        struct rcmd *resp = NULL;
+        int64_t want = to - off < PULL_MAX ? to - off : PULL_MAX, next;
+        cJSON *recs, *e;
+        if (pull(c, bc, addr, o->group, o->topic, qid, off, (int)want, &resp) != 0)
+            return 1;
+        next = ext_i64(resp, "nextBeginOffset", off);
+        if (resp->code == RESP_PULL_NOT_FOUND ||
+            ((resp->code == RESP_PULL_OFFSET_MOVED || resp->code == RESP_PULL_RETRY_IMMEDIATELY) &&
+             next <= off)) {
+            rcmd_free(resp);
+            break; /* the end of the queue */
+        }
+        if (resp->code != RESP_SUCCESS && resp->code != RESP_PULL_OFFSET_MOVED &&
+            resp->code != RESP_PULL_RETRY_IMMEDIATELY) {
+            int rc = fail(c, "pull %s/%s/%d at %lld failed (%s)", o->topic, broker, qid,
+                          (long long)off, resp_err(resp, addr, eb, sizeof eb));
+            rcmd_free(resp);
+            return rc;
+        }
+        recs = cJSON_CreateArray();
+        if (resp->code == RESP_SUCCESS && pulled_records(resp, broker, recs) != 0) {
+            cJSON_Delete(recs);
+            rcmd_free(resp);
+            return fail(c, "malformed message records from %s", addr);
+        }
+        while ((e = cJSON_DetachItemFromArray(recs, 0)) != NULL) {
+            long long qo = jnum(e, "queueOffset"), st = jnum(e, "storeTimestamp");
+            if (qo >= to || *left <= 0 || (o->begin > 0 && st < o->begin) ||
+                (o->end > 0 && st > o->end)) {
+                cJSON_Delete(e);
+                continue;
+            }
+            cJSON_AddItemToArray(out, e);
+            (*left)--;
+        }
+        cJSON_Delete(recs);
+        rcmd_free(resp);
+        if (next <= off)
+            break;
+        off = next;
+    }
+    return 0;
+}
+
+static int consume_on(const struct ctx *c, struct bconn *bc, const char *addr,
+                      const struct consume_opts *o, const char *broker, int qid, int64_t *left,
+                      cJSON *out)
+{
+    int64_t min, max, from, to;
+    if (queue_offset(c, bc, addr, REQ_GET_MIN_OFFSET, o->topic, qid, 0, &min) != 0 ||
+        queue_offset(c, bc, addr, REQ_GET_MAX_OFFSET, o->topic, qid, 0, &max) != 0)
+        return 1;
+    from = min;
+    to = max;
+    if (o->begin > 0 &&
+        queue_offset(c, bc, addr, REQ_SEARCH_OFFSET_BY_TIMESTAMP, o->topic, qid, o->begin, &from))
+        return 1;
+    if (o->end > 0) {
+        if (queue_offset(c, bc, addr, REQ_SEARCH_OFFSET_BY_TIMESTAMP, o->topic, qid, o->end, &to))
+            return 1;
+        to = to + 1 < max ? to + 1 : max; /* the nearest entry; later ones are filtered out */
+    }
+    if (o->offset >= 0 && o->offset > from)
+        from = o->offset;
+    return consume_queue(c, bc, addr, o, broker, qid, from, to, left, out);
+}
+
+static int cmd_consume_message(const struct ctx *c, const struct consume_opts *o)
+{
+    cJSON *r = get_route(c, o->topic), *out;
+    struct bconn bc = {.cli = NULL};
+    const cJSON *qd, *e;
+    int64_t left = o->count;
+    int rc = 0, queues = 0;
+    if (!r)
+        return 1;
+    if (o->broker && !route_master(r, o->broker)[0]) {
+        cJSON_Delete(r);
+        return fail(c, "broker %s has no master in the route of topic %s", o->broker, o->topic);
+    }
+    out = cJSON_CreateArray();
+    cJSON_ArrayForEach(qd, cJSON_GetObjectItemCaseSensitive(r, "queueDatas"))
+    {
+        const char *broker = jstr(qd, "brokerName"), *addr = route_master(r, broker);
+        int n = (int)jnum(qd, "readQueueNums");
+        if ((o->broker && strcmp(o->broker, broker) != 0) || !addr[0] || !(jnum(qd, "perm") & 4))
+            continue;
+        for (int q = 0; q < n && rc == 0 && left > 0; q++) {
+            if (o->qid >= 0 && q != o->qid)
+                continue;
+            queues++;
+            rc = consume_on(c, &bc, addr, o, broker, q, &left, out);
+        }
+    }
+    bconn_close(&bc);
+    cJSON_Delete(r);
+    if (rc == 0 && o->qid >= 0 && queues == 0)
+        rc = fail(c, "topic %s has no readable queue %d on broker %s", o->topic, o->qid, o->broker);
+    if (rc == 0 && c->json) {
+        print_json(out);
+    } else if (rc == 0) {
+        printf("%-24s %-5s %-10s %-34s %-24s %-16s %s\n", "#Broker Name", "#QID", "#Offset",
+               "#MsgId", "#StoreTime", "#Tags", "#Body");
+        cJSON_ArrayForEach(e, out)
+        {
+            char tb[64];
+            fmt_time(jnum(e, "storeTimestamp"), tb, sizeof tb);
+            printf("%-24s %-5lld %-10lld %-34s %-24s %-16s %s\n", jstr(e, "brokerName"),
+                   jnum(e, "queueId"), jnum(e, "queueOffset"), jstr(e, "msgId"), tb,
+                   jstr(e, "tags"),
+                   cJSON_GetObjectItemCaseSensitive(e, "body") ? jstr(e, "body") : "(compressed)");
+        }
+        printf("\n%d messages\n", cJSON_GetArraySize(out));
+    }
+    cJSON_Delete(out);
+    return rc;
+}
+
+/* ---- resetOffsetByTime / resetOffsetByTimeOld ---- */
+
+struct reset_opts {
+    const char *group, *topic, *ts_str;
+    int64_t ts; /* -1: the max offset ("now") */
+    int force, cplus;
+};
+
+static void reset_entry(const cJSON *k, const cJSON *v, void *arg)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "topic", jstr(k, "topic"));
+    cJSON_AddStringToObject(e, "brokerName", jstr(k, "brokerName"));
+    cJSON_AddNumberToObject(e, "queueId", (double)jnum(k, "queueId"));
+    cJSON_AddNumberToObject(e, "offset", cJSON_IsNumber(v) ? v->valuedouble : 0);
+    cJSON_AddItemToArray(arg, e);
+}
+
+/* RocketMQ's resetOffsetByTimestampOld on one broker: the offsets of the group's queues of the
+ * topic (GET_CONSUME_STATS, or when it has none the topic's min/max offsets), the offset of
+ * the timestamp per queue (SEARCH_OFFSET_BY_TIMESTAMP, GET_MAX_OFFSET for -1), written with
+ * UPDATE_CONSUMER_OFFSET when forced or when it moves the offset back. */
+static int reset_old_on(const struct ctx *c, struct bconn *bc, const char *addr, const char *broker,
+                        int read_queues, const struct reset_opts *o, cJSON *rows)
+{
+    cJSON *st = cJSON_CreateArray(), *e;
+    char eb[ERR_MAX];
+    int rc = consume_stats_on(c, bc, addr, o->group, NULL, o->topic, st, NULL);
+    if (rc == 0 && cJSON_GetArraySize(st) == 0) {
+        cJSON *ts = cJSON_CreateArray();
+        if ((rc = topic_stats_on(c, o->topic, addr, ts)) == 0) {
+            cJSON_ArrayForEach(e, ts)
+            {
+                cJSON *x;
+                if (jnum(e, "queueId") >= read_queues)
+                    continue;
+                x = cJSON_CreateObject();
+                cJSON_AddStringToObject(x, "topic", o->topic);
+                cJSON_AddStringToObject(x, "brokerName", broker);
+                cJSON_AddNumberToObject(x, "queueId", (double)jnum(e, "queueId"));
+                cJSON_AddNumberToObject(x, "brokerOffset", (double)jnum(e, "maxOffset"));
+                cJSON_AddNumberToObject(x, "consumerOffset", (double)jnum(e, "minOffset"));
+                cJSON_AddItemToArray(st, x);
+            }
+        }
+        cJSON_Delete(ts);
+    }
+    cJSON_ArrayForEach(e, st)
+    {
+        int qid = (int)jnum(e, "queueId");
+        long long cur = jnum(e, "consumerOffset");
+        int64_t to;
+        cJSON *row;
+        if (rc != 0)
+            break;
+        if ((rc = o->ts == -1 ? queue_offset(c, bc, addr, REQ_GET_MAX_OFFSET, o->topic, qid, 0, &to)
+                              : queue_offset(c, bc, addr, REQ_SEARCH_OFFSET_BY_TIMESTAMP, o->topic,
+                                             qid, o->ts, &to)) != 0)
+            break;
+        row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "topic", o->topic);
+        cJSON_AddStringToObject(row, "brokerName", jstr(e, "brokerName"));
+        cJSON_AddNumberToObject(row, "queueId", qid);
+        cJSON_AddNumberToObject(row, "brokerOffset", (double)jnum(e, "brokerOffset"));
+        cJSON_AddNumberToObject(row, "consumerOffset", (double)cur);
+        cJSON_AddNumberToObject(row, "timestampOffset", (double)to);
+        cJSON_AddNumberToObject(row, "offset", (double)(o->force || to <= cur ? to : cur));
+        cJSON_AddItemToArray(rows, row);
+        if (o->force || to <= cur) {
+            struct rcmd req, *resp = NULL;
+            rcmd_init_request(&req, REQ_UPDATE_CONSUMER_OFFSET);
+            rcmd_ext_add(&req, "consumerGroup", o->group);
+            rcmd_ext_add(&req, "topic", o->topic);
+            rcmd_ext_add_i64(&req, "queueId", qid);
+            rcmd_ext_add_i64(&req, "commitOffset", to);
+            if (bcall(bc, addr, &req, &resp, eb, sizeof eb) != 0) {
+                rc = fail(c, "update offset of %s/%d: %s", o->topic, qid, eb);
+                break;
+            }
+            if (resp->code != RESP_SUCCESS)
+                rc = fail(c, "update offset of group %s on %s/%d failed (%s)", o->group, o->topic,
+                          qid, resp_err(resp, addr, eb, sizeof eb));
+            rcmd_free(resp);
+        }
+    }
+    cJSON_Delete(st);
+    return rc;
+}
+
+/* INVOKE_BROKER_TO_RESET_OFFSET at @addr; CONSUMER_NOT_ONLINE falls back to reset_old_on(). */
+static int reset_on(const struct ctx *c, struct bconn *bc, const char *addr, const char *broker,
+                    int read_queues, const struct reset_opts *o, cJSON *rows)
+{
+    struct rcmd req, *resp = NULL;
+    char eb[ERR_MAX];
+    int rc = 0;
+    rcmd_init_request(&req, REQ_INVOKE_BROKER_TO_RESET_OFFSET);
+    if (o->cplus)
+        req.language = RCMD_LANG_CPP; /* the broker then sends the C++ body to the consumers */
+    rcmd_ext_add(&req, "topic", o->topic);
+    rcmd_ext_add(&req, "group", o->group);
+    rcmd_ext_add_i64(&req, "timestamp", o->ts);
+    rcmd_ext_add(&req, "isForce", o->force ? "true" : "false");
+    if (bcall(bc, addr, &req, &resp, eb, sizeof eb) != 0)
+        return fail(c, "reset offset of group %s: %s", o->group, eb);
+    if (resp->code == RESP_CONSUMER_NOT_ONLINE) {
+        rcmd_free(resp);
+        if (!c->json)
+            printf("broker %s: consumer group %s is not online, resetting its offsets with "
+                   "UPDATE_CONSUMER_OFFSET\n",
+                   addr, o->group);
+        return reset_old_on(c, bc, addr, broker, read_queues, o, rows);
+    }
+    if (resp->code != RESP_SUCCESS)
+        rc = fail(c, "reset offset of group %s on topic %s failed (%s)", o->group, o->topic,
+                  resp_err(resp, addr, eb, sizeof eb));
+    else if (parse_mq_map(resp->body, resp->body_len, "offsetTable", reset_entry, rows) != 0)
+        rc = fail(c, "malformed reset offset answer from %s", addr);
+    rcmd_free(resp);
+    return rc;
+}
+
+static int cmd_reset_offset(const struct ctx *c, const struct reset_opts *o, int old)
+{
+    cJSON *r = get_route(c, o->topic), *rows;
+    struct bconn bc = {.cli = NULL};
+    const cJSON *qd, *e;
+    int rc = 0;
+    if (!r)
+        return 1;
+    rows = cJSON_CreateArray();
+    cJSON_ArrayForEach(qd, cJSON_GetObjectItemCaseSensitive(r, "queueDatas"))
+    {
+        const char *broker = jstr(qd, "brokerName"), *addr = route_master(r, broker);
+        int rq = (int)jnum(qd, "readQueueNums");
+        if (!addr[0] || rc != 0)
+            continue;
+        rc = old ? reset_old_on(c, &bc, addr, broker, rq, o, rows)
+                 : reset_on(c, &bc, addr, broker, rq, o, rows);
+    }
+    bconn_close(&bc);
+    cJSON_Delete(r);
+    if (rc == 0)
+        sort_array(rows, cmp_mq);
+    if (rc == 0 && c->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "group", o->group);
+        cJSON_AddStringToObject(j, "topic", o->topic);
+        cJSON_AddBoolToObject(j, "force", o->force);
+        cJSON_AddNumberToObject(j, "timestamp", (double)o->ts);
+        cJSON_AddItemToObject(j, "offsetTable", rows);
+        rows = NULL;
+        print_json(j);
+        cJSON_Delete(j);
+    } else if (rc == 0) {
+        printf("rollback consumer offset by specified group[%s], topic[%s], force[%s], "
+               "timestamp(string)[%s], timestamp(long)[%lld]\n",
+               o->group, o->topic, o->force ? "true" : "false", o->ts_str, (long long)o->ts);
+        if (old)
+            printf("%-24s  %-8s  %-16s  %-16s  %-16s  %s\n", "#brokerName", "#queueId",
+                   "#brokerOffset", "#consumerOffset", "#timestampOffset", "#rollbackOffset");
+        else
+            printf("%-24s  %-8s  %s\n", "#brokerName", "#queueId", "#offset");
+        cJSON_ArrayForEach(e, rows)
+        {
+            if (old)
+                printf("%-24s  %-8lld  %-16lld  %-16lld  %-16lld  %lld\n", jstr(e, "brokerName"),
+                       jnum(e, "queueId"), jnum(e, "brokerOffset"), jnum(e, "consumerOffset"),
+                       jnum(e, "timestampOffset"), jnum(e, "offset"));
+            else
+                printf("%-24s  %-8lld  %lld\n", jstr(e, "brokerName"), jnum(e, "queueId"),
+                       jnum(e, "offset"));
+        }
+    }
+    cJSON_Delete(rows);
+    return rc;
+}
+
+/* ---- updateSubGroup ---- */
+
+/* RocketMQ's SubscriptionGroupConfig (fastjson writes the keys sorted); the command's defaults
+ * are Java's UpdateSubGroupSubCommand's (broadcast and from-min off). */
+struct group_opts {
+    const char *group, *broker, *cluster;
+    int consume_enable, from_min, broadcast, notify;
+    int retry_queues, retry_max;
+    int64_t broker_id, slow_broker;
+};
+
+static int cmd_update_sub_group(const struct ctx *c, const struct group_opts *o)
+{
+    cJSON *ci, *body = cJSON_CreateObject();
+    const char **addrs;
+    char *text, eb[ERR_MAX];
+    int rc = 0;
+    cJSON_AddNumberToObject(body, "brokerId", (double)o->broker_id);
+    cJSON_AddBoolToObject(body, "consumeBroadcastEnable", o->broadcast);
+    cJSON_AddBoolToObject(body, "consumeEnable", o->consume_enable);
+    cJSON_AddBoolToObject(body, "consumeFromMinEnable", o->from_min);
+    cJSON_AddStringToObject(body, "groupName", o->group);
+    cJSON_AddBoolToObject(body, "notifyConsumerIdsChangedEnable", o->notify);
+    cJSON_AddNumberToObject(body, "retryMaxTimes", o->retry_max);
+    cJSON_AddNumberToObject(body, "retryQueueNums", o->retry_queues);
+    cJSON_AddNumberToObject(body, "whichBrokerWhenConsumeSlowly", (double)o->slow_broker);
+    if (targets(c, o->broker, o->cluster, &ci, &addrs) != 0) {
+        cJSON_Delete(ci);
+        cJSON_Delete(body);
+        return 1;
+    }
+    text = cJSON_PrintUnformatted(body);
+    for (int i = 0; addrs[i] && rc == 0; i++) {
+        struct rcmd req, *resp = NULL;
+        rcmd_init_request(&req, REQ_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP);
+        req.body = (const uint8_t *)text;
+        req.body_len = strlen(text);
+        if (call(addrs[i], &req, &resp, eb, sizeof eb) != 0) {
+            rc = fail(c, "subscription group %s: %s", o->group, eb);
+            break;
+        }
+        if (resp->code != RESP_SUCCESS)
+            rc = fail(c, "create subscription group %s failed (%s)", o->group,
+                      resp_err(resp, addrs[i], eb, sizeof eb));
+        else if (!c->json)
+            printf("create subscription group to %s success.\n", addrs[i]);
+        rcmd_free(resp);
+    }
+    if (rc == 0 && c->json) {
+        cJSON *j = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(j, "brokers");
+        for (int i = 0; addrs[i]; i++)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(addrs[i]));
+        cJSON_AddItemToObject(j, "subscriptionGroupConfig", body);
+        body = NULL;
+        print_json(j);
+        cJSON_Delete(j);
+    } else if (rc == 0) {
+        printf("%s\n", text);
+    }
+    free(text);
+    if (ci)
+        free(addrs);
+    cJSON_Delete(ci);
+    cJSON_Delete(body);
+    return rc;
+}
+
 /* ---- command table and option parsing ---- */
 
 struct cmd {
@@ -927,6 +1730,25 @@ static const struct cmd cmds[] = {
     {"queryMsgByKey", "n:t:k:", "-t topic -k key [-n namesrv]", "find messages by key", "tk"},
     {"sendMessage", "n:t:p:k:c:", "-t topic -p body [-k keys] [-c tags] [-n namesrv]",
      "send one message", "tp"},
+    {"consumerProgress", "n:g:t:", "-g group [-t topic] [-n namesrv]",
+     "a consumer group's offsets and lag per queue", "g"},
+    {"queryMsgByOffset", "n:t:b:i:o:", "-t topic -b brokerName -i queueId -o offset [-n namesrv]",
+     "view the message at a queue offset", "tbio"},
+    {"resetOffsetByTime", "n:g:t:s:f:c",
+     "-g group -t topic -s now|<ms>|yyyy-MM-dd#HH:mm:ss:SSS [-f true|false] [-c] [-n namesrv]",
+     "reset a consumer group's offsets to a time (consumers online or not)", "gts"},
+    {"resetOffsetByTimeOld",
+     "n:g:t:s:f:", "-g group -t topic -s <ms>|yyyy-MM-dd#HH:mm:ss:SSS [-f true|false] [-n namesrv]",
+     "reset offsets with UPDATE_CONSUMER_OFFSET only (running consumers must restart)", "gts"},
+    {"consumeMessage", "n:t:b:i:o:c:s:e:g:",
+     "-t topic [-b brokerName [-i queueId [-o offset]]] [-c count] [-s beginTimestamp] "
+     "[-e endTimestamp] [-g group] [-n namesrv]",
+     "print a topic's messages (pulled, no offset commit)", "t"},
+    {"updateSubGroup", "n:g:b:c:s:m:d:q:r:i:w:a:",
+     "-g group (-b brokerAddr | -c cluster) [-s consumeEnable] [-m consumeFromMinEnable] "
+     "[-d consumeBroadcastEnable] [-q retryQueueNums] [-r retryMaxTimes] [-i brokerId] "
+     "[-w whichBrokerWhenConsumeSlowly] [-a notifyConsumerIdsChangedEnable] [-n namesrv]",
+     "create or update a subscription group", "g"},
 };
 
 static int usage_all(FILE *f)
@@ -957,6 +1779,82 @@ static int parse_int(const char *s, int lo, int hi, int *out)
         return -1;
     *out = (int)v;
     return 0;
+}
+
+static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* An optional true|false option @letter into *@out (left alone when absent). */
+static int parse_bool(const char *const *val, int letter, int *out)
+{
+    const char *s = val[letter];
+    if (!s)
+        return 0;
+    if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0)
+        return -1;
+    *out = strcmp(s, "true") == 0;
+    return 0;
+}
+
+static int main_reset(const struct cmd *cmd, const struct ctx *c, const char *const *val)
+{
+    int old = strcmp(cmd->name, "resetOffsetByTimeOld") == 0;
+    struct reset_opts o = {val['g'], val['t'], val['s'], 0, 1, val['c'] != NULL};
+    if (parse_ts(o.ts_str, !old, &o.ts) != 0)
+        return usage(cmd,
+                     "bad timestamp %s: expected now, milliseconds since the epoch or "
+                     "yyyy-MM-dd#HH:mm:ss:SSS",
+                     o.ts_str);
+    if (parse_bool(val, 'f', &o.force) != 0)
+        return usage(cmd, "%s", "-f must be true or false");
+    return cmd_reset_offset(c, &o, old);
+}
+
+static int main_consume(const struct cmd *cmd, const struct ctx *c, const char *const *val)
+{
+    struct consume_opts o = {val['t'], val['b'], val['g'] ? val['g'] : TOOLS_GROUP, -1, -1, 128,
+                             0,        0};
+    int64_t now = now_ms();
+    if (val['i'] && !val['b'])
+        return usage(cmd, "%s", "-i queueId needs -b brokerName");
+    if (val['o'] && !val['i'])
+        return usage(cmd, "%s", "-o offset needs -i queueId");
+    if ((val['i'] && parse_int(val['i'], 0, 65535, &o.qid) != 0) ||
+        (val['o'] && parse_i64(val['o'], 0, INT64_MAX, &o.offset) != 0) ||
+        (val['c'] && parse_i64(val['c'], 1, INT64_MAX, &o.count) != 0))
+        return usage(cmd, "%s", "-i must be a queue id, -o an offset, -c a positive count");
+    if ((val['s'] && parse_ts(val['s'], 0, &o.begin) != 0) ||
+        (val['e'] && parse_ts(val['e'], 0, &o.end) != 0))
+        return usage(cmd, "%s",
+                     "-s and -e must be milliseconds since the epoch or yyyy-MM-dd#HH:mm:ss:SSS");
+    if (o.begin > now || o.end > now)
+        return usage(cmd, "%s", "-s and -e must not be in the future");
+    if (val['e'] && o.begin > o.end)
+        return usage(cmd, "%s", "-s beginTimestamp must not be after -e endTimestamp");
+    return cmd_consume_message(c, &o);
+}
+
+static int main_sub_group(const struct cmd *cmd, const struct ctx *c, const char *const *val)
+{
+    struct group_opts o = {val['g'], val['b'], val['c'], 1, 0, 0, 1, 1, 16, 0, 1};
+    if (!o.cluster == !o.broker)
+        return usage(cmd, "%s", "give exactly one of -c cluster and -b brokerAddr");
+    if (parse_bool(val, 's', &o.consume_enable) != 0 || parse_bool(val, 'm', &o.from_min) != 0 ||
+        parse_bool(val, 'd', &o.broadcast) != 0 || parse_bool(val, 'a', &o.notify) != 0)
+        return usage(cmd, "%s", "-s, -m, -d and -a must be true or false");
+    if ((val['q'] && parse_int(val['q'], 0, 1024, &o.retry_queues) != 0) ||
+        (val['r'] && parse_int(val['r'], -1, INT32_MAX, &o.retry_max) != 0) ||
+        (val['i'] && parse_i64(val['i'], 0, INT32_MAX, &o.broker_id) != 0) ||
+        (val['w'] && parse_i64(val['w'], 0, INT32_MAX, &o.slow_broker) != 0))
+        return usage(cmd, "%s", "-q must be 0..1024, -r -1.., -i and -w broker ids (0..)");
+    return cmd_update_sub_group(c, &o);
 }
 
 int main(int argc, char **argv)
@@ -997,7 +1895,7 @@ int main(int argc, char **argv)
             return optopt ? usage(cmd, "unknown option -%s", (char[]){(char)optopt, 0})
                           : usage(cmd, "unknown option %s", argv[optind]);
         else
-            val[ch] = optarg;
+            val[ch] = optarg ? optarg : "true"; /* a flag (resetOffsetByTime -c) */
     }
     if (optind < argc - 1)
         return usage(cmd, "unexpected argument %s", argv[optind + 1]);
@@ -1007,7 +1905,9 @@ int main(int argc, char **argv)
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
         if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "queryMsgById") != 0 &&
-            !(strcmp(cmd->name, "consumerConnection") == 0 && val['b']))
+            !((strcmp(cmd->name, "consumerConnection") == 0 ||
+               strcmp(cmd->name, "updateSubGroup") == 0) &&
+              val['b']))
             return usage(cmd, "%s", "no name server: give -n host:port or set NAMESRV_ADDR");
         c.ns = "";
     }
@@ -1043,6 +1943,21 @@ int main(int argc, char **argv)
         return cmd_query_by_id(&c, val['i']);
     if (strcmp(cmd->name, "queryMsgByKey") == 0)
         return cmd_query_by_key(&c, val['t'], val['k']);
+    if (strcmp(cmd->name, "consumerProgress") == 0)
+        return cmd_consumer_progress(&c, val['g'], val['t']);
+    if (strcmp(cmd->name, "queryMsgByOffset") == 0) {
+        int qid;
+        int64_t off;
+        if (parse_int(val['i'], 0, 65535, &qid) != 0 || parse_i64(val['o'], 0, INT64_MAX, &off))
+            return usage(cmd, "%s", "-i must be a queue id and -o an offset (numbers >= 0)");
+        return cmd_query_by_offset(&c, val['t'], val['b'], qid, off);
+    }
+    if (strncmp(cmd->name, "resetOffsetByTime", 17) == 0)
+        return main_reset(cmd, &c, val);
+    if (strcmp(cmd->name, "consumeMessage") == 0)
+        return main_consume(cmd, &c, val);
+    if (strcmp(cmd->name, "updateSubGroup") == 0)
+        return main_sub_group(cmd, &c, val);
     struct ferry_message m = {.topic = val['t'],
                               .tags = val['c'],
                               .keys = val['k'],

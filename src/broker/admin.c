@@ -2,8 +2,9 @@
  * AdminBrokerProcessor): QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET,
  * SEARCH_OFFSET_BY_TIMESTAMP, GET_EARLIEST_MSG_STORETIME, VIEW_MESSAGE_BY_ID, QUERY_MESSAGE,
  * UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER, GET_ALL_TOPIC_CONFIG, GET_TOPIC_STATS_INFO,
- * GET_BROKER_RUNTIME_INFO, GET_BROKER_CONFIG, the subscription-group admin codes and
- * GET_CONSUME_STATS.
+ * GET_BROKER_RUNTIME_INFO, GET_BROKER_CONFIG, the subscription-group admin codes,
+ * GET_CONSUME_STATS and INVOKE_BROKER_TO_RESET_OFFSET (which sends RESET_CONSUMER_CLIENT_OFFSET
+ * to the group's consumers and commits the offsets itself, for offline groups too).
  *
  * Topic and group changes are answered only after the metadata file is written and the name
  * servers were told (broker_reg_answer_after), so a route lookup right after the answer finds the
@@ -140,6 +141,27 @@ void broker_on_get_min_offset(conn_t *conn, const struct rcmd *req, void *arg)
     respond_i64(conn, req, "offset", store_min_offset(b->store, topic, qid));
 }
 
+/* Java 4.9.8 ConsumeQueue.getOffsetInQueueByTime: the entry whose store time is nearest to @ts
+ * (an exact match wins; all later -> the first; all earlier -> the last entry); 0 for an empty
+ * queue. */
+static int64_t offset_by_time(broker_t *b, const char *topic, int32_t qid, int64_t ts)
+{
+    int64_t min = store_min_offset(b->store, topic, qid),
+            max = store_max_offset(b->store, topic, qid);
+    if (max <= min)
+        return 0;
+    int64_t o = store_offset_by_time(b->store, topic, qid, ts);
+    if (o >= max)
+        return max - 1;
+    if (o <= min)
+        return o < min ? min : o;
+    int64_t t_right = store_time_at(b->store, topic, qid, o);
+    int64_t t_left = store_time_at(b->store, topic, qid, o - 1);
+    if (t_right == ts || t_left < 0)
+        return o;
+    return llabs(ts - t_left) > llabs(ts - t_right) ? o : o - 1;
+}
+
 void broker_on_search_offset(conn_t *conn, const struct rcmd *req, void *arg)
 {
     broker_t *b = arg;
@@ -151,27 +173,7 @@ void broker_on_search_offset(conn_t *conn, const struct rcmd *req, void *arg)
         return;
     bhdrs_i64(&p, "timestamp", &ts, 0, 1);
     FIELD_ERR(conn, req, p);
-    /* Java 4.9.8 ConsumeQueue.getOffsetInQueueByTime: the entry whose store time is nearest to
-     * @ts (an exact match wins; all later -> the first; all earlier -> the last entry). */
-    int64_t min = store_min_offset(b->store, topic, qid),
-            max = store_max_offset(b->store, topic, qid);
-    int64_t off = 0;
-    if (max > min) {
-        int64_t o = store_offset_by_time(b->store, topic, qid, ts);
-        if (o >= max) {
-            off = max - 1;
-        } else if (o <= min) {
-            off = o < min ? min : o;
-        } else {
-            int64_t t_right = store_time_at(b->store, topic, qid, o);
-            int64_t t_left = store_time_at(b->store, topic, qid, o - 1);
-            if (t_right == ts || t_left < 0)
-                off = o;
-            else
-                off = llabs(ts - t_left) > llabs(ts - t_right) ? o : o - 1;
-        }
-    }
-    respond_i64(conn, req, "offset", off);
+    respond_i64(conn, req, "offset", offset_by_time(b, topic, qid, ts));
 }
 
 void broker_on_earliest_time(conn_t *conn, const struct rcmd *req, void *arg)
@@ -653,4 +655,150 @@ void broker_on_consume_stats(conn_t *conn, const struct rcmd *req, void *arg)
     bsb_trim_comma(&sb);
     bsb_str(&sb, "}}");
     broker_respond_sb(conn, req, &sb);
+}
+
+/* ---- INVOKE_BROKER_TO_RESET_OFFSET ---------------------------------------------------- */
+
+/* The connections of @group's online consumers, referenced (unref each, free the array). */
+static conn_t **group_conns(broker_t *b, const char *group, int *n, int32_t *min_version)
+{
+    conn_t **out = NULL;
+    *n = 0;
+    *min_version = INT32_MAX;
+    pthread_mutex_lock(&b->clients.mu);
+    const struct cgroup *g = bmap_get(&b->clients.consumers, group);
+    if (g && g->n_chans > 0) {
+        out = ferry_malloc((size_t)g->n_chans * sizeof *out);
+        for (int i = 0; i < g->n_chans; i++) {
+            remoting_conn_ref(g->chans[i].conn);
+            out[(*n)++] = g->chans[i].conn;
+            if (g->chans[i].version < *min_version)
+                *min_version = g->chans[i].version;
+        }
+    }
+    pthread_mutex_unlock(&b->clients.mu);
+    return out;
+}
+
+static void conns_drop(conn_t **conns, int n)
+{
+    for (int i = 0; i < n; i++)
+        remoting_conn_unref(conns[i]);
+    ferry_free(conns);
+}
+
+/* ResetOffsetBody {"offsetTable":{<MessageQueue>:offset}} (fastjson's object keys), or for a
+ * C++ admin request ResetOffsetBodyForC {"offsetTable":[{"brokerName",...,"offset"}]}. */
+static void reset_body(struct sbuf *sb, broker_t *b, const char *topic, const int64_t *offs, int n,
+                       int for_c)
+{
+    bsb_init(sb);
+    bsb_str(sb, for_c ? "{\"offsetTable\":[" : "{\"offsetTable\":{");
+    for (int q = 0; q < n; q++) {
+        if (for_c) {
+            bsb_str(sb, "{\"brokerName\":");
+            bsb_jstr(sb, b->cfg.brokerName);
+            bsb_fmt(sb, ",\"offset\":%" PRId64 ",\"queueId\":%d,\"topic\":", offs[q], q);
+            bsb_jstr(sb, topic);
+            bsb_str(sb, "},");
+        } else {
+            mq_key(sb, b, topic, q);
+            bsb_fmt(sb, ":%" PRId64 ",", offs[q]);
+        }
+    }
+    bsb_trim_comma(sb);
+    bsb_str(sb, for_c ? "]}" : "}}");
+}
+
+/* Java 4.9.8 Broker2Client.resetOffset: per write queue of @topic the offset of @timestamp's
+ * message (-1: the max offset; isForce=false only ever moves an offset back), sent as
+ * RESET_CONSUMER_CLIENT_OFFSET (oneway) to every online consumer of the group; the answer's
+ * body is the same ResetOffsetBody. Unlike Java, the broker also commits the new offsets in its
+ * own table (answered once consumerOffset.json is written), so a group whose consumers are all
+ * offline is reset too and gets SUCCESS instead of CONSUMER_NOT_ONLINE. */
+void broker_on_reset_offset(conn_t *conn, const struct rcmd *req, void *arg)
+{
+    broker_t *b = arg;
+    char group[NAME_MAX_LEN + 1], topic[TOPIC_BUF];
+    int64_t ts;
+    int force;
+    struct hdrs p;
+    struct topic_config tc;
+
+    if (!broker_ready(b, conn, req))
+        return;
+    bhdrs_init(&p, req);
+    bhdrs_str(&p, "topic", topic, sizeof topic, 1);
+    bhdrs_str(&p, "group", group, sizeof group, 1);
+    bhdrs_i64(&p, "timestamp", &ts, 0, 1);
+    bhdrs_bool(&p, "isForce", &force, 0);
+    FIELD_ERR(conn, req, p);
+    if (topics_get(b, topic, &tc) != 0) {
+        broker_respond(conn, req, RESP_SYSTEM_ERROR,
+                       "[reset-offset] reset offset failed, no topic in this broker. topic=%s",
+                       topic);
+        return;
+    }
+    int n = tc.write_queues;
+    int64_t *offs = ferry_malloc((size_t)(n > 0 ? n : 1) * sizeof *offs);
+    for (int q = 0; q < n; q++) {
+        int64_t cur = offsets_query(b, group, topic, q);
+        if (cur == -1) {
+            ferry_free(offs);
+            broker_respond(conn, req, RESP_SYSTEM_ERROR, "THe consumer group <%s> not exist",
+                           group);
+            return;
+        }
+        int64_t to =
+            ts == -1 ? store_max_offset(b->store, topic, q) : offset_by_time(b, topic, q, ts);
+        if (to < 0)
+            to = 0;
+        offs[q] = force || to < cur ? to : cur;
+    }
+    int nconns = 0;
+    int32_t min_version;
+    conn_t **conns = group_conns(b, group, &nconns, &min_version);
+    if (nconns > 0 && min_version < NOTIFY_VERSION) {
+        conns_drop(conns, nconns);
+        ferry_free(offs);
+        broker_respond(conn, req, RESP_SYSTEM_ERROR,
+                       "the client does not support this feature. version=%d (older than "
+                       "V3_0_7_SNAPSHOT)",
+                       (int)min_version);
+        return;
+    }
+    for (int q = 0; q < n; q++)
+        offsets_commit(b, group, topic, q, offs[q]);
+    log_info(LOG_BROKER,
+             "[reset-offset] topic %s group %s timestamp %" PRId64 " force %d: %d queues, %d "
+             "online consumers, by %s",
+             topic, group, ts, force, n, nconns, remoting_conn_peer(conn));
+
+    struct sbuf body, cbody;
+    reset_body(&body, b, topic, offs, n, 0);
+    int for_c = req->language == RCMD_LANG_CPP;
+    if (for_c)
+        reset_body(&cbody, b, topic, offs, n, 1);
+    for (int i = 0; i < nconns; i++) {
+        struct rcmd r;
+        rcmd_init_request(&r, REQ_RESET_CONSUMER_CLIENT_OFFSET);
+        rcmd_ext_add(&r, "topic", topic);
+        rcmd_ext_add(&r, "group", group);
+        rcmd_ext_add_i64(&r, "timestamp", ts);
+        rcmd_ext_add(&r, "isForce", force ? "true" : "false");
+        r.body = (const uint8_t *)(for_c ? cbody.p : body.p);
+        r.body_len = for_c ? cbody.len : body.len;
+        int rc = remoting_conn_oneway(conns[i], &r);
+        log_debug(LOG_BROKER, "reset offset of %s sent to %s: %s", group,
+                  remoting_conn_peer(conns[i]), ferry_strerror(rc));
+    }
+    conns_drop(conns, nconns);
+    if (for_c)
+        bsb_free(&cbody);
+    ferry_free(offs);
+    if (req->flag & RCMD_FLAG_ONEWAY) {
+        bsb_free(&body);
+        return;
+    }
+    offsets_answer_after_body(b, conn, req, &body);
 }

@@ -318,6 +318,7 @@ static const struct handler_def handlers[] = {
     {REQ_GET_PRODUCER_CONNECTION_LIST, broker_on_producer_connection_list},
     {REQ_DELETE_SUBSCRIPTIONGROUP, broker_on_delete_group},
     {REQ_GET_CONSUME_STATS, broker_on_consume_stats},
+    {REQ_INVOKE_BROKER_TO_RESET_OFFSET, broker_on_reset_offset},
     {REQ_DELETE_TOPIC_IN_BROKER, broker_on_delete_topic},
     {REQ_GET_CONSUMER_RUNNING_INFO, broker_on_consumer_running_info},
 };

@@ -274,6 +274,9 @@ void offsets_stop(broker_t *b);
 /* Answer @req SUCCESS once the offsets committed so far are on disk (SYSTEM_ERROR if the
  * write fails). */
 void offsets_answer_after(broker_t *b, conn_t *conn, const struct rcmd *req);
+/* The same with @body as the SUCCESS answer's body; takes ownership of @body (emptied). */
+void offsets_answer_after_body(broker_t *b, conn_t *conn, const struct rcmd *req,
+                               struct sbuf *body);
 /* The topics @group has offsets for (or just @only when given), as new strings in a new array
  * (free each and the array). */
 char **offsets_topics_of(broker_t *b, const char *group, const char *only, int *n);
@@ -366,6 +369,7 @@ void broker_on_create_group(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_all_group_config(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_delete_group(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_consume_stats(conn_t *conn, const struct rcmd *req, void *arg);
+void broker_on_reset_offset(conn_t *conn, const struct rcmd *req, void *arg);
 
 /* ---- long polling (pull.c) ------------------------------------------------------------ */
 
@@ -405,7 +409,8 @@ struct ns_link {
 struct reg_waiter {
     struct reg_waiter *next;
     struct reply_to rt;
-    uint64_t round; /* answered after a round > this one started */
+    uint64_t round;   /* answered after a round > this one started */
+    struct sbuf body; /* offsets waiters: the SUCCESS answer's body (may be empty) */
 };
 
 struct reg {

@@ -219,9 +219,12 @@ static void answer(struct reg_waiter *w, int rc)
             broker_reply_init_resp(&w->rt, &resp, RESP_SYSTEM_ERROR, remark);
         } else {
             broker_reply_init_resp(&w->rt, &resp, RESP_SUCCESS, NULL);
+            resp.body = (const uint8_t *)w->body.p;
+            resp.body_len = w->body.len;
         }
         remoting_respond(w->rt.conn, &resp);
         broker_reply_done(&w->rt);
+        bsb_free(&w->body);
         ferry_free(w);
         w = next;
     }
@@ -296,9 +299,18 @@ void offsets_stop(broker_t *b)
 
 void offsets_answer_after(broker_t *b, conn_t *conn, const struct rcmd *req)
 {
+    struct sbuf none;
+    bsb_init(&none);
+    offsets_answer_after_body(b, conn, req, &none);
+}
+
+void offsets_answer_after_body(broker_t *b, conn_t *conn, const struct rcmd *req, struct sbuf *body)
+{
     struct offsets *o = &b->offsets;
     struct reg_waiter *w = ferry_calloc(1, sizeof *w);
     broker_reply_init(&w->rt, conn, req);
+    w->body = *body;
+    bsb_init(body);
     pthread_mutex_lock(&o->wmu);
     w->next = o->waiters;
     o->waiters = w;

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,6 +358,474 @@ static void test_broker_status_and_consumers(void **state)
     remoting_client_free(cli);
 }
 
+/* ---- consumer offsets: consumerProgress, queryMsgByOffset, resets, consumeMessage ---- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A topic with @queues queues and @per[q] messages "<topic>-<q>-<i>" in queue q. */
+static void fill_topic(const char *topic, int queues, const int *per)
+{
+    remoting_client_t *cli = tb_client(E->b.port);
+    char body[128];
+    assert_int_equal(tb_create_topic(cli, topic, queues), RESP_SUCCESS);
+    for (int q = 0; q < queues; q++) {
+        for (int i = 0; i < per[q]; i++) {
+            snprintf(body, sizeof body, "%s-%d-%d", topic, q, i);
+            rcmd_free(tb_send(cli, topic, q, "TagP", NULL, body));
+        }
+    }
+    remoting_client_free(cli);
+    tb_wait_dispatched(&E->b);
+}
+
+static void commit_offset(const char *group, const char *topic, int qid, int64_t off)
+{
+    struct rcmd req;
+    remoting_client_t *cli = tb_client(E->b.port);
+    rcmd_init_request(&req, REQ_UPDATE_CONSUMER_OFFSET);
+    rcmd_ext_add(&req, "consumerGroup", group);
+    rcmd_ext_add(&req, "topic", topic);
+    rcmd_ext_add_i64(&req, "queueId", qid);
+    rcmd_ext_add_i64(&req, "commitOffset", off);
+    assert_int_equal(tb_call_code(cli, &req), RESP_SUCCESS);
+    remoting_client_free(cli);
+}
+
+static int64_t query_offset(const char *group, const char *topic, int qid)
+{
+    struct rcmd req;
+    remoting_client_t *cli = tb_client(E->b.port);
+    rcmd_init_request(&req, REQ_QUERY_CONSUMER_OFFSET);
+    rcmd_ext_add(&req, "consumerGroup", group);
+    rcmd_ext_add(&req, "topic", topic);
+    rcmd_ext_add_i64(&req, "queueId", qid);
+    struct rcmd *resp = tb_call(cli, &req);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    int64_t off = tb_ext_i64(resp, "offset");
+    rcmd_free(resp);
+    remoting_client_free(cli);
+    return off;
+}
+
+/* The JSON of a successful run (freed by the caller). */
+static cJSON *json_of(const struct run *r)
+{
+    expect_ok(r);
+    cJSON *j = cJSON_Parse(r->out);
+    if (!j)
+        fail_msg("not JSON: %s", r->out);
+    return j;
+}
+
+static cJSON *row_of(cJSON *arr, const char *topic, int qid)
+{
+    cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (cJSON_GetObjectItem(e, "queueId")->valueint == qid &&
+            (!topic || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "topic")), topic) == 0))
+            return e;
+    }
+    fail_msg("no row for queue %d", qid);
+    return NULL;
+}
+
+static long long num_of(cJSON *o, const char *key)
+{
+    cJSON *n = cJSON_GetObjectItem(o, key);
+    if (!cJSON_IsNumber(n))
+        fail_msg("no number %s", key);
+    return (long long)n->valuedouble;
+}
+
+static void test_consumer_progress(void **state)
+{
+    const int per[2] = {5, 3};
+    fill_topic("ProgT", 2, per);
+    commit_offset("CG_prog", "ProgT", 0, 2);
+    commit_offset("CG_prog", "ProgT", 1, 3);
+
+    /* No retry topic (no consumer ever sent a heartbeat): every master is asked. */
+    cJSON *j = json_of(mqadmin("consumerProgress", "-n", E->ns, "-g", "CG_prog", "--json", NULL));
+    cJSON *tab = cJSON_GetObjectItem(j, "offsetTable");
+    assert_int_equal(cJSON_GetArraySize(tab), 2);
+    cJSON *q0 = row_of(tab, "ProgT", 0), *q1 = row_of(tab, "ProgT", 1);
+    assert_int_equal(num_of(q0, "brokerOffset"), 5);
+    assert_int_equal(num_of(q0, "consumerOffset"), 2);
+    assert_int_equal(num_of(q0, "diff"), 3);
+    assert_int_equal(num_of(q1, "diff"), 0);
+    assert_int_equal(num_of(j, "diffTotal"), 3);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(q0, "brokerName")), "broker-a");
+    assert_true(num_of(q0, "lastTimestamp") > 0);
+    cJSON_Delete(j);
+
+    struct run *r = mqadmin("consumerProgress", "-n", E->ns, "-g", "CG_prog", "-t", "ProgT", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "#Consumer Offset"));
+    assert_non_null(strstr(r->out, "#Diff"));
+    assert_non_null(strstr(r->out, "Diff Total: 3"));
+
+    r = mqadmin("consumerProgress", "-n", E->ns, "-g", "NoSuchGroupP", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "mqadmin: consumerProgress: consumer group NoSuchGroupP"));
+    r = mqadmin("consumerProgress", "-n", E->ns, "-g", "CG_prog", "-t", "NoSuchTopicP", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "TOPIC_NOT_EXIST"));
+    r = mqadmin("consumerProgress", "-n", E->ns, NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "-g is required"));
+}
+
+static void test_query_by_offset(void **state)
+{
+    const int per[2] = {3, 2};
+    fill_topic("OffT", 2, per);
+    struct run *r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-a", "-i",
+                            "1", "-o", "1", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "OffT-1-1"));
+    assert_non_null(strstr(r->out, "queueOffset"));
+    cJSON *j = json_of(mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-a",
+                               "-i", "0", "-o", "2", "--json", NULL));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "body")), "OffT-0-2");
+    assert_int_equal(num_of(j, "queueOffset"), 2);
+    assert_int_equal(num_of(j, "queueId"), 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "tags")), "TagP");
+    cJSON_Delete(j);
+
+    /* Past the end, an unknown broker, an unknown topic, bad numbers. */
+    r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-a", "-i", "0", "-o",
+                "3", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "no message at offset 3 of OffT/broker-a/0 (PULL_NOT_FOUND"));
+    assert_non_null(strstr(r->err, E->baddr));
+    r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-zz", "-i", "0", "-o",
+                "0", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "broker-zz"));
+    r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "NoSuchTopicO", "-b", "broker-a", "-i", "0",
+                "-o", "0", NULL);
+    assert_int_equal(r->status, 1);
+    r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-a", "-i", "x", "-o",
+                "0", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-a", "-i", "0", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "-o is required"));
+}
+
+/* Each queue of ResetT: 3 messages, a pause, then 2 more; @mid lies in the pause, much nearer
+ * to the later messages (the search picks the entry nearest in store time). */
+static void fill_reset_topic(int64_t *mid)
+{
+    remoting_client_t *cli = tb_client(E->b.port);
+    assert_int_equal(tb_create_topic(cli, "ResetT", 2), RESP_SUCCESS);
+    for (int i = 0; i < 5; i++) {
+        if (i == 3) {
+            usleep(600 * 1000);
+            *mid = wall_ms();
+            usleep(2 * 1000);
+        }
+        for (int q = 0; q < 2; q++)
+            rcmd_free(tb_send(cli, "ResetT", q, "TagR", NULL, "r"));
+    }
+    remoting_client_free(cli);
+    tb_wait_dispatched(&E->b);
+}
+
+static void test_reset_offset_offline(void **state)
+{
+    int64_t mid = 0;
+    char ts[32];
+    fill_reset_topic(&mid);
+    for (int q = 0; q < 2; q++)
+        commit_offset("CG_reset", "ResetT", q, 5);
+
+    /* To a time: offset 3 in both queues (the group has no consumer online). */
+    snprintf(ts, sizeof ts, "%lld", (long long)mid);
+    cJSON *j = json_of(mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT",
+                               "-s", ts, "--json", NULL));
+    cJSON *tab = cJSON_GetObjectItem(j, "offsetTable");
+    assert_int_equal(cJSON_GetArraySize(tab), 2);
+    assert_int_equal(num_of(row_of(tab, "ResetT", 0), "offset"), 3);
+    assert_int_equal(num_of(row_of(tab, "ResetT", 1), "offset"), 3);
+    cJSON_Delete(j);
+    assert_int_equal(query_offset("CG_reset", "ResetT", 0), 3);
+    assert_int_equal(query_offset("CG_reset", "ResetT", 1), 3);
+
+    /* RocketMQ's date format, long ago: the first message. */
+    struct run *r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT",
+                            "-s", "2000-01-01#00:00:00:000", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "rollback consumer offset by specified group[CG_reset]"));
+    assert_non_null(strstr(r->out, "#offset"));
+    assert_int_equal(query_offset("CG_reset", "ResetT", 0), 0);
+
+    /* Not forced: "now" would move the offsets forward, so they stay. */
+    expect_ok(mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s",
+                      "now", "-f", "false", NULL));
+    assert_int_equal(query_offset("CG_reset", "ResetT", 1), 0);
+    expect_ok(mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s",
+                      "now", NULL));
+    assert_int_equal(query_offset("CG_reset", "ResetT", 0), 5);
+    assert_int_equal(query_offset("CG_reset", "ResetT", 1), 5);
+    r = mqadmin("consumerProgress", "-n", E->ns, "-g", "CG_reset", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "Diff Total: 0"));
+
+    /* The old way (SEARCH_OFFSET_BY_TIMESTAMP + UPDATE_CONSUMER_OFFSET from mqadmin). */
+    j = json_of(mqadmin("resetOffsetByTimeOld", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s",
+                        ts, "--json", NULL));
+    tab = cJSON_GetObjectItem(j, "offsetTable");
+    assert_int_equal(cJSON_GetArraySize(tab), 2);
+    assert_int_equal(num_of(row_of(tab, "ResetT", 1), "consumerOffset"), 5);
+    assert_int_equal(num_of(row_of(tab, "ResetT", 1), "timestampOffset"), 3);
+    assert_int_equal(num_of(row_of(tab, "ResetT", 1), "brokerOffset"), 5);
+    cJSON_Delete(j);
+    assert_int_equal(query_offset("CG_reset", "ResetT", 0), 3);
+    assert_int_equal(query_offset("CG_reset", "ResetT", 1), 3);
+    r = mqadmin("resetOffsetByTimeOld", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s", "0",
+                "-f", "false", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "#rollbackOffset"));
+    assert_int_equal(query_offset("CG_reset", "ResetT", 0), 0);
+    /* A group without any offset: the topic's min offsets stand in (as Java). */
+    expect_ok(mqadmin("resetOffsetByTimeOld", "-n", E->ns, "-g", "CG_fresh", "-t", "ResetT", "-s",
+                      ts, NULL));
+    assert_int_equal(query_offset("CG_fresh", "ResetT", 1), 3);
+
+    /* Errors: unknown group (broker), unknown topic (name server), bad input (usage). */
+    r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "NoSuchGroupR", "-t", "ResetT", "-s", "now",
+                NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "SYSTEM_ERROR (1) from"));
+    assert_non_null(strstr(r->err, E->baddr));
+    assert_non_null(strstr(r->err, "NoSuchGroupR"));
+    r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "NoSuchTopicR", "-s",
+                "now", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "TOPIC_NOT_EXIST"));
+    r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s",
+                "yesterday", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "bad timestamp yesterday"));
+    r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s",
+                "2024-13-01#00:00:00:000", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s", "now",
+                "-f", "maybe", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "-s is required"));
+    r = mqadmin("resetOffsetByTimeOld", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT", "-s", "now",
+                NULL);
+    assert_int_equal(r->status, 2);
+}
+
+/* What a consumer connection received as RESET_CONSUMER_CLIENT_OFFSET. */
+static struct {
+    pthread_mutex_t mu;
+    int n;
+    char group[64], is_force[8], body[4096];
+} got220 = {PTHREAD_MUTEX_INITIALIZER, 0, "", "", ""};
+
+static void on_reset_220(conn_t *conn, const struct rcmd *req, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    pthread_mutex_lock(&got220.mu);
+    snprintf(got220.group, sizeof got220.group, "%s", tb_ext(req, "group"));
+    snprintf(got220.is_force, sizeof got220.is_force, "%s", tb_ext(req, "isForce"));
+    snprintf(got220.body, sizeof got220.body, "%.*s", (int)req->body_len, (const char *)req->body);
+    got220.n++;
+    pthread_mutex_unlock(&got220.mu);
+}
+
+static void wait_220(int n, char *body, size_t cap)
+{
+    for (int i = 0; i < 500 * test_time_mult(); i++) {
+        pthread_mutex_lock(&got220.mu);
+        int have = got220.n;
+        snprintf(body, cap, "%s", got220.body);
+        pthread_mutex_unlock(&got220.mu);
+        if (have >= n)
+            return;
+        usleep(10 * 1000);
+    }
+    fail_msg("the consumer got no RESET_CONSUMER_CLIENT_OFFSET");
+}
+
+static void test_reset_offset_online(void **state)
+{
+    const char *hb =
+        "{\"clientID\":\"127.0.0.1@reset-1\",\"consumerDataSet\":[{\"groupName\":\"CG_online\","
+        "\"consumeType\":\"CONSUME_PASSIVELY\",\"messageModel\":\"CLUSTERING\","
+        "\"consumeFromWhere\":\"CONSUME_FROM_FIRST_OFFSET\",\"subscriptionDataSet\":[{"
+        "\"topic\":\"ResetT\",\"subString\":\"*\",\"tagsSet\":[],\"codeSet\":[],"
+        "\"subVersion\":1}],\"unitMode\":false}],\"producerDataSet\":[]}";
+    char body[4096];
+    struct rcmd req;
+    remoting_client_t *cli =
+        tb_client_h(E->b.port, REQ_RESET_CONSUMER_CLIENT_OFFSET, on_reset_220, NULL);
+    rcmd_init_request(&req, REQ_HEART_BEAT);
+    req.version = 121;
+    req.body = (const uint8_t *)hb;
+    req.body_len = strlen(hb);
+    assert_int_equal(tb_call_code(cli, &req), RESP_SUCCESS);
+    commit_offset("CG_online", "ResetT", 0, 1);
+    commit_offset("CG_online", "ResetT", 1, 2);
+
+    cJSON *j = json_of(mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_online", "-t", "ResetT",
+                               "-s", "now", "--json", NULL));
+    assert_int_equal(num_of(row_of(cJSON_GetObjectItem(j, "offsetTable"), "ResetT", 1), "offset"),
+                     5);
+    cJSON_Delete(j);
+    wait_220(1, body, sizeof body);
+    assert_string_equal(got220.group, "CG_online");
+    assert_string_equal(got220.is_force, "true");
+    assert_non_null(
+        strstr(body, "{\"brokerName\":\"broker-a\",\"queueId\":1,\"topic\":\"ResetT\"}:5"));
+    assert_int_equal(query_offset("CG_online", "ResetT", 0), 5);
+
+    /* -c: the consumers get ResetOffsetBodyForC (a list). */
+    expect_ok(mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_online", "-t", "ResetT", "-s",
+                      "0", "-c", NULL));
+    wait_220(2, body, sizeof body);
+    assert_non_null(strstr(body, "\"offsetTable\":[{"));
+    assert_non_null(strstr(body, "\"offset\":0,\"queueId\":0,\"topic\":\"ResetT\"}"));
+    assert_int_equal(query_offset("CG_online", "ResetT", 1), 0);
+
+    /* Online now, so consumerProgress finds the brokers through the retry topic. */
+    struct run *r =
+        until("Diff Total: 10", "consumerProgress", "-n", E->ns, "-g", "CG_online", NULL, NULL);
+    assert_non_null(strstr(r->out, "ResetT"));
+    remoting_client_free(cli);
+}
+
+static void test_consume_message(void **state)
+{
+    const int per[2] = {3, 4};
+    fill_topic("ConsT", 2, per);
+    cJSON *j = json_of(mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 7);
+    cJSON_Delete(j);
+    struct run *r = mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "7 messages"));
+    assert_non_null(strstr(r->out, "ConsT-1-3"));
+    j = json_of(mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-c", "5", "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 5);
+    cJSON_Delete(j);
+    j = json_of(mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-b", "broker-a", "-i", "1",
+                        "-o", "2", "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 2);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "body")),
+                        "ConsT-1-2");
+    assert_int_equal(num_of(cJSON_GetArrayItem(j, 1), "queueOffset"), 3);
+    cJSON_Delete(j);
+
+    /* A time window: only what was stored after @mid. */
+    usleep(50 * 1000);
+    int64_t mid = wall_ms();
+    char ts[32], end[32];
+    usleep(50 * 1000);
+    remoting_client_t *cli = tb_client(E->b.port);
+    rcmd_free(tb_send(cli, "ConsT", 0, "TagP", NULL, "late-1"));
+    rcmd_free(tb_send(cli, "ConsT", 1, "TagP", NULL, "late-2"));
+    remoting_client_free(cli);
+    tb_wait_dispatched(&E->b);
+    snprintf(ts, sizeof ts, "%lld", (long long)mid);
+    j = json_of(mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-s", ts, "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 2);
+    cJSON_Delete(j);
+    j = json_of(mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-e", ts, "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 7);
+    cJSON_Delete(j);
+    /* Nothing was committed for the tools group. */
+    r = mqadmin("consumerProgress", "-n", E->ns, "-g", "TOOLS_CONSUMER", NULL);
+    assert_int_equal(r->status, 1);
+
+    snprintf(end, sizeof end, "%lld", (long long)wall_ms() + 3600 * 1000);
+    r = mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-s", end, NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-i", "0", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "needs -b"));
+    r = mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-c", "0", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("consumeMessage", "-n", E->ns, "-t", "NoSuchTopicC", NULL);
+    assert_int_equal(r->status, 1);
+    r = mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "-b", "broker-zz", NULL);
+    assert_int_equal(r->status, 1);
+}
+
+/* The broker's SubscriptionGroupConfig of @group (GET_ALL_SUBSCRIPTIONGROUP_CONFIG). */
+static cJSON *group_config(const char *group)
+{
+    struct rcmd req;
+    remoting_client_t *cli = tb_client(E->b.port);
+    rcmd_init_request(&req, REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG);
+    struct rcmd *resp = tb_call(cli, &req);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    cJSON *all = cJSON_Parse(tb_body(resp));
+    rcmd_free(resp);
+    remoting_client_free(cli);
+    assert_non_null(all);
+    cJSON *g =
+        cJSON_DetachItemFromObject(cJSON_GetObjectItem(all, "subscriptionGroupTable"), group);
+    cJSON_Delete(all);
+    return g;
+}
+
+static void test_update_sub_group(void **state)
+{
+    struct run *r = mqadmin("updateSubGroup", "-g", "SG_admin", "-b", E->baddr, "-r", "5", "-q",
+                            "2", "-a", "false", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "create subscription group to"));
+    cJSON *g = group_config("SG_admin");
+    assert_non_null(g);
+    assert_int_equal(num_of(g, "retryMaxTimes"), 5);
+    assert_int_equal(num_of(g, "retryQueueNums"), 2);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(g, "notifyConsumerIdsChangedEnable")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(g, "consumeBroadcastEnable")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(g, "consumeEnable")));
+    cJSON_Delete(g);
+
+    cJSON *j = json_of(mqadmin("updateSubGroup", "-n", E->ns, "-g", "SG_admin", "-c",
+                               "AdminCluster", "-r", "7", "-d", "true", "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "brokers")), 1);
+    cJSON_Delete(j);
+    g = group_config("SG_admin");
+    assert_int_equal(num_of(g, "retryMaxTimes"), 7);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(g, "consumeBroadcastEnable")));
+    cJSON_Delete(g);
+
+    r = mqadmin("updateSubGroup", "-n", E->ns, "-g", "SG_admin", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "exactly one of -c cluster and -b brokerAddr"));
+    r = mqadmin("updateSubGroup", "-g", "SG_admin", "-b", E->baddr, "-s", "maybe", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("updateSubGroup", "-g", "SG_admin", "-b", E->baddr, "-r", "many", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("updateSubGroup", "-b", E->baddr, NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("updateSubGroup", "-n", E->ns, "-g", "SG_admin", "-c", "NoSuchCluster", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "cluster NoSuchCluster not found"));
+    char dead[64];
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", tb_free_port());
+    r = mqadmin("updateSubGroup", "-g", "SG_admin", "-b", dead, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "connect to"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +837,12 @@ int main(void)
         cmocka_unit_test(test_query_messages),
         cmocka_unit_test(test_send_message),
         cmocka_unit_test(test_broker_status_and_consumers),
+        cmocka_unit_test(test_consumer_progress),
+        cmocka_unit_test(test_query_by_offset),
+        cmocka_unit_test(test_reset_offset_offline),
+        cmocka_unit_test(test_reset_offset_online),
+        cmocka_unit_test(test_consume_message),
+        cmocka_unit_test(test_update_sub_group),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
