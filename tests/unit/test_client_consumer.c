@@ -414,6 +414,55 @@ static void test_broadcasting(void **state)
     (void)len;
 }
 
+/* INVOKE_BROKER_TO_RESET_OFFSET (what `mqadmin resetOffsetByTime` sends) while the consumer is
+ * online: the broker tells it (RESET_CONSUMER_CLIENT_OFFSET) and it consumes everything again. */
+static void test_reset_offset_online(void **state)
+{
+    struct env *e = *state;
+    struct ferry_consumer_config cfg;
+    ferry_push_consumer_t *c;
+    struct seen s;
+    seen_init(&s);
+    produce(e, "TopicC", 40, "x");
+    consumer_cfg(e, &cfg, "CID_reset");
+    assert_int_equal(ferry_push_consumer_new(&cfg, on_msgs, &s, &c), 0);
+    assert_int_equal(ferry_push_consumer_subscribe(c, "TopicC", "*"), 0);
+    assert_int_equal(ferry_push_consumer_start(c), 0);
+    assert_true(wait_distinct(&s, 40, 20000));
+    /* every queue's offset is committed before the reset (the broker needs one per queue) */
+    int64_t deadline = clock_mono_ms() + 20000 * test_time_mult();
+    for (int q = 0; q < QUEUES; q++)
+        while (committed(e, "CID_reset", q) != max_offset(e, q) && clock_mono_ms() < deadline)
+            usleep(50000);
+    pthread_mutex_lock(&s.mu);
+    int before = s.total;
+    pthread_mutex_unlock(&s.mu);
+    assert_int_equal(before, 40);
+    remoting_client_t *cli = tb_client(e->b.port);
+    struct rcmd req;
+    rcmd_init_request(&req, REQ_INVOKE_BROKER_TO_RESET_OFFSET);
+    rcmd_ext_add(&req, "topic", "TopicC");
+    rcmd_ext_add(&req, "group", "CID_reset");
+    rcmd_ext_add(&req, "timestamp", "0");
+    rcmd_ext_add(&req, "isForce", "true");
+    struct rcmd *resp = tb_call(cli, &req);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    rcmd_free(resp);
+    remoting_client_free(cli);
+    deadline = clock_mono_ms() + 20000 * test_time_mult();
+    for (;;) {
+        pthread_mutex_lock(&s.mu);
+        int total = s.total;
+        pthread_mutex_unlock(&s.mu);
+        if (total >= 80 || clock_mono_ms() > deadline)
+            break;
+        usleep(20000);
+    }
+    ferry_push_consumer_free(c);
+    for (int k = 0; k < 40; k++)
+        assert_true(s.count[k] >= 2);
+}
+
 /* Lite pull: assign, poll everything, seek back, commit, committed, offset by time. */
 static void test_lite_pull(void **state)
 {
@@ -482,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconsume_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_orderly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broadcasting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_offset_online, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lite_pull, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
