@@ -128,6 +128,10 @@ void route_cache_on(struct route_cache *rc, int32_t code, remoting_handler_fn fn
 /* The addresses of every broker connection (not name servers) ever opened: an array of *@n
  * strings, each and the array freed with ferry_free(). */
 char **route_cache_addrs(struct route_cache *rc, int *n);
+/* Send @req to every broker connection in turn (sync); returns how many answered SUCCESS. */
+int route_cache_broadcast(struct route_cache *rc, const struct rcmd *req, int timeout_ms);
+/* Refetch every cached route now (a failed fetch keeps the old one). */
+void route_cache_refresh_all(struct route_cache *rc, int timeout_ms);
 /* Refetch @topic's route on next use. */
 void route_cache_stale(struct route_cache *rc, const char *topic);
 /* A connected client for @addr (connects/reconnects within @timeout_ms). */

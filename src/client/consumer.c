@@ -1090,20 +1090,11 @@ static void heartbeat(struct consumer *c)
 
 static void unregister_client(struct consumer *c)
 {
-    int n;
-    char **addrs = route_cache_addrs(&c->rc, &n);
-    for (int i = 0; i < n; i++) {
-        remoting_client_t *cli;
-        struct rcmd req, *resp = NULL;
-        if (route_cache_conn(&c->rc, addrs[i], RPC_TIMEOUT_MS, &cli) != 0)
-            continue;
-        rcmd_init_request(&req, REQ_UNREGISTER_CLIENT);
-        rcmd_ext_add(&req, "clientID", c->client_id);
-        rcmd_ext_add(&req, "consumerGroup", c->cfg.group);
-        if (remoting_client_invoke_sync(cli, &req, RPC_TIMEOUT_MS, &resp) == 0)
-            rcmd_free(resp);
-    }
-    free_strv(addrs, n);
+    struct rcmd req;
+    rcmd_init_request(&req, REQ_UNREGISTER_CLIENT);
+    rcmd_ext_add(&req, "clientID", c->client_id);
+    rcmd_ext_add(&req, "consumerGroup", c->cfg.group);
+    route_cache_broadcast(&c->rc, &req, RPC_TIMEOUT_MS);
 }
 
 /* ---- requests from brokers ---- */

@@ -9,10 +9,13 @@
 #include "common/log.h"
 #include "remoting/codes.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define SYSFLAG_COMPRESSED 0x1
@@ -21,12 +24,23 @@
 
 struct ferry_producer {
     struct ferry_producer_config cfg;
+    char client_id[192];
     struct route_cache rc;
     pthread_mutex_t lock; /* ft, counter, state */
+    pthread_cond_t cond;  /* wakes the service thread at shutdown */
     struct fault_table ft;
     uint32_t counter;
     int started, shut;
+    pthread_t service;
+    int service_running;
 };
+
+#define HEARTBEAT_MS    30000 /* heartbeatBrokerInterval */
+#define ROUTE_POLL_MS   30000 /* pollNameServerInterval */
+#define SERVICE_TICK_MS 1000
+#define SERVICE_RPC_MS  3000
+
+static atomic_uint producer_seq;
 
 /* A request ready to send: the header points into this. */
 struct out_msg {
@@ -71,8 +85,65 @@ int ferry_producer_new(const struct ferry_producer_config *cfg, ferry_producer_t
         return FERRY_ECONFIG;
     }
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    struct in_addr ia = {.s_addr = htonl(client_local_ipv4())};
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &ia, ip, sizeof ip);
+    snprintf(p->client_id, sizeof p->client_id, "%s@%d#p%u", ip, (int)getpid(),
+             atomic_fetch_add(&producer_seq, 1));
     *out = p;
     return 0;
+}
+
+/* HEART_BEAT with the producer group to every broker connected to, so that brokers list the
+ * producer (mqadmin producerConnection) and can reach it (transaction check-back). */
+static void heartbeat(ferry_producer_t *p)
+{
+    char body[512];
+    struct rcmd req;
+    snprintf(body, sizeof body,
+             "{\"clientID\":\"%s\",\"consumerDataSet\":[],\"producerDataSet\":[{"
+             "\"groupName\":\"%s\"}]}",
+             p->client_id, p->cfg.group);
+    rcmd_init_request(&req, REQ_HEART_BEAT);
+    req.body = (const uint8_t *)body;
+    req.body_len = strlen(body);
+    route_cache_broadcast(&p->rc, &req, SERVICE_RPC_MS);
+}
+
+/* The background service: routes of the topics in use refreshed every 30 s, a heartbeat every
+ * 30 s and as soon as a new broker is connected. */
+static void *service_main(void *arg)
+{
+    ferry_producer_t *p = arg;
+    int64_t next_hb = 0, next_routes = clock_mono_ms() + ROUTE_POLL_MS;
+    int known = 0;
+    pthread_mutex_lock(&p->lock);
+    while (!p->shut) {
+        struct timespec ts = clock_deadline_ts(SERVICE_TICK_MS);
+        pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        if (p->shut)
+            break;
+        pthread_mutex_unlock(&p->lock);
+        int64_t now = clock_mono_ms();
+        int n;
+        char **addrs = route_cache_addrs(&p->rc, &n);
+        for (int i = 0; i < n; i++)
+            ferry_free(addrs[i]);
+        ferry_free(addrs);
+        if (now >= next_routes) {
+            route_cache_refresh_all(&p->rc, SERVICE_RPC_MS);
+            next_routes = clock_mono_ms() + ROUTE_POLL_MS;
+        }
+        if (n > 0 && (n > known || now >= next_hb)) {
+            heartbeat(p);
+            known = n;
+            next_hb = clock_mono_ms() + HEARTBEAT_MS;
+        }
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
 }
 
 int ferry_producer_start(ferry_producer_t *p)
@@ -81,10 +152,15 @@ int ferry_producer_start(ferry_producer_t *p)
     if (!p)
         return FERRY_EINVAL;
     pthread_mutex_lock(&p->lock);
-    if (p->shut)
+    if (p->shut) {
         rc = FERRY_ESHUTDOWN;
-    else
+    } else if (!p->started) {
         p->started = 1;
+        if (pthread_create(&p->service, NULL, service_main, p) == 0)
+            p->service_running = 1;
+        else
+            rc = -EAGAIN;
+    }
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
@@ -94,8 +170,21 @@ void ferry_producer_shutdown(ferry_producer_t *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
+    int was = p->shut;
     p->shut = 1;
+    pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
+    if (was)
+        return;
+    if (p->service_running) {
+        pthread_join(p->service, NULL);
+        p->service_running = 0;
+        struct rcmd req; /* as Java's unregisterClient: the brokers forget us now */
+        rcmd_init_request(&req, REQ_UNREGISTER_CLIENT);
+        rcmd_ext_add(&req, "clientID", p->client_id);
+        rcmd_ext_add(&req, "producerGroup", p->cfg.group);
+        route_cache_broadcast(&p->rc, &req, SERVICE_RPC_MS);
+    }
     route_cache_close(&p->rc); /* pending async sends complete here */
 }
 
@@ -107,6 +196,7 @@ void ferry_producer_free(ferry_producer_t *p)
     route_cache_destroy(&p->rc);
     fault_clear(&p->ft);
     pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
     ferry_free(p);
 }
 

@@ -437,3 +437,39 @@ void route_cache_stale(struct route_cache *rc, const char *topic)
         e->fetched = 0;
     pthread_mutex_unlock(&rc->lock);
 }
+
+int route_cache_broadcast(struct route_cache *rc, const struct rcmd *req, int timeout_ms)
+{
+    int n, ok = 0;
+    char **addrs = route_cache_addrs(rc, &n);
+    for (int i = 0; i < n; i++) {
+        remoting_client_t *cli;
+        struct rcmd *resp = NULL;
+        if (route_cache_conn(rc, addrs[i], timeout_ms, &cli) == 0 &&
+            remoting_client_invoke_sync(cli, req, timeout_ms, &resp) == 0) {
+            ok += resp->code == RESP_SUCCESS;
+            rcmd_free(resp);
+        }
+        ferry_free(addrs[i]);
+    }
+    ferry_free(addrs);
+    return ok;
+}
+
+void route_cache_refresh_all(struct route_cache *rc, int timeout_ms)
+{
+    pthread_mutex_lock(&rc->lock);
+    int n = rc->nroutes;
+    char **topics = ferry_calloc((size_t)n + 1, sizeof *topics);
+    for (int i = 0; i < n; i++)
+        topics[i] = ferry_strdup(rc->routes[i].topic);
+    pthread_mutex_unlock(&rc->lock);
+    for (int i = 0; i < n; i++) {
+        struct route r;
+        route_cache_stale(rc, topics[i]);
+        if (route_cache_get(rc, topics[i], timeout_ms, &r) == 0)
+            route_clear(&r);
+        ferry_free(topics[i]);
+    }
+    ferry_free(topics);
+}

@@ -488,6 +488,39 @@ static void test_no_route(void **state)
     (void)e;
 }
 
+/* GET_PRODUCER_CONNECTION_LIST for PID_test: 1 when @id is listed. */
+static int producer_listed(struct env *e, const char *id)
+{
+    remoting_client_t *cli = tb_client(e->b[0].port);
+    struct rcmd req;
+    rcmd_init_request(&req, REQ_GET_PRODUCER_CONNECTION_LIST);
+    rcmd_ext_add(&req, "producerGroup", "PID_test");
+    struct rcmd *resp = tb_call(cli, &req);
+    int found = resp->code == RESP_SUCCESS && strstr(tb_body(resp), id) != NULL;
+    rcmd_free(resp);
+    remoting_client_free(cli);
+    return found;
+}
+
+/* The producer heartbeats to a broker as soon as it is connected to it (the broker lists the
+ * group's connection); after shutdown it is not listed any more (UNREGISTER_CLIENT, or the
+ * closed connection: the broker drops the channel either way). */
+static void test_heartbeat_unregister(void **state)
+{
+    struct env *e = *state;
+    ferry_producer_t *p = producer(e, NULL);
+    struct ferry_message m = {.topic = "TopicA", .body = "hb", .body_len = 2};
+    assert_int_equal(ferry_send_sync(p, &m, NULL), 0);
+    char pid[32];
+    snprintf(pid, sizeof pid, "@%d#p", (int)getpid());
+    int64_t deadline = clock_mono_ms() + 10000 * test_time_mult();
+    while (!producer_listed(e, pid) && clock_mono_ms() < deadline)
+        usleep(20000);
+    assert_true(producer_listed(e, pid));
+    ferry_producer_free(p);
+    assert_false(producer_listed(e, pid));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +534,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconnect, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_no_answer_is_unknown, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_no_route, setup1, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_unregister, setup1, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
