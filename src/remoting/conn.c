@@ -6,7 +6,11 @@
  * decoded in place and either completes a pending invoke (response bit set, matched by opaque)
  * or goes to the handler registered for its code. Answers and requests from other threads are
  * encoded on the calling thread and posted to the owning loop (mutex-guarded list +
- * uv_async_send); on the loop thread they are written at once.
+ * uv_async_send). On the loop thread, frames are gathered per connection and written with one
+ * uv_write (one writev) per connection just before the loop polls again (a uv_prepare handle
+ * active only while something is gathered): a group commit that completes hundreds of sends,
+ * or a read that carried many pipelined requests, costs one write syscall per connection
+ * instead of one per answer.
  *
  * Failure modes: a malformed or over-limit frame logs one warning with the peer and reason and
  * closes only that connection; so does output queued over the cap. Idle connections are closed
@@ -44,6 +48,8 @@ struct wreq {
     uint8_t *head;
     void (*body_release)(void *body_ctx);
     void *body_ctx;
+    struct wreq *next; /* gathered after this one; written by the same uv_write */
+    uv_buf_t *all;     /* the buffers of the whole chain (heap) when it has several */
 };
 
 /* An invoke waiting for its response. @thread owner (after it was posted) */
@@ -89,6 +95,11 @@ struct conn {
     uint64_t last_active;
     struct pending **pend;
     size_t pend_cap, pend_n;
+    struct wreq *out_head, *out_tail; /* gathered, not yet handed to uv_write */
+    size_t out_bytes;
+    unsigned out_nbufs;
+    struct conn *dirty_next; /* io->dirty */
+    int dirty;
     void (*on_connect)(struct conn *conn, int status, void *owner);
     void (*on_closed)(struct conn *conn, void *owner);
     void *owner;
@@ -194,21 +205,27 @@ static struct msg *msg_new(enum msg_type type, struct conn *c)
     return m;
 }
 
+/* Free @wr and every write request chained after it. */
 static void wreq_free(struct wreq *wr)
 {
-    if (!wr)
-        return;
-    if (wr->bufs != wr->small)
-        ferry_free(wr->bufs);
-    ferry_free(wr->head);
-    if (wr->body_release)
-        wr->body_release(wr->body_ctx);
-    ferry_free(wr);
+    while (wr) {
+        struct wreq *next = wr->next;
+        if (wr->bufs != wr->small)
+            ferry_free(wr->bufs);
+        ferry_free(wr->all);
+        ferry_free(wr->head);
+        if (wr->body_release)
+            wr->body_release(wr->body_ctx);
+        ferry_free(wr);
+        wr = next;
+    }
 }
 
 static void conn_accept(struct iothr *io, int fd);
 static void conn_do_connect(struct conn *c, const struct sockaddr *addr);
 static int conn_write(struct conn *c, struct wreq *wr);
+static void flush_dirty(struct iothr *io);
+static int write_gathered(struct conn *c);
 static void conn_start_invoke(struct conn *c, struct pending *pd, struct wreq *wr);
 
 static void run_msgs(struct iothr *io, struct msg *m)
@@ -256,9 +273,11 @@ static void io_shutdown(struct iothr *io)
     io->mq_head = io->mq_tail = NULL;
     pthread_mutex_unlock(&io->mu);
     run_msgs(io, m);
+    flush_dirty(io);
     for (struct conn *c = io->conns; c; c = c->next)
         conn_close(c, -ECANCELED);
     uv_close((uv_handle_t *)&io->async, NULL);
+    uv_close((uv_handle_t *)&io->flush, NULL);
 }
 
 static void on_async(uv_async_t *a)
@@ -301,6 +320,8 @@ int iothr_start(const struct conn_opts *opts, const char *name, struct iothr **o
     /* The thread does not exist yet, so touching its loop here is safe. */
     uv_async_init(&io->loop, &io->async, on_async);
     io->async.data = io;
+    uv_prepare_init(&io->loop, &io->flush);
+    io->flush.data = io;
     if ((rc = uv_sem_init(&io->started, 0)) != 0)
         goto fail_sem;
     if ((rc = uv_thread_create(&io->thread, thread_main, io)) != 0)
@@ -314,6 +335,7 @@ fail_thread:
     uv_sem_destroy(&io->started);
 fail_sem:
     uv_close((uv_handle_t *)&io->async, NULL);
+    uv_close((uv_handle_t *)&io->flush, NULL);
     uv_run(&io->loop, UV_RUN_DEFAULT);
     uv_loop_close(&io->loop);
 fail_loop:
@@ -542,6 +564,13 @@ static void conn_close(struct conn *c, int status)
     c->closing = 1;
     atomic_store(&c->closed, 1);
     c->close_status = status;
+    /* Answers gathered before the close still go out (as if written at once), best effort;
+     * the dirty list keeps its reference until it is next flushed. */
+    if (c->handles)
+        write_gathered(c);
+    else
+        wreq_free(c->out_head);
+    c->out_head = c->out_tail = NULL;
     if (c->handles == 0) {
         conn_finish(c);
         return;
@@ -819,30 +848,100 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Write @wr (taken over) on the owning thread. Returns 0 or a negative error (then the
- * connection is closed or was already). */
-static int conn_write(struct conn *c, struct wreq *wr)
+/* Hand everything gathered on @c to one uv_write. Returns 0 or the error (the gathered
+ * requests are then freed; the caller decides about the connection). @thread owner */
+static int write_gathered(struct conn *c)
+{
+    struct wreq *wr = c->out_head;
+    unsigned nbufs = c->out_nbufs;
+    int rc;
+
+    if (!wr)
+        return 0;
+    c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+    c->out_nbufs = 0;
+    if (wr->next) { /* several frames: one array of every buffer, in order */
+        uv_buf_t *all = ferry_malloc(nbufs * sizeof *all);
+        unsigned n = 0;
+        for (struct wreq *w = wr; w; w = w->next)
+            for (unsigned i = 0; i < w->nbufs; i++)
+                all[n++] = w->bufs[i];
+        wr->all = all;
+        rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, all, n, on_write);
+    } else {
+        rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write);
+    }
+    if (rc != 0)
+        wreq_free(wr);
+    return rc;
+}
+
+static void conn_flush(struct conn *c)
 {
     int rc;
+
+    if (c->closing || (rc = write_gathered(c)) == 0)
+        return;
+    log_debug(LOG_REMOTING, "write to %s: %s", c->peer, uv_strerror(rc));
+    conn_close(c, rc);
+}
+
+/* Write what every dirty connection gathered. @thread owner */
+static void flush_dirty(struct iothr *io)
+{
+    struct conn *c;
+
+    while ((c = io->dirty) != NULL) {
+        io->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->dirty = 0;
+        conn_flush(c);
+        remoting_conn_unref(c);
+    }
+    uv_prepare_stop(&io->flush);
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    flush_dirty(h->data);
+}
+
+/* Gather @wr (taken over) on the owning thread; it is written before the loop next polls.
+ * Returns 0 or a negative error (then the connection is closed or was already). */
+static int conn_write(struct conn *c, struct wreq *wr)
+{
+    struct iothr *io = c->io;
 
     if (c->closing) {
         wreq_free(wr);
         return -ENOTCONN;
     }
     wr->conn = c;
-    if ((rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write)) != 0) {
-        wreq_free(wr);
-        log_debug(LOG_REMOTING, "write to %s: %s", c->peer, uv_strerror(rc));
-        conn_close(c, rc);
-        return rc;
+    wr->next = NULL;
+    if (c->out_tail)
+        c->out_tail->next = wr;
+    else
+        c->out_head = wr;
+    c->out_tail = wr;
+    c->out_nbufs += wr->nbufs;
+    for (unsigned i = 0; i < wr->nbufs; i++)
+        c->out_bytes += wr->bufs[i].len;
+    if (!c->dirty) {
+        c->dirty = 1;
+        remoting_conn_ref(c);
+        c->dirty_next = io->dirty;
+        if (!io->dirty)
+            uv_prepare_start(&io->flush, on_flush);
+        io->dirty = c;
     }
-    /* uv_write has written what the socket took; what remains is queued in user space. */
-    if (c->tcp.write_queue_size > c->opts->max_out) {
+    /* What the socket did not take is queued in user space (libuv's queue, or gathered). */
+    if (c->tcp.write_queue_size + c->out_bytes > c->opts->max_out) {
         atomic_fetch_add(&c->opts->stats->overflow_closed, 1);
         log_warn(LOG_REMOTING,
                  "closing connection %s: %zu bytes of output queued, over the "
                  "limit of %zu",
-                 c->peer, c->tcp.write_queue_size, c->opts->max_out);
+                 c->peer, c->tcp.write_queue_size + c->out_bytes, c->opts->max_out);
         conn_close(c, -ENOBUFS);
     }
     return 0;

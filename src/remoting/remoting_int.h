@@ -78,6 +78,8 @@ struct iothr {
     /* @thread owner */
     struct conn *conns; /* open and closing connections */
     int stopping;
+    uv_prepare_t flush; /* active while a connection has output gathered (conn.c) */
+    struct conn *dirty; /* connections with gathered output, each holding a reference */
 };
 
 /* Create and start an I/O thread running an empty loop. Returns 0 or -errno. */
