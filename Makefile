@@ -56,7 +56,9 @@ test-fuzz:
 bench-store: build
 	./bench/bench_store.sh $(BUILD)
 
+# bench-e2e also needs the Redis baseline (redis-server, redis-benchmark): install-deps --bench.
 bench-e2e: build
+	@./scripts/install-deps.sh --bench
 	./bench/bench_e2e.sh $(BUILD)
 
 docs: build

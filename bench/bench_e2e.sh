@@ -1,18 +1,46 @@
 #!/bin/sh
-# FerryMQ end-to-end benchmark driver: builds ferrymq if needed and runs bench/bench_e2e.js
-# (a Node load generator speaking the remoting protocol over loopback) against it with
-# ASYNC_FLUSH and SYNC_FLUSH, 128 B and 1 KiB messages, 1 and 32 concurrent senders.
-# Prints one `RESULT bench=... value=... unit=... baseline=... ratio=...` line per result; the
-# baseline is a trivial loopback request/response server (bench_e2e_echo.c) measured right
-# before each case with the same client (see bench_e2e.js). It asserts nothing.
+# FerryMQ end-to-end benchmark: mqbench (tools/mqbench.c, libferry) against `ferrymq` (name
+# server + broker in one process), with Redis Streams as the baseline measured in the same run on
+# the same machine, disk, payload size and concurrency:
+#
+#   ferrymq flushDiskType   vs  redis-server --appendonly yes --save '' --appendfsync
+#   SYNC_FLUSH                  always     (both acknowledge only after the fsync)
+#   ASYNC_FLUSH                 everysec   (both acknowledge once in the page cache)
+#
+# For each pairing, 128 B and 1 KiB bodies:
+#   send_sync    50 threads in ferry_send_sync (one producer)    vs  redis-benchmark -c 50 -P 1
+#   send_async   50 producers (own connections) x 16 in flight    vs  redis-benchmark -c 50 -P 16
+#                with ferry_send_async
+# where redis-benchmark runs `XADD bench '*' f <payload of the size>`. The cases alternate
+# (Redis run, FerryMQ run) FERRY_BENCH_RUNS times and the medians are printed as
+#
+#   RESULT bench=<name> value=<msgs/s> unit=msg/s baseline=<redis msgs/s> ratio=<ours/redis>
+#
+# plus an INFO line with the median p50/p99 latencies of both. Then, with ASYNC_FLUSH, the
+# consumer case: a backlog of FERRY_BENCH_DRAIN messages (128 B) is produced (async) to a fresh
+# topic and a new push-consumer group drains it (mqbench consumer); its RESULT has the drain
+# rate as value and the producer rate of that backlog as baseline. It is skipped (a SKIP line)
+# while libferry has no push consumer. Nothing is asserted.
 #
 #   bench/bench_e2e.sh [builddir]          builddir defaults to build
 #
 # Environment:
-#   FERRY_BENCH_SECS=s   seconds per run of a case (default 3)
-#   FERRY_BENCH_RUNS=n   runs per send case, medians printed (default 3)
-#   FERRY_BENCH_DIR=dir  where the temporary store goes (default bench/out; must be a real disk
-#                        for SYNC_FLUSH numbers to mean anything)
+#   FERRY_BENCH_SECS=s      seconds per run (default 5)
+#   FERRY_BENCH_RUNS=n      runs per case, medians printed (default 3)
+#   FERRY_BENCH_DIR=dir     where stores and the Redis AOF go (default bench/out; must be a
+#                           real disk for the fsync numbers to mean anything)
+#   FERRY_BENCH_SIZES="..." body sizes in bytes (default "128 1024")
+#   FERRY_BENCH_MODES="..." any of send_sync send_async (default both)
+#   FERRY_BENCH_FLUSH="..." any of SYNC_FLUSH ASYNC_FLUSH (default both)
+#   FERRY_BENCH_DRAIN=n     backlog of the consumer case (default 300000; 0 skips it)
+#   FERRY_BENCH_NOBUILD=1   use the binaries already in builddir (do not run the build)
+#   FERRY_BENCH_KEEP=1      keep the run's directory (logs, stores) under FERRY_BENCH_DIR
+#   FERRY_BENCH_NODE=1      afterwards, also run the older protocol-level driver bench/bench_e2e.js
+#                           (Node; send and PULL_MESSAGE rates against a loopback echo server,
+#                           bench_e2e_echo.c, as its baseline)
+#
+# Needs redis-server and redis-benchmark (`scripts/install-deps.sh --bench`, which
+# `make bench-e2e` runs). Every process started here is stopped on exit, also on Ctrl-C.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,8 +50,21 @@ case $build in
 /*) ;;
 *) build=$root/$build ;;
 esac
+secs=${FERRY_BENCH_SECS:-5}
+runs=${FERRY_BENCH_RUNS:-3}
+sizes=${FERRY_BENCH_SIZES:-128 1024}
+modes=${FERRY_BENCH_MODES:-send_sync send_async}
+flushes=${FERRY_BENCH_FLUSH:-SYNC_FLUSH ASYNC_FLUSH}
+drain=${FERRY_BENCH_DRAIN:-300000}
+conns=50
+inflight=16
 
-command -v node >/dev/null 2>&1 || { echo "bench_e2e.sh: node is required (scripts/install-deps.sh)" >&2; exit 2; }
+for tool in redis-server redis-benchmark redis-cli ss; do
+    command -v $tool >/dev/null 2>&1 || {
+        echo "bench_e2e.sh: $tool is required (scripts/install-deps.sh --bench)" >&2
+        exit 2
+    }
+done
 
 cd "$root"
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -33,24 +74,229 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
         cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
     fi
 fi
-cmake --build "$build" --target ferrymq
+[ "${FERRY_BENCH_NOBUILD:-0}" = 1 ] || cmake --build "$build" --target ferrymq mqbench mqadmin
 btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
 sanitize=$(sed -n 's/^FERRY_SANITIZE:[A-Z]*=//p' "$build/CMakeCache.txt")
 case "$btype:$sanitize" in
 Release:OFF | RelWithDebInfo:OFF | Release: | RelWithDebInfo:) ;;
 *) echo "bench_e2e.sh: WARNING: $build is a '$btype' build (FERRY_SANITIZE=$sanitize); numbers are not representative" ;;
 esac
-
-# The baseline server: one C file with no dependencies, built with the system compiler (it is
-# not part of the CMake build).
-echo_bin=$build/bench/bench_e2e_echo
-mkdir -p "$build/bench"
-if [ ! -x "$echo_bin" ] || [ "$here/bench_e2e_echo.c" -nt "$echo_bin" ]; then
-    ${CC:-cc} -O2 -Wall -Wextra -Werror -o "$echo_bin" "$here/bench_e2e_echo.c"
-fi
+ferrymq=$build/tools/ferrymq
+mqbench=$build/tools/mqbench
+mqadmin=$build/src/client/mqadmin
 
 out=${FERRY_BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
-echo "bench_e2e: ferrymq from $build, store under $out, $(nproc) cores, ${FERRY_BENCH_RUNS:-3} x ${FERRY_BENCH_SECS:-3} s per case"
-FERRY_FERRYMQ_BIN="$build/tools/ferrymq" FERRY_BENCH_ECHO_BIN="$echo_bin" FERRY_BENCH_DIR="$out" \
-    exec node "$here/bench_e2e.js"
+dir=$(mktemp -d "$out/bench_e2e.XXXXXX")
+fm_pid=""
+redis_pid=""
+
+stop_pid() { # pid: TERM, then KILL after 10 s; always reaped
+    [ -n "$1" ] || return 0
+    kill "$1" 2>/dev/null || true
+    i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+cleanup() {
+    stop_pid "$fm_pid"
+    stop_pid "$redis_pid"
+    fm_pid=""
+    redis_pid=""
+    if [ "${FERRY_BENCH_KEEP:-0}" = 1 ]; then
+        echo "bench_e2e: kept $dir"
+    else
+        rm -rf "$dir"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port nobody listens on (nor on port-2..port+1, RocketMQ's neighbours); not atomic, but the
+# servers fail loudly on a taken port.
+used_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}'; }
+free_port() {
+    while :; do
+        p=$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" 'BEGIN { srand(s); print 20000 + int(rand() * 30000) }')
+        if ! used_ports | grep -qxE "$((p - 2))|$((p - 1))|$p|$((p + 1))"; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
+field() { # key, SUMMARY line on stdin
+    tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+start_ferrymq() { # flushDiskType
+    ns_port=$(free_port)
+    br_port=$(free_port)
+    store=$dir/store-$1
+    conf=$dir/ferrymq-$1.conf
+    cat >"$conf" <<EOF
+brokerClusterName=BenchCluster
+brokerName=bench-a
+namesrv.listenAddress=127.0.0.1
+namesrv.listenPort=$ns_port
+namesrv.kvConfigPath=$dir/kvConfig.json
+listenPort=$br_port
+bindAddress=127.0.0.1
+brokerIP1=127.0.0.1
+namesrvAddr=127.0.0.1:$ns_port
+autoCreateTopicEnable=true
+storePathRootDir=$store
+flushDiskType=$1
+mappedFileSizeCommitLog=268435456
+maxHashSlotNum=500000
+maxIndexNum=2000000
+EOF
+    "$ferrymq" -c "$conf" >"$dir/ferrymq-$1.log" 2>&1 &
+    fm_pid=$!
+    namesrv=127.0.0.1:$ns_port
+    i=0
+    until "$mqadmin" updateTopic -n "$namesrv" -t BenchTopic -r 8 -w 8 -c BenchCluster >/dev/null 2>&1; do
+        kill -0 "$fm_pid" 2>/dev/null || { tail -20 "$dir/ferrymq-$1.log" >&2; exit 1; }
+        i=$((i + 1))
+        [ $i -lt 200 ] || { echo "bench_e2e: ferrymq did not come up" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+start_redis() { # appendfsync
+    redis_port=$(free_port)
+    rdir=$dir/redis-$1
+    mkdir -p "$rdir"
+    # No AOF rewrites during the run (a stronger baseline: no fork), no RDB snapshots.
+    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$rdir" --appendonly yes --save '' \
+        --appendfsync "$1" --auto-aof-rewrite-percentage 0 --daemonize no \
+        --logfile "$rdir/redis.log" &
+    redis_pid=$!
+    i=0
+    until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+        kill -0 "$redis_pid" 2>/dev/null || { tail -20 "$rdir/redis.log" >&2; exit 1; }
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "bench_e2e: redis-server did not come up" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+# redis-benchmark runs a count, not a duration: the count is the rate of the previous run (or of
+# a short calibration run) times FERRY_BENCH_SECS. Prints "rps p50_ms p99_ms".
+redis_rate=""
+redis_run() { # pipeline, size, count
+    payload=$(head -c "$2" /dev/zero | tr '\0' r)
+    redis-cli -p "$redis_port" del bench >/dev/null
+    redis-benchmark -p "$redis_port" -c $conns -P "$1" -n "$3" --csv XADD bench '*' f "$payload" |
+        awk -F'","' 'NR == 2 { print $2, $5, $7 }'
+}
+redis_case() { # pipeline, size
+    if [ -z "$redis_rate" ]; then
+        redis_rate=$(redis_run "$1" "$2" $((20000 * $1)) | awk '{ printf "%d", $1 }')
+    fi
+    r=$(redis_run "$1" "$2" $((redis_rate * secs + 1000)))
+    redis_rate=$(echo "$r" | awk '{ printf "%d", $1 }')
+    echo "$r"
+}
+
+ferry_case() { # mode, size: prints "tps p50_ms p99_ms"
+    if [ "$1" = send_sync ]; then
+        set -- -w $conns -s "$2"
+    else
+        set -- -a -p $conns -i $inflight -s "$2"
+    fi
+    line=$("$mqbench" producer -n "$namesrv" -t BenchTopic -d "$secs" "$@" | grep '^SUMMARY')
+    failed=$(echo "$line" | field failed)
+    unknown=$(echo "$line" | field unknown)
+    if [ "$failed" != 0 ] || [ "$unknown" != 0 ]; then
+        echo "bench_e2e: WARNING: $failed failed, $unknown unknown sends: $line" >&2
+    fi
+    echo "$(echo "$line" | field tps) $(echo "$line" | field p50_ms) $(echo "$line" | field p99_ms)"
+}
+
+result() { # name, value, baseline
+    awk -v n="$1" -v v="$2" -v b="$3" 'BEGIN {
+        printf "RESULT bench=%s value=%.0f unit=msg/s baseline=%.0f ratio=%.3f\n", n, v, b, (b > 0 ? v / b : 0) }'
+}
+
+consumer_case() {
+    "$mqadmin" updateTopic -n "$namesrv" -t BenchDrain -r 8 -w 8 -c BenchCluster >/dev/null
+    line=$("$mqbench" producer -n "$namesrv" -t BenchDrain -a -p $conns -i $inflight -s 128 -c "$drain" | grep '^SUMMARY')
+    ok=$(echo "$line" | field ok)
+    prate=$(echo "$line" | field tps)
+    set +e
+    cline=$("$mqbench" consumer -n "$namesrv" -t BenchDrain -g GID_bench_drain -c "$ok" -d 600 2>"$dir/consumer.err")
+    rc=$?
+    set -e
+    if [ $rc = 3 ]; then
+        echo "SKIP bench=e2e_consume_drain_128B: $(cat "$dir/consumer.err")"
+        return
+    fi
+    cline=$(echo "$cline" | grep '^SUMMARY' || true)
+    if [ -z "$cline" ]; then
+        echo "bench_e2e: the consumer failed (exit $rc): $(cat "$dir/consumer.err")" >&2
+        return
+    fi
+    result e2e_consume_drain_128B "$(echo "$cline" | field drain_tps)" "$prate"
+    echo "INFO bench=e2e_consume_drain_128B backlog=$ok consumed=$(echo "$cline" | field ok)" \
+        "first_msg_after_ms=$(echo "$cline" | field first_msg_after_ms)" \
+        "e2e_p50_ms=$(echo "$cline" | field p50_ms) e2e_p99_ms=$(echo "$cline" | field p99_ms)"
+}
+
+echo "bench_e2e: ferrymq and mqbench from $build, data under $dir, $(nproc) cores," \
+    "$runs x $secs s per case, redis $(redis-server --version | awk '{ sub("v=", "", $3); print $3 }')"
+for flush in $flushes; do
+    case $flush in
+    SYNC_FLUSH) fsync=always ;;
+    ASYNC_FLUSH) fsync=everysec ;;
+    *) echo "bench_e2e: unknown flush type $flush" >&2; exit 2 ;;
+    esac
+    start_ferrymq "$flush"
+    start_redis "$fsync"
+    # Warm-up: the first sends fetch routes and open connections.
+    "$mqbench" producer -n "$namesrv" -t BenchTopic -a -p $conns -i $inflight -d 1 >/dev/null
+    for size in $sizes; do
+        for mode in $modes; do
+            if [ "$mode" = send_sync ]; then pipe=1; else pipe=$inflight; fi
+            name=e2e_${mode}_${size}B_$(echo "$flush" | tr 'A-Z' 'a-z')
+            redis_rate=""
+            : >"$dir/r" && : >"$dir/f"
+            run=0
+            while [ $run -lt "$runs" ]; do
+                redis_case $pipe "$size" >>"$dir/r"
+                ferry_case "$mode" "$size" >>"$dir/f"
+                run=$((run + 1))
+            done
+            result "$name" "$(cut -d' ' -f1 "$dir/f" | median)" "$(cut -d' ' -f1 "$dir/r" | median)"
+            echo "INFO bench=$name ferry_p50_ms=$(cut -d' ' -f2 "$dir/f" | median)" \
+                "ferry_p99_ms=$(cut -d' ' -f3 "$dir/f" | median)" \
+                "redis_p50_ms=$(cut -d' ' -f2 "$dir/r" | median)" \
+                "redis_p99_ms=$(cut -d' ' -f3 "$dir/r" | median)" \
+                "ferry_runs=\"$(cut -d' ' -f1 "$dir/f" | tr '\n' ' ' | sed 's/ $//')\"" \
+                "redis_runs=\"$(cut -d' ' -f1 "$dir/r" | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }')\""
+        done
+    done
+    if [ "$flush" = ASYNC_FLUSH ] && [ "$drain" -gt 0 ]; then
+        consumer_case
+    fi
+    stop_pid "$fm_pid"
+    stop_pid "$redis_pid"
+    fm_pid=""
+    redis_pid=""
+done
+
+if [ "${FERRY_BENCH_NODE:-0}" = 1 ]; then
+    command -v node >/dev/null 2>&1 || { echo "bench_e2e.sh: node is required for FERRY_BENCH_NODE=1" >&2; exit 2; }
+    echo_bin=$build/bench/bench_e2e_echo
+    mkdir -p "$build/bench"
+    if [ ! -x "$echo_bin" ] || [ "$here/bench_e2e_echo.c" -nt "$echo_bin" ]; then
+        ${CC:-cc} -O2 -Wall -Wextra -Werror -o "$echo_bin" "$here/bench_e2e_echo.c"
+    fi
+    FERRY_FERRYMQ_BIN=$ferrymq FERRY_BENCH_ECHO_BIN=$echo_bin FERRY_BENCH_DIR=$dir \
+        FERRY_BENCH_SECS=$secs FERRY_BENCH_RUNS=$runs node "$here/bench_e2e.js"
+fi

@@ -1,9 +1,19 @@
 #!/bin/sh
 # Installs the Debian packages FerryMQ builds and tests with, only those missing.
 # Runs apt-get only as root; otherwise it names what is missing and fails.
+#
+#   scripts/install-deps.sh           what the build and `make test` need
+#   scripts/install-deps.sh --bench   also the baselines of `make bench-e2e` (redis-server and
+#                                     redis-tools for redis-benchmark); `make test` never needs them
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev \
 libuv1-dev libcjson-dev zlib1g-dev libcmocka-dev"
+for arg in "$@"; do
+    case $arg in
+    --bench) PKGS="$PKGS redis-server redis-tools" ;;
+    *) echo "install-deps: unknown option $arg (known: --bench)" >&2; exit 2 ;;
+    esac
+done
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
