@@ -52,6 +52,20 @@ function pdeathsigPrefix() {
   return setprivPdeathsig ? [ 'setpriv', '--pdeathsig', 'KILL', '--' ] : [];
 }
 
+/**
+ * Tracks a child process that is not a server (a client program started by a test): it gets
+ * SIGKILL when this process exits, like the servers. Spawn it with pdeathsigPrefix() in front
+ * of its argv so that it also dies when this process is killed.
+ */
+function trackChild(child) {
+  installExitHooks();
+  liveChildren.add(child);
+  const forget = () => liveChildren.delete(child);
+  child.once('exit', forget);
+  child.once('error', forget);
+  return child;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
@@ -321,6 +335,8 @@ class Cluster {
    *  - flushDiskType: 'ASYNC_FLUSH' (default) or 'SYNC_FLUSH'
    *  - brokerConf: extra broker.conf keys
    *  - namesrvConf: extra namesrv.conf keys
+   *  - extraBrokers: more master brokers started after the first one (addBroker options, or
+   *    just a brokerName); they are in `extraBrokers` once started
    */
   constructor(opts = {}) {
     this.opts = opts;
@@ -332,6 +348,7 @@ class Cluster {
     this.brokerPort = 0;
     this.brokerName = opts.brokerName || 'broker-a';
     this.clusterName = opts.clusterName || 'DefaultCluster';
+    this.extraBrokers = []; // addBroker()
   }
 
   get nsAddr() {
@@ -343,7 +360,8 @@ class Cluster {
   }
 
   get logFiles() {
-    return [ this.namesrv && this.namesrv.logFile, this.broker && this.broker.logFile ].filter(Boolean);
+    return [ this.namesrv && this.namesrv.logFile, this.broker && this.broker.logFile,
+      ...this.extraBrokers.map(b => b.proc.logFile) ].filter(Boolean);
   }
 
   async start() {
@@ -383,6 +401,7 @@ class Cluster {
         if (attempt < 3 && earlyExit && /address already in use|EADDRINUSE/i.test(tail(this.broker.logFile))) continue;
         throw e;
       }
+      for (const b of this.opts.extraBrokers || []) await this.addBroker(typeof b === 'string' ? { brokerName: b } : b);
       return this;
     }
   }
@@ -393,12 +412,16 @@ class Cluster {
       listenPort: this.nsPort,
       kvConfigPath: path.join(this.dir, 'namesrv', 'kvConfig.json'),
     }, this.opts.namesrvConf || {})));
-    const store = path.join(this.dir, 'store');
-    fs.writeFileSync(path.join(this.dir, 'broker.conf'), confText(Object.assign({
+    fs.writeFileSync(path.join(this.dir, 'broker.conf'),
+      this._brokerConfText(this.brokerName, this.brokerPort, path.join(this.dir, 'store'), this.opts.brokerConf));
+  }
+
+  _brokerConfText(brokerName, port, store, extra) {
+    return confText(Object.assign({
       brokerClusterName: this.clusterName,
-      brokerName: this.brokerName,
+      brokerName,
       brokerId: 0,
-      listenPort: this.brokerPort,
+      listenPort: port,
       bindAddress: '127.0.0.1',
       namesrvAddr: this.nsAddr,
       brokerIP1: '127.0.0.1',
@@ -410,7 +433,47 @@ class Cluster {
       maxIndexNum: 200000,
       autoCreateTopicEnable: true,
       autoCreateSubscriptionGroup: true,
-    }, this.opts.brokerConf || {})));
+    }, extra || {}));
+  }
+
+  /**
+   * Starts one more master broker (its own name, port, store and log in the cluster's dir)
+   * registered at the same name server; waits until it is registered. Returns a handle
+   * { brokerName, port, addr, proc, stop({ kill9 }), start() }. Cluster.stop() stops it too.
+   * @param {object} opts - brokerName (default broker-b, broker-c, ...), brokerConf (extra keys)
+   */
+  async addBroker(opts = {}) {
+    const brokerBin = findBinary('mqbroker');
+    const brokerName = opts.brokerName || `broker-${String.fromCharCode(98 + this.extraBrokers.length)}`;
+    const env = Object.assign({}, process.env, { HOME: this.dir });
+    for (let attempt = 1; ; attempt++) {
+      const port = await freeBrokerPort();
+      const confFile = path.join(this.dir, `${brokerName}.conf`);
+      fs.writeFileSync(confFile, this._brokerConfText(brokerName, port, path.join(this.dir, `store-${brokerName}`),
+        Object.assign({}, this.opts.brokerConf || {}, opts.brokerConf || {})));
+      const proc = new ServerProcess(`mqbroker(${brokerName})`, [ brokerBin, '-c', confFile ],
+        { cwd: this.dir, env, logFile: path.join(this.dir, `${brokerName}.log`) }).start();
+      const b = {
+        brokerName, port, addr: `127.0.0.1:${port}`, proc,
+        stop: ({ kill9 = false } = {}) => proc.stop({ signal: kill9 ? 'SIGKILL' : 'SIGTERM' }),
+        start: async () => {
+          proc.start();
+          await this._waitBrokerProcReady(proc, brokerName, port);
+        },
+      };
+      try {
+        await this._waitBrokerProcReady(proc, brokerName, port);
+      } catch (e) {
+        const earlyExit = !!proc.exit;
+        await proc.stop({ signal: 'SIGKILL' });
+        startedServers.delete(proc);
+        if (attempt < 3 && earlyExit && /address already in use|EADDRINUSE/i.test(tail(proc.logFile))) continue;
+        e.message += `\n----- ${path.basename(proc.logFile)} (last 40 lines) -----\n${tail(proc.logFile, 40)}`;
+        throw e;
+      }
+      this.extraBrokers.push(b);
+      return b;
+    }
   }
 
   async _waitListening(proc, port, what) {
@@ -427,27 +490,32 @@ class Cluster {
   }
 
   /** True when the name server lists this broker's address (cluster info or the TBW102 route). */
-  async isBrokerRegistered() {
+  async isBrokerRegistered(brokerName = this.brokerName, brokerAddr = this.brokerAddr) {
     return remoting.withConnection(this.nsAddr, async conn => {
       const resp = await conn.invoke(remoting.REQ.GET_BROKER_CLUSTER_INFO, {});
       if (resp.code === remoting.RESP.SUCCESS && resp.body.length) {
         const info = remoting.parseLenientJson(resp.body);
-        const bd = info.brokerAddrTable && info.brokerAddrTable[this.brokerName];
-        if (bd && bd.brokerAddrs && Object.values(bd.brokerAddrs).includes(this.brokerAddr)) return true;
+        const bd = info.brokerAddrTable && info.brokerAddrTable[brokerName];
+        if (bd && bd.brokerAddrs && Object.values(bd.brokerAddrs).includes(brokerAddr)) return true;
       }
       const r = await remoting.getRoute(conn, 'TBW102');
       return !!(r.route && (r.route.brokerDatas || []).some(bd =>
-        Object.values(bd.brokerAddrs || {}).includes(this.brokerAddr)));
+        Object.values(bd.brokerAddrs || {}).includes(brokerAddr)));
     });
   }
 
   async waitBrokerReady() {
-    await this._waitListening(this.broker, this.brokerPort, 'the broker to accept connections');
+    await this._waitBrokerProcReady(this.broker, this.brokerName, this.brokerPort);
+  }
+
+  async _waitBrokerProcReady(proc, brokerName, port) {
+    const addr = `127.0.0.1:${port}`;
+    await this._waitListening(proc, port, 'the broker to accept connections');
     await waitFor(async () => {
-      this.broker.checkAlive('waiting for it to register with the name server');
+      proc.checkAlive('waiting for it to register with the name server');
       this.namesrv.checkAlive('waiting for the broker to register');
-      return await this.isBrokerRegistered();
-    }, { timeoutMs: ms(20000), what: `broker ${this.brokerAddr} to be registered at name server ${this.nsAddr} ` +
+      return await this.isBrokerRegistered(brokerName, addr);
+    }, { timeoutMs: ms(20000), what: `broker ${addr} to be registered at name server ${this.nsAddr} ` +
       '(GET_BROKER_CLUSTER_INFO / GET_ROUTEINFO_BY_TOPIC TBW102)' }).catch(e => {
       throw new Error(`${e.message}\n${this.logsText(40)}`);
     });
@@ -481,7 +549,7 @@ class Cluster {
    */
   async stop() {
     const problems = [];
-    for (const srv of [ this.broker, this.namesrv ]) {
+    for (const srv of [ ...this.extraBrokers.map(b => b.proc), this.broker, this.namesrv ]) {
       if (!srv) continue;
       const wasRunning = srv.running;
       const r = await srv.stop();
@@ -567,6 +635,8 @@ module.exports = {
   freePort,
   freeBrokerPort,
   tail,
+  trackChild,
+  pdeathsigPrefix,
   findBinary,
   ServerProcess,
   Cluster,

@@ -1,7 +1,9 @@
-# ferry_node_test(name file [LABELS ...] [FIXTURES ...] [NODE_PATH dir] [TIMEOUT s])
+# ferry_node_test(name file [LABELS ...] [FIXTURES ...] [NODE_PATH dir] [TIMEOUT s] [ENV k=v ...])
 # Registers `node --test <file>` as a CTest test with the server binaries in the environment
-# (FERRY_BIN_DIR, FERRY_MQNAMESRV_BIN, FERRY_MQBROKER_BIN). Tests that start servers share the
-# RESOURCE_LOCK ferry_servers so that two of them never compete for the machine's two cores.
+# (FERRY_BIN_DIR, FERRY_MQNAMESRV_BIN, FERRY_MQBROKER_BIN), plus the ENV entries (generator
+# expressions allowed: FERRY_EXAMPLES_DIR=$<TARGET_FILE_DIR:example_send_many>). Tests that
+# start servers share the RESOURCE_LOCK ferry_servers so that two of them never compete for the
+# machine's two cores.
 if(NOT DEFINED FERRY_NODE_TEST_ARGS)
   execute_process(COMMAND ${FERRY_NODE} --version OUTPUT_VARIABLE _ferry_node_version
                   OUTPUT_STRIP_TRAILING_WHITESPACE)
@@ -18,7 +20,7 @@ if(NOT DEFINED FERRY_NODE_TEST_ARGS)
 endif()
 
 function(ferry_node_test name file)
-  cmake_parse_arguments(T "" "NODE_PATH;TIMEOUT" "LABELS;FIXTURES" ${ARGN})
+  cmake_parse_arguments(T "" "NODE_PATH;TIMEOUT" "LABELS;FIXTURES;ENV" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 600)
   endif()
@@ -27,6 +29,9 @@ function(ferry_node_test name file)
           "FERRY_MQNAMESRV_BIN=$<TARGET_FILE:mqnamesrv>")
   if(T_NODE_PATH)
     list(APPEND env "NODE_PATH=${T_NODE_PATH}")
+  endif()
+  if(T_ENV)
+    list(APPEND env ${T_ENV})
   endif()
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "${env}" LABELS "${T_LABELS}"
                        TIMEOUT ${T_TIMEOUT} RESOURCE_LOCK ferry_servers)

@@ -1,0 +1,324 @@
+/* A push consumer on the command line: subscribes one topic and prints every message it consumes.
+ *
+ *   example_consumer -n <namesrv> -g <group> -t <topic> [-e tagExpr] [--broadcast] [--orderly]
+ *                    [--from-first] [--fail-every N] [--sleep-ms M] [--offset-dir D]
+ *                    [--instance NAME] [--threads N] [--batch N] [--rebalance-ms MS]
+ *                    [--persist-ms MS] [--pull-batch N] [--pull-threshold N]
+ *
+ *   -e tagExpr       "*" (default) or "TagA || TagB"
+ *   --broadcast      BROADCASTING (every instance gets every message, offsets in local files
+ *                    under --offset-dir, default $HOME/.rocketmq_offsets); default CLUSTERING
+ *   --orderly        orderly consumption: one listener call at a time per queue, queue locks
+ *   --from-first     a group without committed offsets starts at each queue's first message
+ *                    (default: at the queue's end, i.e. new messages only)
+ *   --fail-every N   answer RECONSUME_LATER for every Nth delivery of a message that was never
+ *                    retried (reconsume_times 0), so that each one is consumed on its first
+ *                    retry (for retry tests); the answer covers the listener call's batch
+ *   --sleep-ms M     spend M ms on each message (slow consumer)
+ *   --instance NAME  instanceName (client id <ip>@NAME); default the process id
+ *   --threads N      listener threads; --batch N: messages per listener call
+ *   --rebalance-ms, --persist-ms: rebalanceInterval and persistConsumerOffsetInterval
+ *   --pull-batch N, --pull-threshold N: pullBatchSize and pullThresholdForQueue (messages
+ *                    fetched per pull, and cached per queue before pulling pauses)
+ *
+ * stdout, one line per message and delivery, flushed at once (lines of different listener
+ * threads never mix):
+ *
+ *     MSG <broker> <queue_id> <queue_offset> <msg_id> <reconsume_times> <tags> <keys> <body>
+ *
+ * "LATER" instead of "MSG" marks a delivery answered with RECONSUME_LATER (--fail-every): the
+ * message is not consumed yet and comes again. <tags> and <keys> are "-" when absent, and the
+ * spaces between keys are written as ','. <body> runs to the end of the line; its bytes
+ * outside printable ASCII and '\' are written as \xNN.
+ *
+ * SIGTERM or SIGINT stops the consumer with ferry_push_consumer_shutdown(), which waits for
+ * running listener calls and commits the offsets, then prints "STOPPED" on stderr and exits 0.
+ * Exit status 1: the consumer could not start; 2: usage error. */
+#include "ferry/ferry.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct options {
+    const char *namesrv, *group, *topic, *expr, *offset_dir, *instance;
+    int broadcast, orderly, from_first;
+    long fail_every, sleep_ms, threads, batch, rebalance_ms, persist_ms, pull_batch, pull_threshold;
+};
+
+struct state {
+    const struct options *o;
+    atomic_long deliveries; /* messages handed to the listener so far */
+};
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f, "usage: example_consumer -n <namesrv> -g <group> -t <topic> [-e tagExpr] [--broadcast]\n"
+           "         [--orderly] [--from-first] [--fail-every N] [--sleep-ms M] [--offset-dir D]\n"
+           "         [--instance NAME] [--threads N] [--batch N] [--rebalance-ms MS]\n"
+           "         [--persist-ms MS] [--pull-batch N] [--pull-threshold N]\n");
+}
+
+/* Parses a decimal number in [@min, @max] into *@out; 0 or -1. */
+static int parse_num(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    enum {
+        O_BROADCAST = 256,
+        O_ORDERLY,
+        O_FIRST,
+        O_FAIL,
+        O_SLEEP,
+        O_DIR,
+        O_INST,
+        O_THREADS,
+        O_BATCH,
+        O_REBALANCE,
+        O_PERSIST,
+        O_PULL_BATCH,
+        O_PULL_THRESHOLD
+    };
+    static const struct option longopts[] = {
+        {"broadcast", no_argument, NULL, O_BROADCAST},
+        {"orderly", no_argument, NULL, O_ORDERLY},
+        {"from-first", no_argument, NULL, O_FIRST},
+        {"fail-every", required_argument, NULL, O_FAIL},
+        {"sleep-ms", required_argument, NULL, O_SLEEP},
+        {"offset-dir", required_argument, NULL, O_DIR},
+        {"instance", required_argument, NULL, O_INST},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"batch", required_argument, NULL, O_BATCH},
+        {"rebalance-ms", required_argument, NULL, O_REBALANCE},
+        {"persist-ms", required_argument, NULL, O_PERSIST},
+        {"pull-batch", required_argument, NULL, O_PULL_BATCH},
+        {"pull-threshold", required_argument, NULL, O_PULL_THRESHOLD},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch, bad = 0;
+
+    *o = (struct options){.expr = "*"};
+    while ((ch = getopt_long(argc, argv, "n:g:t:e:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            o->namesrv = optarg;
+            break;
+        case 'g':
+            o->group = optarg;
+            break;
+        case 't':
+            o->topic = optarg;
+            break;
+        case 'e':
+            o->expr = optarg;
+            break;
+        case O_BROADCAST:
+            o->broadcast = 1;
+            break;
+        case O_ORDERLY:
+            o->orderly = 1;
+            break;
+        case O_FIRST:
+            o->from_first = 1;
+            break;
+        case O_DIR:
+            o->offset_dir = optarg;
+            break;
+        case O_INST:
+            o->instance = optarg;
+            break;
+        case O_FAIL:
+            bad |= parse_num(optarg, 0, 1000000000, &o->fail_every);
+            break;
+        case O_SLEEP:
+            bad |= parse_num(optarg, 0, 600000, &o->sleep_ms);
+            break;
+        case O_THREADS:
+            bad |= parse_num(optarg, 1, 1000, &o->threads);
+            break;
+        case O_BATCH:
+            bad |= parse_num(optarg, 1, 1024, &o->batch);
+            break;
+        case O_REBALANCE:
+            bad |= parse_num(optarg, 1, 3600000, &o->rebalance_ms);
+            break;
+        case O_PERSIST:
+            bad |= parse_num(optarg, 1, 3600000, &o->persist_ms);
+            break;
+        case O_PULL_BATCH:
+            bad |= parse_num(optarg, 1, 1024, &o->pull_batch);
+            break;
+        case O_PULL_THRESHOLD:
+            bad |= parse_num(optarg, 1, 65535, &o->pull_threshold);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            bad = 1;
+        }
+    }
+    if (bad || optind != argc || !o->group || !o->topic)
+        return -1;
+    if (!o->namesrv && !getenv("NAMESRV_ADDR"))
+        return -1;
+    return 0;
+}
+
+static void sleep_ms(long n)
+{
+    struct timespec ts = {.tv_sec = n / 1000, .tv_nsec = (n % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Writes @s (NULL: "-") with spaces as ','. @f is locked by the caller. */
+static void put_word(FILE *f, const char *s)
+{
+    if (!s || !*s) {
+        putc_unlocked('-', f);
+        return;
+    }
+    for (; *s; s++)
+        putc_unlocked(*s == ' ' ? ',' : *s, f);
+}
+
+/* Writes @len bytes of @body, escaping what would break the line. @f is locked by the caller. */
+static void put_body(FILE *f, const unsigned char *body, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] >= 0x20 && body[i] < 0x7f && body[i] != '\\')
+            putc_unlocked(body[i], f);
+        else
+            fprintf(f, "\\x%02x", body[i]);
+    }
+}
+
+static void print_msg(const char *what, const struct ferry_message_ext *m)
+{
+    flockfile(stdout);
+    fprintf(stdout, "%s %s %d %lld %s %d ", what, m->broker_name ? m->broker_name : "-",
+            m->queue_id, (long long)m->queue_offset, m->msg_id ? m->msg_id : "-",
+            (int)m->reconsume_times);
+    put_word(stdout, m->tags);
+    putc_unlocked(' ', stdout);
+    put_word(stdout, m->keys);
+    putc_unlocked(' ', stdout);
+    put_body(stdout, m->body, m->body_len);
+    putc_unlocked('\n', stdout);
+    fflush(stdout);
+    funlockfile(stdout);
+}
+
+/* The listener: sleeps if asked, decides whether this delivery fails (--fail-every counts
+ * messages), prints every message with the outcome. Runs on library threads. */
+static enum ferry_consume_status on_msgs(const struct ferry_message_ext *msgs, size_t n, void *arg)
+{
+    struct state *st = arg;
+    enum ferry_consume_status status = FERRY_CONSUME_SUCCESS;
+
+    for (size_t i = 0; i < n; i++) {
+        long k = atomic_fetch_add(&st->deliveries, 1) + 1;
+
+        if (st->o->fail_every && msgs[i].reconsume_times == 0 && k % st->o->fail_every == 0)
+            status = FERRY_RECONSUME_LATER;
+        if (st->o->sleep_ms)
+            sleep_ms(st->o->sleep_ms);
+    }
+    /* The status covers the whole batch: print every message with it. */
+    for (size_t i = 0; i < n; i++)
+        print_msg(status == FERRY_CONSUME_SUCCESS ? "MSG" : "LATER", &msgs[i]);
+    return status;
+}
+
+static void fill_config(const struct options *o, struct ferry_consumer_config *cfg)
+{
+    ferry_consumer_config_init(cfg);
+    snprintf(cfg->group, sizeof cfg->group, "%s", o->group);
+    if (o->namesrv)
+        snprintf(cfg->namesrvAddr, sizeof cfg->namesrvAddr, "%s", o->namesrv);
+    if (o->instance)
+        snprintf(cfg->instanceName, sizeof cfg->instanceName, "%s", o->instance);
+    if (o->offset_dir)
+        snprintf(cfg->offsetStoreDir, sizeof cfg->offsetStoreDir, "%s", o->offset_dir);
+    cfg->messageModel = o->broadcast ? FERRY_BROADCASTING : FERRY_CLUSTERING;
+    if (o->from_first)
+        cfg->consumeFromWhere = FERRY_CONSUME_FROM_FIRST_OFFSET;
+    cfg->orderly = o->orderly;
+    if (o->threads) {
+        cfg->consumeThreadMin = (int)o->threads;
+        cfg->consumeThreadMax = (int)o->threads;
+    }
+    if (o->batch)
+        cfg->consumeMessageBatchMaxSize = (int)o->batch;
+    if (o->rebalance_ms)
+        cfg->rebalanceInterval = (int)o->rebalance_ms;
+    if (o->persist_ms)
+        cfg->persistConsumerOffsetInterval = (int)o->persist_ms;
+    if (o->pull_batch)
+        cfg->pullBatchSize = (int)o->pull_batch;
+    if (o->pull_threshold)
+        cfg->pullThresholdForQueue = (int)o->pull_threshold;
+}
+
+int main(int argc, char **argv)
+{
+    struct ferry_consumer_config cfg;
+    struct options o;
+    struct state st;
+    ferry_push_consumer_t *c = NULL;
+    sigset_t stop_sigs;
+    int rc, sig = 0;
+
+    if (parse_args(argc, argv, &o) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    st.o = &o;
+    atomic_init(&st.deliveries, 0);
+    fill_config(&o, &cfg);
+
+    /* Block the stop signals before any library thread exists, so that every thread inherits
+     * the mask and only sigwait() below receives them. */
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+
+    if ((rc = ferry_push_consumer_new(&cfg, on_msgs, &st, &c)) != 0 ||
+        (rc = ferry_push_consumer_subscribe(c, o.topic, o.expr)) != 0 ||
+        (rc = ferry_push_consumer_start(c)) != 0) {
+        fprintf(stderr, "consumer: %s\n", ferry_strerror(rc));
+        ferry_push_consumer_free(c);
+        return 1;
+    }
+    fprintf(stderr, "STARTED group=%s topic=%s expr=%s %s%s\n", o.group, o.topic, o.expr,
+            o.broadcast ? "broadcasting" : "clustering", o.orderly ? " orderly" : "");
+    while (sigwait(&stop_sigs, &sig) != 0)
+        ;
+    fprintf(stderr, "signal %d: shutting down\n", sig);
+    ferry_push_consumer_shutdown(c);
+    ferry_push_consumer_free(c);
+    fprintf(stderr, "STOPPED after %ld deliveries\n", (long)atomic_load(&st.deliveries));
+    return 0;
+}

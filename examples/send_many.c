@@ -1,0 +1,240 @@
+/* Send N numbered messages synchronously and print one line per acknowledged send.
+ *
+ *   example_send_many -n <namesrv> -t <topic> [-c count] [-g group] [--tag T] [--start I]
+ *                     [--body-prefix P] [--key-prefix K] [--order-key K1,K2,...]
+ *                     [--interval-ms M] [--timeout-ms M] [--pad N]
+ *
+ * Message i (i = start .. start+count-1) has the body "<body-prefix><i>" (default "msg-<i>"),
+ * the tag T (default TagA), and with --key-prefix the key "<key-prefix><i>". With --order-key,
+ * message i belongs to the sharding key K[i % nkeys]: its body is "<K>:<seq>" (seq counts the
+ * messages of that key from --start / nkeys), and it is sent with ferry_send_to_queue() and
+ * ferry_select_by_hash() so that every message of a key lands in one queue, in send order.
+ * --pad N appends 'x' up to N bytes of body (bodies of 4096 bytes or more are compressed).
+ *
+ * stdout, one line per acknowledged send (flushed at once, so a test can follow progress):
+ *
+ *     SENT <msg_id> <broker_name> <queue_id> <queue_offset> <body>
+ *
+ * A send that was not acknowledged prints nothing on stdout and one line on stderr:
+ * "FAILED <i> <reason>" (not stored) or "UNKNOWN <i> <reason>" (sent, no answer: it may be
+ * stored). The last stderr line is a summary. Exit status: 0 when every send was acknowledged,
+ * 1 otherwise, 2 for a usage error. The name server defaults to $NAMESRV_ADDR. */
+#include "ferry/ferry.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_ORDER_KEYS 64
+#define MAX_BODY       (1024 * 1024)
+
+struct options {
+    const char *namesrv, *topic, *group, *tag, *body_prefix, *key_prefix;
+    char *order_keys[MAX_ORDER_KEYS];
+    int norder_keys;
+    long count, start, interval_ms, timeout_ms, pad;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: example_send_many -n <namesrv> -t <topic> [-c count] [-g group] [--tag T]\n"
+               "         [--start I] [--body-prefix P] [--key-prefix K] [--order-key K1,K2,...]\n"
+               "         [--interval-ms M] [--timeout-ms M] [--pad N]\n");
+}
+
+/* Parses a non-negative decimal number into *@out; 0 or -1. */
+static int parse_num(const char *s, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Splits the comma-separated list @s (modified in place) into o->order_keys. */
+static int parse_order_keys(char *s, struct options *o)
+{
+    for (char *save = NULL, *k = strtok_r(s, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+        if (o->norder_keys == MAX_ORDER_KEYS)
+            return -1;
+        o->order_keys[o->norder_keys++] = k;
+    }
+    return o->norder_keys ? 0 : -1;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"tag", required_argument, NULL, 'T'},
+        {"start", required_argument, NULL, 's'},
+        {"body-prefix", required_argument, NULL, 'b'},
+        {"key-prefix", required_argument, NULL, 'k'},
+        {"order-key", required_argument, NULL, 'o'},
+        {"interval-ms", required_argument, NULL, 'i'},
+        {"timeout-ms", required_argument, NULL, 'm'},
+        {"pad", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch, bad = 0;
+
+    *o = (struct options){.group = "PID_send_many",
+                          .tag = "TagA",
+                          .body_prefix = "msg-",
+                          .count = 10,
+                          .timeout_ms = 3000};
+    while ((ch = getopt_long(argc, argv, "n:t:c:g:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            o->namesrv = optarg;
+            break;
+        case 't':
+            o->topic = optarg;
+            break;
+        case 'g':
+            o->group = optarg;
+            break;
+        case 'T':
+            o->tag = optarg;
+            break;
+        case 'b':
+            o->body_prefix = optarg;
+            break;
+        case 'k':
+            o->key_prefix = optarg;
+            break;
+        case 'c':
+            bad |= parse_num(optarg, &o->count);
+            break;
+        case 's':
+            bad |= parse_num(optarg, &o->start);
+            break;
+        case 'i':
+            bad |= parse_num(optarg, &o->interval_ms);
+            break;
+        case 'm':
+            bad |= parse_num(optarg, &o->timeout_ms);
+            break;
+        case 'o':
+            bad |= parse_order_keys(optarg, o);
+            break;
+        case 'p':
+            bad |= parse_num(optarg, &o->pad);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            bad = 1;
+        }
+    }
+    if (bad || optind != argc || !o->topic || o->timeout_ms <= 0 || o->timeout_ms > 600000 ||
+        o->pad > MAX_BODY)
+        return -1;
+    if (!o->namesrv && !getenv("NAMESRV_ADDR"))
+        return -1;
+    return 0;
+}
+
+static void sleep_ms(long n)
+{
+    struct timespec ts = {.tv_sec = n / 1000, .tv_nsec = (n % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Sends message @i, built in @body (@cap bytes); prints its SENT line, or its FAILED/UNKNOWN line
+ * on stderr. Returns the send's result code. */
+static int send_one(ferry_producer_t *p, const struct options *o, long i, char *body, size_t cap)
+{
+    struct ferry_send_result res;
+    char keys[256];
+    struct ferry_message msg = {.topic = o->topic, .tags = o->tag, .body = body};
+    char *order_key = NULL;
+    size_t len;
+    int rc, n;
+
+    if (o->norder_keys) {
+        order_key = o->order_keys[i % o->norder_keys];
+        n = snprintf(body, cap, "%s:%ld", order_key, i / o->norder_keys);
+    } else {
+        n = snprintf(body, cap, "%s%ld", o->body_prefix, i);
+    }
+    len = n < (int)cap ? (size_t)n : cap - 1;
+    if ((size_t)o->pad > len && (size_t)o->pad < cap) {
+        memset(body + len, 'x', (size_t)o->pad - len);
+        len = (size_t)o->pad;
+    }
+    msg.body_len = len;
+    if (o->key_prefix) {
+        snprintf(keys, sizeof keys, "%s%ld", o->key_prefix, i);
+        msg.keys = keys;
+    }
+    if (order_key)
+        rc = ferry_send_to_queue(p, &msg, ferry_select_by_hash, order_key, 0, &res);
+    else
+        rc = ferry_send_sync(p, &msg, &res);
+    if (rc == 0) {
+        printf("SENT %s %s %d %lld %.*s\n", res.msg_id, res.broker_name, res.queue_id,
+               (long long)res.queue_offset, (int)len, body);
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "%s %ld %s%s%s\n", rc == FERRY_EUNKNOWN ? "UNKNOWN" : "FAILED", i,
+                ferry_strerror(rc), rc == FERRY_ENOTSTORED ? ": " : "",
+                rc == FERRY_ENOTSTORED ? res.remark : "");
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct ferry_producer_config cfg;
+    struct options o;
+    ferry_producer_t *p = NULL;
+    char *body;
+    size_t cap;
+    long sent = 0, failed = 0, unknown = 0;
+    int rc;
+
+    if (parse_args(argc, argv, &o) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    ferry_producer_config_init(&cfg);
+    snprintf(cfg.group, sizeof cfg.group, "%s", o.group);
+    if (o.namesrv)
+        snprintf(cfg.namesrvAddr, sizeof cfg.namesrvAddr, "%s", o.namesrv);
+    cfg.sendMsgTimeout = (int)o.timeout_ms;
+    if ((rc = ferry_producer_new(&cfg, &p)) != 0 || (rc = ferry_producer_start(p)) != 0) {
+        fprintf(stderr, "send_many: producer: %s\n", ferry_strerror(rc));
+        ferry_producer_free(p);
+        return 1;
+    }
+    cap = (size_t)o.pad + 1024;
+    if (!(body = malloc(cap))) {
+        fprintf(stderr, "send_many: out of memory\n");
+        ferry_producer_free(p);
+        return 1;
+    }
+    for (long i = o.start; i < o.start + o.count; i++) {
+        rc = send_one(p, &o, i, body, cap);
+        sent += rc == 0;
+        unknown += rc == FERRY_EUNKNOWN;
+        failed += rc != 0 && rc != FERRY_EUNKNOWN;
+        if (o.interval_ms && i + 1 < o.start + o.count)
+            sleep_ms(o.interval_ms);
+    }
+    free(body);
+    ferry_producer_free(p);
+    fprintf(stderr, "send_many: sent %ld failed %ld unknown %ld\n", sent, failed, unknown);
+    return sent == o.count ? 0 : 1;
+}
