@@ -97,6 +97,15 @@ const struct conf_def broker_conf_defs[] = {
     INT(haListenPort, "0", 0, 65535,
         "HA port advertised to name servers as haServerAddr (0: listenPort + 1); replication "
         "is not implemented yet"),
+    STR(messageDelayLevel, "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
+        "delay of each level (DELAY=1..n), units s, m, h, d; level n is queue n-1 of "
+        "SCHEDULE_TOPIC_XXXX"),
+    INT(flushDelayOffsetInterval, "10000", 100, 600000,
+        "ms between writes of config/delayOffset.json (delivery progress of delayed and timed "
+        "messages)"),
+    INT(timerMaxDelaySec, "259200", 1, 31536000,
+        "FerryMQ/RocketMQ 5: farthest delivery time of a timed message (TIMER_DELIVER_MS, "
+        "TIMER_DELAY_SEC, TIMER_DELAY_MS, __STARTDELIVERTIME), seconds from receipt"),
     CONF_ROW_END,
 };
 
@@ -198,6 +207,10 @@ int broker_config_check(struct broker_config *cfg, char *err, size_t errlen)
         return rc;
     if (cfg->traceTopicEnable &&
         (rc = check_name("msgTraceTopicName", cfg->msgTraceTopicName, err, errlen)) != 0)
+        return rc;
+    int64_t levels[SCHED_MAX_LEVELS];
+    int nlevels;
+    if ((rc = sched_parse_levels(cfg->messageDelayLevel, levels, &nlevels, err, errlen)) != 0)
         return rc;
     struct in_addr a4;
     struct in6_addr a6;
@@ -389,6 +402,8 @@ int broker_start(broker_t *b, char *err, size_t errlen)
         snprintf(err, errlen, "start the metadata writer thread: %s", ferry_strerror(rc));
         return rc;
     }
+    if ((rc = sched_start(b, err, errlen)) != 0)
+        return rc;
     atomic_store_explicit(&b->ready, 1, memory_order_release);
     if ((rc = broker_reg_start(b)) != 0) {
         snprintf(err, errlen, "start the registration thread: %s", ferry_strerror(rc));
@@ -438,12 +453,15 @@ void broker_free(broker_t *b)
     }
     holds_drain(b);
     broker_reg_stop(b);
+    sched_stop(b);
     offsets_stop(b);
     if (atomic_load(&b->ready)) {
         broker_persist(b, 1);
         log_info(LOG_BROKER, "broker %s stopped; metadata written", b->cfg.brokerName);
     }
+    int flushed = b->store && store_write_state(b->store) != FERRY_EFENCED;
     store_close(b->store);
+    sched_free(b, flushed);
     broker_reg_close(b);
     holds_close(b);
     clients_close(b);

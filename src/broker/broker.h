@@ -60,9 +60,12 @@ struct broker_config {
     int32_t defaultQueryMaxNum;
     int32_t serverChannelMaxIdleTimeSeconds;
     int32_t serverSelectorThreads;
-    int32_t channelExpiredTimeout; /* ms without heartbeat before a client channel is dropped */
-    int fastListenPortEnable;      /* FerryMQ: also listen on listenPort - 2 (the "VIP" port) */
-    int32_t haListenPort;          /* advertised as haServerAddr; 0: listenPort + 1 */
+    int32_t channelExpiredTimeout;    /* ms without heartbeat before a client channel is dropped */
+    int fastListenPortEnable;         /* FerryMQ: also listen on listenPort - 2 (the "VIP" port) */
+    int32_t haListenPort;             /* advertised as haServerAddr; 0: listenPort + 1 */
+    char messageDelayLevel[512];      /* the delay levels, "1s 5s ... 2h" */
+    int32_t flushDelayOffsetInterval; /* ms between writes of config/delayOffset.json */
+    int32_t timerMaxDelaySec;         /* farthest delivery time of a timed message */
     struct store_config store;
 };
 

@@ -472,11 +472,38 @@ struct broker {
     struct holds holds;
     struct reg reg;
     struct stats stats;
+    struct sched *sched;
     pthread_mutex_t persist_mu; /* one writer of the metadata files at a time */
     pthread_t svc_thread;
     int svc_started;
     char config_dir[4096];
 };
+
+/* ---- delayed and timed messages (schedule.c) ---- */
+
+#define SCHEDULE_TOPIC   "SCHEDULE_TOPIC_XXXX"
+#define TIMER_TOPIC      "rmq_sys_wheel_timer"
+#define SCHED_MAX_LEVELS 32
+
+/* Parse messageDelayLevel ("1s 5s 10s 30s 1m ... 2h"; units s, m, h, d) into @ms. 0 or
+ * FERRY_ECONFIG with @err. */
+int sched_parse_levels(const char *s, int64_t *ms, int *n, char *err, size_t errlen);
+/* Load config/delayOffset.json, create the schedule and timer topics, start the delivery
+ * thread. */
+int sched_start(broker_t *b, char *err, size_t errlen);
+/* Stop the thread and write the offsets when what was delivered is on disk. */
+void sched_stop(broker_t *b);
+/* After store_close(): write the offsets when @store_flushed (a clean close put every delivered
+ * copy on disk), then free. */
+void sched_free(broker_t *b, int store_flushed);
+/* For a message about to be stored (props in @props, which m->props points into): DELAY -> the
+ * schedule topic's level queue; a future TIMER_DELIVER_MS / __STARTDELIVERTIME / TIMER_DELAY_SEC
+ * / TIMER_DELAY_MS -> the timer topic. Rewrites m->topic and m->queue_id and appends REAL_TOPIC,
+ * REAL_QID (and the absolute TIMER_DELIVER_MS) to @props. 0, or FERRY_EINVAL with @remark (a
+ * time beyond timerMaxDelaySec). */
+int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *remark, size_t cap);
+/* The delay of @level (clamped to the highest), ms. */
+int64_t sched_level_delay(broker_t *b, int level);
 
 /* Is the broker serving? If not, answers SYSTEM_ERROR and returns 0. */
 int broker_ready(broker_t *b, conn_t *conn, const struct rcmd *req);

@@ -12,8 +12,9 @@
  * Failure modes: every refusal is an answer with Java's code and a readable remark; nothing is
  * acknowledged SEND_OK unless the store returned 0 for it (FLUSH_DISK_TIMEOUT when stored but
  * not yet durable, SERVICE_NOT_AVAILABLE for a full disk or a fenced store). Not implemented yet
- * (answered clearly): transactional half messages (NO_PERMISSION). Delay levels are not
- * scheduled yet: a message with DELAY is delivered at once (docs/BROKER.md). */
+ * (answered clearly): transactional half messages (NO_PERMISSION). A message with DELAY or a
+ * timer property goes to the schedule or timer topic (schedule.c); CONSUMER_SEND_MSG_BACK is in
+ * sendback.c. */
 #include "broker/broker_int.h"
 
 #include "common/alloc.h"
@@ -455,12 +456,18 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
         bsb_init(&props);
         add_props(&props, h.props.p, h.props.len, 1);
         add_cluster(&props, b->cfg.brokerClusterName);
-        ctx->props_buf = props.p;
         one.props = props.p;
         one.props_len = (uint32_t)props.len;
         one.body = req->body;
         one.body_len = (uint32_t)req->body_len;
+        /* DELAY / timer properties: to the schedule or timer topic (schedule.c) */
+        int prc = sched_prepare(b, &one, &props, remark, sizeof remark);
+        ctx->props_buf = props.p;
         ctx->res = &ctx->one;
+        if (prc) {
+            resp.code = RESP_MESSAGE_ILLEGAL;
+            goto answer;
+        }
     }
     ctx->n = n;
     broker_reply_init(&ctx->rt, conn, req);
@@ -481,17 +488,6 @@ answer:
     }
     resp.remark = (struct rstr){remark, strlen(remark)};
     remoting_respond(conn, &resp);
-}
-
-void broker_on_send_back(conn_t *conn, const struct rcmd *req, void *arg)
-{
-    broker_t *b = arg;
-    if (!broker_ready(b, conn, req))
-        return;
-    broker_respond(conn, req, RESP_SYSTEM_ERROR,
-                   "CONSUMER_SEND_MSG_BACK is not supported yet by this broker (retries and the "
-                   "dead-letter queue are a later feature); the client falls back to sending the "
-                   "message to its %%RETRY%% topic");
 }
 
 void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg)

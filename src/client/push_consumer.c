@@ -34,7 +34,7 @@ struct ferry_push_consumer {
     struct task *delayed;     /* local retries and suspended orderly queues */
     pthread_t *threads;
     int nthreads, idle;
-    int pool_stop;
+    atomic_int pool_stop;
     int shut;
 };
 
@@ -224,7 +224,9 @@ static void run_orderly(struct ferry_push_consumer *p, struct task *t)
         int64_t now = clock_mono_ms();
         pthread_mutex_lock(&q->lock);
         int clustering = c->cfg.messageModel == FERRY_CLUSTERING;
-        if (q->dropped || (clustering && (!q->locked || now - q->lock_ms > LOCK_EXPIRE_MS))) {
+        /* shutting down: what is cached is delivered again later, as the header promises */
+        if (q->dropped || atomic_load(&p->pool_stop) ||
+            (clustering && (!q->locked || now - q->lock_ms > LOCK_EXPIRE_MS))) {
             /* resubmitted by the lock renewal */
             pthread_mutex_unlock(&q->lock);
             task_release(t);

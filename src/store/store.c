@@ -652,6 +652,11 @@ int64_t store_confirm_phys(store_t *st)
     return commitlog_confirm(st);
 }
 
+int64_t store_flushed_phys(store_t *st)
+{
+    return atomic_load(&st->flushed);
+}
+
 int64_t store_dispatch_phys(store_t *st)
 {
     return atomic_load(&st->dispatched);

@@ -160,6 +160,7 @@ int64_t store_min_phys(store_t *st);
 int64_t store_max_phys(store_t *st);     /* end of the last appended record */
 int64_t store_confirm_phys(store_t *st); /* end of what readers may see */
 int64_t store_dispatch_phys(store_t *st);
+int64_t store_flushed_phys(store_t *st); /* end of what is on disk (fdatasync'd) */
 
 /* Called from the dispatch thread after new entries of topic/qid became readable. */
 typedef void (*store_arrive_cb)(void *arg, const char *topic, int32_t qid, int64_t max_offset);

@@ -22,3 +22,6 @@ endif()
 add_dependencies(test_broker_cli mqbroker ferrymq)
 ferry_unit_test(test_broker_iov SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_broker_iov.c
                 LIBS ferry_remoting ferry_testlib)
+# Delayed and timed messages, send-back, retries and dead letters (issue 5).
+ferry_unit_test(test_broker_schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_broker_schedule.c
+                ${FERRY_BROKER_TEST_HARNESS} LIBS ferry_broker ferry_testlib)
