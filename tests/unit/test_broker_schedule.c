@@ -25,6 +25,7 @@
 struct env {
     struct tb t;
     remoting_client_t *cli;
+    struct rcmd *last; /* the last pull answer: the records' views point into it */
 };
 
 static int setup(void **state)
@@ -44,6 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct env *e = *state;
+    rcmd_free(e->last);
     remoting_client_free(e->cli);
     tb_cleanup(&e->t);
     free(e);
@@ -101,15 +103,15 @@ static int64_t wait_count(struct env *e, const char *topic, int qid, int64_t n, 
     return -1;
 }
 
-/* The record at @topic/@qid/@offset. */
+/* The record at @topic/@qid/@offset (valid until the next pull). */
 static void pull_one(struct env *e, const char *topic, int qid, int64_t offset, struct tb_rec *r)
 {
     struct rcmd req;
     tb_pull_req(&req, "GID_sched_reader", topic, qid, offset, 1, "*", 0, 0);
-    struct rcmd *resp = tb_call(e->cli, &req);
-    assert_int_equal(resp->code, RESP_SUCCESS);
-    assert_int_equal(tb_records(resp, r, 1), 1);
-    rcmd_free(resp);
+    rcmd_free(e->last);
+    e->last = tb_call(e->cli, &req);
+    assert_int_equal(e->last->code, RESP_SUCCESS);
+    assert_int_equal(tb_records(e->last, r, 1), 1);
 }
 
 static void test_delay_level(void **state)
