@@ -186,6 +186,45 @@ int ferry_send_to_queue(ferry_producer_t *p, const struct ferry_message *msg,
                         ferry_queue_selector sel, void *arg, int queue_index,
                         struct ferry_send_result *res);
 
+/* ---- transactions ----
+ *
+ * A transactional send stores the message as a half message, invisible to consumers; the
+ * application then runs its local transaction and the producer tells the broker to commit
+ * (the message becomes visible, once) or roll back (it never does). When the broker does not
+ * learn the outcome (UNKNOWN, or the producer died), it asks a producer of the same group later
+ * (check-back, after the broker's transactionTimeOut): the check callback answers from the
+ * application's records. */
+
+enum ferry_tx_state {
+    FERRY_TX_COMMIT = 0,
+    FERRY_TX_ROLLBACK = 1,
+    FERRY_TX_UNKNOWN = 2, /* not known yet: the broker asks again later */
+};
+
+/* Run the local transaction of @msg, whose half message is stored; @tx_id is its transaction
+ * id (the UNIQ_KEY). Runs on the calling thread of ferry_send_in_transaction(). */
+typedef enum ferry_tx_state (*ferry_tx_execute)(const struct ferry_message *msg, const char *tx_id,
+                                                void *arg);
+
+struct ferry_message_ext;
+/* The broker asks about transaction @tx_id (@msg is the half message with its real topic).
+ * Runs on a connection's I/O thread: answer from local records, do not block for long. */
+typedef enum ferry_tx_state (*ferry_tx_check)(const struct ferry_message_ext *msg,
+                                              const char *tx_id, void *arg);
+
+/* Register the check callback of this producer's group. Before ferry_producer_start(). */
+int ferry_producer_set_tx_check(ferry_producer_t *p, ferry_tx_check fn, void *arg);
+
+/* Send @msg as a half message (retried as ferry_send_sync()), run @exec, and send its outcome
+ * to the broker (END_TRANSACTION). Returns 0 with *@state the local outcome (COMMIT, ROLLBACK
+ * or UNKNOWN: then the broker checks back) and @res the half's send result (res.msg_id is the
+ * transaction id), or the send's error (then @exec was not run and nothing is stored). The
+ * outcome reaches the broker at most once from here; if it is lost, the check-back resolves
+ * the transaction. Delay levels are refused (FERRY_EINVAL). */
+int ferry_send_in_transaction(ferry_producer_t *p, const struct ferry_message *msg,
+                              ferry_tx_execute exec, void *arg, struct ferry_send_result *res,
+                              enum ferry_tx_state *state);
+
 /* ==== consumers ====
  *
  * Push consumer life cycle:

@@ -106,6 +106,12 @@ const struct conf_def broker_conf_defs[] = {
     INT(timerMaxDelaySec, "259200", 1, 31536000,
         "FerryMQ/RocketMQ 5: farthest delivery time of a timed message (TIMER_DELIVER_MS, "
         "TIMER_DELAY_SEC, TIMER_DELAY_MS, __STARTDELIVERTIME), seconds from receipt"),
+    LONG(transactionTimeOut, "6000", 0, 86400000,
+         "ms after which an unresolved transactional half message is checked with its producer"),
+    INT(transactionCheckMax, "15", 1, 10000,
+        "checks of a half message before it is moved to TRANS_CHECK_MAX_TIME_TOPIC (logged)"),
+    LONG(transactionCheckInterval, "60000", 100, 86400000,
+         "ms between rounds of CHECK_TRANSACTION_STATE requests"),
     CONF_ROW_END,
 };
 
@@ -402,7 +408,7 @@ int broker_start(broker_t *b, char *err, size_t errlen)
         snprintf(err, errlen, "start the metadata writer thread: %s", ferry_strerror(rc));
         return rc;
     }
-    if ((rc = sched_start(b, err, errlen)) != 0)
+    if ((rc = sched_start(b, err, errlen)) != 0 || (rc = tx_start(b, err, errlen)) != 0)
         return rc;
     atomic_store_explicit(&b->ready, 1, memory_order_release);
     if ((rc = broker_reg_start(b)) != 0) {
@@ -454,6 +460,7 @@ void broker_free(broker_t *b)
     holds_drain(b);
     broker_reg_stop(b);
     sched_stop(b);
+    tx_stop(b);
     offsets_stop(b);
     if (atomic_load(&b->ready)) {
         broker_persist(b, 1);
@@ -462,6 +469,7 @@ void broker_free(broker_t *b)
     int flushed = b->store && store_write_state(b->store) != FERRY_EFENCED;
     store_close(b->store);
     sched_free(b, flushed);
+    tx_free(b, flushed);
     broker_reg_close(b);
     holds_close(b);
     clients_close(b);

@@ -66,6 +66,9 @@ struct broker_config {
     char messageDelayLevel[512];      /* the delay levels, "1s 5s ... 2h" */
     int32_t flushDelayOffsetInterval; /* ms between writes of config/delayOffset.json */
     int32_t timerMaxDelaySec;         /* farthest delivery time of a timed message */
+    int64_t transactionTimeOut;       /* ms before an unresolved half is checked */
+    int32_t transactionCheckMax;      /* checks before a half goes to the discard topic */
+    int64_t transactionCheckInterval; /* ms between check rounds */
     struct store_config store;
 };
 

@@ -129,6 +129,20 @@ int topics_not_allowed_send(const char *topic);
 /* "ip:port" / "[v6]:port" -> record host (v4-mapped v6 becomes v4). 0 or FERRY_EINVAL. */
 int broker_host_parse(const char *s, struct msg_host *h);
 
+/* Stored records copied into new messages (schedule, send-back, transactions; util.c). */
+/* The offset message id of @v (store host + CommitLog offset, upper hex; 33 or 57 bytes). */
+void brec_offset_msg_id(char *out, const struct msg_view *v);
+/* @m with the record's queue id, flag, sysFlag (host bits cleared), born time and host,
+ * reconsume times, prepared offset and body; topic and properties left to the caller. */
+void brec_to_msg(const struct msg_view *v, struct store_msg *m);
+/* Append the properties @p (@n bytes) to @sb without the CRC property, the names in @drop
+ * (NULL-terminated, may be NULL) and, with @drop_timer, the timer properties. */
+void brec_props_copy(struct sbuf *sb, const char *p, size_t n, const char *const *drop,
+                     int drop_timer);
+void brec_prop_add(struct sbuf *sb, const char *name, size_t nlen, const char *val, size_t vlen);
+/* REAL_TOPIC / REAL_QID of @v: 0 or FERRY_EINVAL. */
+int brec_real_target(const struct msg_view *v, char *topic, size_t cap, int32_t *qid);
+
 /* The TAG subscription filter: all, or a set of tag hash codes. */
 struct tag_filter {
     int all;
@@ -473,6 +487,7 @@ struct broker {
     struct reg reg;
     struct stats stats;
     struct sched *sched;
+    struct tx *tx;
     pthread_mutex_t persist_mu; /* one writer of the metadata files at a time */
     pthread_t svc_thread;
     int svc_started;
@@ -504,6 +519,26 @@ void sched_free(broker_t *b, int store_flushed);
 int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *remark, size_t cap);
 /* The delay of @level (clamped to the highest), ms. */
 int64_t sched_level_delay(broker_t *b, int level);
+
+/* ---- transactional messages (transaction.c) ---- */
+
+#define TRANS_HALF_TOPIC    "RMQ_SYS_TRANS_HALF_TOPIC"
+#define TRANS_OP_TOPIC      "RMQ_SYS_TRANS_OP_HALF_TOPIC"
+#define TRANS_DISCARD_TOPIC "TRANS_CHECK_MAX_TIME_TOPIC"
+
+/* 1 when the properties say TRAN_MSG=true (a half message). */
+int tx_is_half(const char *props, size_t len);
+/* A half message about to be stored: to the half topic with REAL_TOPIC/REAL_QID appended to
+ * @props (which m->props then points into). */
+void tx_prepare_half(broker_t *b, struct store_msg *m, struct sbuf *props);
+/* Load config/transaction.json, read the unresolved halves, start the check thread. */
+int tx_start(broker_t *b, char *err, size_t errlen);
+void tx_stop(broker_t *b);
+/* After store_close(): write the progress when @store_flushed, then free. */
+void tx_free(broker_t *b, int store_flushed);
+/* Unresolved halves, and the store time of the oldest. */
+int tx_pending(broker_t *b, int64_t *oldest_store_ts);
+void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg);
 
 /* Is the broker serving? If not, answers SYSTEM_ERROR and returns 0. */
 int broker_ready(broker_t *b, conn_t *conn, const struct rcmd *req);

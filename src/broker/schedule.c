@@ -137,16 +137,6 @@ static int64_t prop_i64(const char *props, size_t len, const char *name, int *fo
     return x;
 }
 
-static void add_prop(struct sbuf *sb, const char *name, const char *val)
-{
-    char sep = PROP_NAME_SEP, pair = PROP_PAIR_SEP;
-    if (sb->len && sb->p[sb->len - 1] != PROP_PAIR_SEP)
-        bsb_add(sb, &pair, 1);
-    bsb_str(sb, name);
-    bsb_add(sb, &sep, 1);
-    bsb_str(sb, val);
-}
-
 int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *remark, size_t cap)
 {
     int tx = m->sys_flag & SYSFLAG_TX_MASK, f_abs, f_ons, f_sec, f_ms, f_lvl;
@@ -175,11 +165,11 @@ int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *re
             return FERRY_EINVAL;
         }
         char v[32];
-        add_prop(props, "REAL_TOPIC", topic);
-        add_prop(props, "REAL_QID", qid);
+        brec_prop_add(props, "REAL_TOPIC", 10, topic, strlen(topic));
+        brec_prop_add(props, "REAL_QID", 8, qid, strlen(qid));
         if (!f_abs) {
             snprintf(v, sizeof v, "%" PRId64, due);
-            add_prop(props, "TIMER_DELIVER_MS", v);
+            brec_prop_add(props, "TIMER_DELIVER_MS", 16, v, strlen(v));
         }
         m->topic = TIMER_TOPIC;
         m->queue_id = 0;
@@ -188,8 +178,8 @@ int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *re
         int n = s ? s->nlevels : 18;
         if (level > n)
             level = n;
-        add_prop(props, "REAL_TOPIC", topic);
-        add_prop(props, "REAL_QID", qid);
+        brec_prop_add(props, "REAL_TOPIC", 10, topic, strlen(topic));
+        brec_prop_add(props, "REAL_QID", 8, qid, strlen(qid));
         m->topic = SCHEDULE_TOPIC;
         m->queue_id = (int32_t)level - 1;
     } else {
@@ -207,57 +197,19 @@ int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *re
 static int build_delivery(const struct msg_view *v, struct store_msg *d, char *topic,
                           size_t topic_cap, struct sbuf *props)
 {
-    size_t tl, ql;
-    const char *t = msg_prop_get(v->props, v->props_len, "REAL_TOPIC", &tl);
-    const char *q = msg_prop_get(v->props, v->props_len, "REAL_QID", &ql);
-    char qbuf[16];
-    if (!t || !tl || tl >= topic_cap || !q || !ql || ql >= sizeof qbuf)
+    static const char *const drop[] = {"DELAY", NULL};
+    int32_t qid;
+    if (brec_real_target(v, topic, topic_cap, &qid) != 0)
         return FERRY_EINVAL;
-    memcpy(topic, t, tl);
-    topic[tl] = 0;
-    memcpy(qbuf, q, ql);
-    qbuf[ql] = 0;
-    memset(d, 0, sizeof *d);
+    brec_to_msg(v, d);
     d->topic = topic;
-    d->queue_id = atoi(qbuf);
-    d->flag = v->flag;
-    d->sys_flag = v->sys_flag & ~(SYSFLAG_BORNHOST_V6 | SYSFLAG_STOREHOST_V6);
-    d->born_ts = v->born_ts;
-    const uint8_t *bh = v->rec + 48;
-    d->born_host.v6 = (v->sys_flag & SYSFLAG_BORNHOST_V6) != 0;
-    size_t alen = d->born_host.v6 ? 16 : 4;
-    memcpy(d->born_host.addr, bh, alen);
-    d->born_host.port = be32_get(bh + alen);
-    d->reconsume_times = v->reconsume_times;
-    d->prepared_tx_offset = v->prepared_tx_offset;
-    d->body = v->body;
-    d->body_len = v->body_len;
-    const char *p = v->props, *end = v->props + v->props_len;
+    d->queue_id = qid;
     props->len = 0;
-    while (p < end) {
-        const char *pe = memchr(p, PROP_PAIR_SEP, (size_t)(end - p));
-        if (!pe)
-            pe = end;
-        const char *ns = memchr(p, PROP_NAME_SEP, (size_t)(pe - p));
-        size_t nl = ns ? (size_t)(ns - p) : 0;
-        int skip = !ns || (nl == 5 && memcmp(p, "DELAY", 5) == 0) ||
-                   (nl == strlen(MSG_CRC_PROP) && memcmp(p, MSG_CRC_PROP, nl) == 0) ||
-                   (nl > 6 && memcmp(p, "TIMER_", 6) == 0) ||
-                   (nl == 18 && memcmp(p, "__STARTDELIVERTIME", 18) == 0);
-        if (!skip) {
-            char pair = PROP_PAIR_SEP;
-            bsb_add(props, p, (size_t)(pe - p));
-            bsb_add(props, &pair, 1);
-        }
-        p = pe + 1;
-    }
-    if (props->len && props->p[props->len - 1] == PROP_PAIR_SEP)
-        props->len--;
+    brec_props_copy(props, v->props, v->props_len, drop, 1);
     d->props = props->p;
     d->props_len = (uint32_t)props->len;
     return 0;
 }
-
 struct batch {
     pthread_mutex_t mu;
     pthread_cond_t cond;

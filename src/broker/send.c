@@ -11,10 +11,10 @@
  *
  * Failure modes: every refusal is an answer with Java's code and a readable remark; nothing is
  * acknowledged SEND_OK unless the store returned 0 for it (FLUSH_DISK_TIMEOUT when stored but
- * not yet durable, SERVICE_NOT_AVAILABLE for a full disk or a fenced store). Not implemented yet
- * (answered clearly): transactional half messages (NO_PERMISSION). A message with DELAY or a
- * timer property goes to the schedule or timer topic (schedule.c); CONSUMER_SEND_MSG_BACK is in
- * sendback.c. */
+ * not yet durable, SERVICE_NOT_AVAILABLE for a full disk or a fenced store). A half message
+ * (TRAN_MSG=true) goes to the half topic (transaction.c, with END_TRANSACTION); a message with
+ * DELAY or a timer property goes to the schedule or timer topic (schedule.c);
+ * CONSUMER_SEND_MSG_BACK is in sendback.c. */
 #include "broker/broker_int.h"
 
 #include "common/alloc.h"
@@ -408,15 +408,13 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
     if (check_topic(b, conn, req, &h, &resp, &tc) != 0)
         return;
     size_t dlen;
-    const char *tran = msg_prop_get(h.props.p ? h.props.p : "", h.props.len, "TRAN_MSG", &dlen);
+    int half = tx_is_half(h.props.p, h.props.len); /* TRAN_MSG=true (transaction.c) */
     int tx = h.sys_flag & SYSFLAG_TX_MASK;
-    if ((tran && dlen == 4 && strncasecmp(tran, "true", 4) == 0) || tx == SYSFLAG_TX_PREPARED ||
-        tx == SYSFLAG_TX_ROLLBACK) {
-        resp.code = RESP_NO_PERMISSION;
-        snprintf(remark, sizeof remark,
-                 "the broker[%s] sending transaction message is forbidden: transactional "
-                 "messages are not supported yet",
-                 b->ip);
+    if ((!half && (tx == SYSFLAG_TX_PREPARED || tx == SYSFLAG_TX_ROLLBACK)) || (half && h.batch)) {
+        resp.code = RESP_MESSAGE_ILLEGAL;
+        snprintf(remark, sizeof remark, "%s",
+                 half ? "a batch cannot be a transactional half message"
+                      : "a prepared or rolled-back transaction sysFlag needs TRAN_MSG=true");
         goto answer;
     }
     if (req->body_len > (size_t)b->cfg.store.maxMessageSize) {
@@ -460,8 +458,13 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
         one.props_len = (uint32_t)props.len;
         one.body = req->body;
         one.body_len = (uint32_t)req->body_len;
-        /* DELAY / timer properties: to the schedule or timer topic (schedule.c) */
-        int prc = sched_prepare(b, &one, &props, remark, sizeof remark);
+        /* a half message goes to the half topic (transaction.c); DELAY / timer properties to
+         * the schedule or timer topic (schedule.c) */
+        int prc = 0;
+        if (half)
+            tx_prepare_half(b, &one, &props);
+        else
+            prc = sched_prepare(b, &one, &props, remark, sizeof remark);
         ctx->props_buf = props.p;
         ctx->res = &ctx->one;
         if (prc) {
@@ -488,14 +491,4 @@ answer:
     }
     resp.remark = (struct rstr){remark, strlen(remark)};
     remoting_respond(conn, &resp);
-}
-
-void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg)
-{
-    broker_t *b = arg;
-    if (!broker_ready(b, conn, req))
-        return;
-    broker_respond(conn, req, RESP_SYSTEM_ERROR,
-                   "END_TRANSACTION is not supported yet: this broker refuses transactional half "
-                   "messages");
 }

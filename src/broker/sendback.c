@@ -48,56 +48,6 @@ static void back_done(void *arg, int rc)
     ferry_free(ctx);
 }
 
-static void add_prop(struct sbuf *sb, const char *name, const char *val, size_t vlen)
-{
-    char sep = PROP_NAME_SEP, pair = PROP_PAIR_SEP;
-    if (sb->len && sb->p[sb->len - 1] != PROP_PAIR_SEP)
-        bsb_add(sb, &pair, 1);
-    bsb_str(sb, name);
-    bsb_add(sb, &sep, 1);
-    bsb_add(sb, val, vlen);
-}
-
-/* The record's properties minus the ones the new copy sets again. */
-static void copy_props(struct sbuf *sb, const char *p, size_t n)
-{
-    static const char *const drop[] = {
-        "DELAY", "REAL_TOPIC", "REAL_QID", "CLUSTER", "__STARTDELIVERTIME", MSG_CRC_PROP, NULL};
-    const char *end = p + n;
-    while (p < end) {
-        const char *pe = memchr(p, PROP_PAIR_SEP, (size_t)(end - p));
-        if (!pe)
-            pe = end;
-        const char *ns = memchr(p, PROP_NAME_SEP, (size_t)(pe - p));
-        size_t nl = ns ? (size_t)(ns - p) : 0;
-        int skip = !ns || (nl > 6 && memcmp(p, "TIMER_", 6) == 0);
-        for (int i = 0; !skip && drop[i]; i++)
-            skip = nl == strlen(drop[i]) && memcmp(p, drop[i], nl) == 0;
-        if (!skip) {
-            char pair = PROP_PAIR_SEP;
-            if (sb->len && sb->p[sb->len - 1] != PROP_PAIR_SEP)
-                bsb_add(sb, &pair, 1);
-            bsb_add(sb, p, (size_t)(pe - p));
-        }
-        p = pe + 1;
-    }
-}
-
-static void offset_msg_id(char *out, const struct msg_view *v)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    uint8_t raw[28];
-    size_t alen = (v->sys_flag & SYSFLAG_STOREHOST_V6) ? 16 : 4, n = alen + 4;
-    memcpy(raw, v->rec + v->store_ts_off + 8, n);
-    for (int i = 7; i >= 0; i--)
-        raw[n++] = (uint8_t)((uint64_t)v->phys_offset >> (8 * i));
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 void broker_on_send_back(conn_t *conn, const struct rcmd *req, void *arg)
 {
     broker_t *b = arg;
@@ -171,47 +121,38 @@ void broker_on_send_back(conn_t *conn, const struct rcmd *req, void *arg)
     size_t rl, ol, ul;
     char oid[64], lv[16];
     bsb_init(&props);
-    copy_props(&props, v.props, v.props_len);
+    static const char *const drop[] = {"DELAY", "REAL_TOPIC", "REAL_QID", "CLUSTER", NULL};
+    brec_props_copy(&props, v.props, v.props_len, drop, 1);
     const char *retry_topic = msg_prop_get(v.props, v.props_len, "RETRY_TOPIC", &rl);
     if (!retry_topic) {
-        add_prop(&props, "RETRY_TOPIC", v.topic, v.topic_len);
+        brec_prop_add(&props, "RETRY_TOPIC", 11, v.topic, v.topic_len);
         retry_topic = v.topic;
         rl = v.topic_len;
     }
     const char *origin = msg_prop_get(v.props, v.props_len, "ORIGIN_MESSAGE_ID", &ol);
     if (!origin) {
-        offset_msg_id(oid, &v);
+        brec_offset_msg_id(oid, &v);
         origin = origin_id[0] ? origin_id : oid;
         ol = strlen(origin);
-        add_prop(&props, "ORIGIN_MESSAGE_ID", origin, ol);
+        brec_prop_add(&props, "ORIGIN_MESSAGE_ID", 17, origin, ol);
     }
     if (dlq) {
         const char *uniq = msg_prop_get(v.props, v.props_len, "UNIQ_KEY", &ul);
-        add_prop(&props, "DLQ_ORIGIN_TOPIC", retry_topic, rl);
-        add_prop(&props, "DLQ_ORIGIN_MESSAGE_ID", uniq ? uniq : origin, uniq ? ul : ol);
+        brec_prop_add(&props, "DLQ_ORIGIN_TOPIC", 16, retry_topic, rl);
+        brec_prop_add(&props, "DLQ_ORIGIN_MESSAGE_ID", 21, uniq ? uniq : origin, uniq ? ul : ol);
     } else {
         snprintf(lv, sizeof lv, "%d", delay);
-        add_prop(&props, "DELAY", lv, strlen(lv));
+        brec_prop_add(&props, "DELAY", 5, lv, strlen(lv));
     }
-    add_prop(&props, "CLUSTER", b->cfg.brokerClusterName, strlen(b->cfg.brokerClusterName));
+    brec_prop_add(&props, "CLUSTER", 7, b->cfg.brokerClusterName, strlen(b->cfg.brokerClusterName));
 
     struct store_msg m;
-    memset(&m, 0, sizeof m);
+    brec_to_msg(&v, &m);
     m.topic = topic;
     m.queue_id = queues > 1 ? rand() % queues : 0;
-    m.flag = v.flag;
-    m.sys_flag = v.sys_flag & ~(SYSFLAG_BORNHOST_V6 | SYSFLAG_STOREHOST_V6 | SYSFLAG_TX_MASK);
-    m.born_ts = v.born_ts;
-    const uint8_t *bh = v.rec + 48;
-    m.born_host.v6 = (v.sys_flag & SYSFLAG_BORNHOST_V6) != 0;
-    memcpy(m.born_host.addr, bh, m.born_host.v6 ? 16 : 4);
-    m.born_host.port = (uint32_t)bh[m.born_host.v6 ? 16 : 4] << 24 |
-                       (uint32_t)bh[(m.born_host.v6 ? 16 : 4) + 1] << 16 |
-                       (uint32_t)bh[(m.born_host.v6 ? 16 : 4) + 2] << 8 |
-                       bh[(m.born_host.v6 ? 16 : 4) + 3];
+    m.sys_flag &= ~SYSFLAG_TX_MASK;
+    m.prepared_tx_offset = 0;
     m.reconsume_times = v.reconsume_times + 1;
-    m.body = v.body;
-    m.body_len = v.body_len;
     m.props = props.p;
     m.props_len = (uint32_t)props.len;
     char remark[200];

@@ -647,3 +647,86 @@ const char *bjson_str(const cJSON *obj, const char *key)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
+
+/* ---- stored records copied into new messages (schedule, send-back, transactions) ---- */
+
+void brec_offset_msg_id(char *out, const struct msg_view *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    uint8_t raw[28];
+    size_t n = (v->sys_flag & SYSFLAG_STOREHOST_V6) ? 20 : 8;
+    memcpy(raw, v->rec + v->store_ts_off + 8, n);
+    for (int i = 7; i >= 0; i--)
+        raw[n++] = (uint8_t)((uint64_t)v->phys_offset >> (8 * i));
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+void brec_to_msg(const struct msg_view *v, struct store_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    m->queue_id = v->queue_id;
+    m->flag = v->flag;
+    m->sys_flag = v->sys_flag & ~(SYSFLAG_BORNHOST_V6 | SYSFLAG_STOREHOST_V6);
+    m->born_ts = v->born_ts;
+    const uint8_t *bh = v->rec + 48; /* BORNHOST follows BORNTIMESTAMP */
+    m->born_host.v6 = (v->sys_flag & SYSFLAG_BORNHOST_V6) != 0;
+    size_t alen = m->born_host.v6 ? 16 : 4;
+    memcpy(m->born_host.addr, bh, alen);
+    m->born_host.port = (uint32_t)bh[alen] << 24 | (uint32_t)bh[alen + 1] << 16 |
+                        (uint32_t)bh[alen + 2] << 8 | bh[alen + 3];
+    m->reconsume_times = v->reconsume_times;
+    m->prepared_tx_offset = v->prepared_tx_offset;
+    m->body = v->body;
+    m->body_len = v->body_len;
+}
+
+void brec_props_copy(struct sbuf *sb, const char *p, size_t n, const char *const *drop,
+                     int drop_timer)
+{
+    const char *end = p + n;
+    while (p < end) {
+        const char *pe = memchr(p, PROP_PAIR_SEP, (size_t)(end - p));
+        if (!pe)
+            pe = end;
+        const char *ns = memchr(p, PROP_NAME_SEP, (size_t)(pe - p));
+        size_t nl = ns ? (size_t)(ns - p) : 0;
+        int skip = !ns || (nl == strlen(MSG_CRC_PROP) && memcmp(p, MSG_CRC_PROP, nl) == 0) ||
+                   (drop_timer && ((nl > 6 && memcmp(p, "TIMER_", 6) == 0) ||
+                                   (nl == 18 && memcmp(p, "__STARTDELIVERTIME", 18) == 0)));
+        for (int i = 0; !skip && drop && drop[i]; i++)
+            skip = nl == strlen(drop[i]) && memcmp(p, drop[i], nl) == 0;
+        if (!skip)
+            brec_prop_add(sb, p, nl, ns + 1, (size_t)(pe - ns - 1));
+        p = pe + 1;
+    }
+}
+
+void brec_prop_add(struct sbuf *sb, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    char sep = PROP_NAME_SEP, pair = PROP_PAIR_SEP;
+    if (sb->len && sb->p[sb->len - 1] != PROP_PAIR_SEP)
+        bsb_add(sb, &pair, 1);
+    bsb_add(sb, name, nlen);
+    bsb_add(sb, &sep, 1);
+    bsb_add(sb, val, vlen);
+}
+
+int brec_real_target(const struct msg_view *v, char *topic, size_t cap, int32_t *qid)
+{
+    size_t tl, ql;
+    char q[16];
+    const char *t = msg_prop_get(v->props, v->props_len, "REAL_TOPIC", &tl);
+    const char *qs = msg_prop_get(v->props, v->props_len, "REAL_QID", &ql);
+    if (!t || !tl || tl >= cap || !qs || !ql || ql >= sizeof q)
+        return FERRY_EINVAL;
+    memcpy(topic, t, tl);
+    topic[tl] = 0;
+    memcpy(q, qs, ql);
+    q[ql] = 0;
+    *qid = atoi(q);
+    return 0;
+}

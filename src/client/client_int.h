@@ -139,4 +139,12 @@ int route_cache_conn(struct route_cache *rc, const char *addr, int timeout_ms,
                      remoting_client_t **out);
 int route_copy(struct route *dst, const struct route *src);
 
+/* ---- producer internals for the transaction producer (producer.c) ---- */
+
+struct route_cache *producer_route_cache(ferry_producer_t *p);
+const char *producer_group(const ferry_producer_t *p);
+void producer_tx_check(ferry_producer_t *p, ferry_tx_check *fn, void **arg);
+/* Before start: FERRY_EINVAL after. */
+int producer_set_tx_check(ferry_producer_t *p, ferry_tx_check fn, void *arg);
+
 #endif

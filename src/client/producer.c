@@ -33,6 +33,8 @@ struct ferry_producer {
     int started, shut;
     pthread_t service;
     int service_running;
+    ferry_tx_check tx_check; /* transactions (tx_producer.c) */
+    void *tx_check_arg;
 };
 
 #define HEARTBEAT_MS    30000 /* heartbeatBrokerInterval */
@@ -754,5 +756,39 @@ int ferry_send_oneway(ferry_producer_t *p, const struct ferry_message *msg)
         out_free(&o);
     }
     route_clear(&r);
+    return rc;
+}
+
+/* ---- for tx_producer.c ---- */
+
+struct route_cache *producer_route_cache(ferry_producer_t *p)
+{
+    return &p->rc;
+}
+
+const char *producer_group(const ferry_producer_t *p)
+{
+    return p->cfg.group;
+}
+
+void producer_tx_check(ferry_producer_t *p, ferry_tx_check *fn, void **arg)
+{
+    pthread_mutex_lock(&p->lock);
+    *fn = p->tx_check;
+    *arg = p->tx_check_arg;
+    pthread_mutex_unlock(&p->lock);
+}
+
+int producer_set_tx_check(ferry_producer_t *p, ferry_tx_check fn, void *arg)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->lock);
+    if (p->started || p->shut) {
+        rc = FERRY_EINVAL;
+    } else {
+        p->tx_check = fn;
+        p->tx_check_arg = arg;
+    }
+    pthread_mutex_unlock(&p->lock);
     return rc;
 }

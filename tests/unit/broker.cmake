@@ -25,3 +25,6 @@ ferry_unit_test(test_broker_iov SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_broker_io
 # Delayed and timed messages, send-back, retries and dead letters (issue 5).
 ferry_unit_test(test_broker_schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_broker_schedule.c
                 ${FERRY_BROKER_TEST_HARNESS} LIBS ferry_broker ferry_testlib)
+# Transactional messages: half messages, END_TRANSACTION, check-back (issue 6).
+ferry_unit_test(test_broker_tx SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_broker_tx.c
+                ${FERRY_BROKER_TEST_HARNESS} LIBS ferry_broker ferry_testlib)

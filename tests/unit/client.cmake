@@ -14,3 +14,6 @@ add_dependencies(test_mqadmin mqadmin)
 ferry_unit_test(test_client_consumer SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_client_consumer.c
                 ${CMAKE_CURRENT_LIST_DIR}/test_broker_harness.c
                 LIBS ferry_client ferry_broker ferry_namesrv ferry_testlib TIMEOUT 300)
+ferry_unit_test(test_client_tx SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_client_tx.c
+                ${CMAKE_CURRENT_LIST_DIR}/test_broker_harness.c
+                LIBS ferry_client ferry_broker ferry_namesrv ferry_testlib)

@@ -755,11 +755,13 @@ static void test_unknown_code_and_bad_requests(void **state)
         assert_true(resp->remark.len > 10);
         rcmd_free(resp);
     }
-    /* Transactions are refused clearly for now. */
-    tb_send_req(&req, "TopicA", 0, "TRAN_MSG\001true\002PGROUP\001P", "x", 1);
+    /* A prepared transaction sysFlag without TRAN_MSG is refused clearly (test_broker_tx has
+     * the transactions themselves). */
+    tb_send_req(&req, "TopicA", 0, "PGROUP\001P", "x", 1);
+    rcmd_ext_add(&req, "f", "4");
     resp = tb_call(cli, &req);
-    assert_int_equal(resp->code, RESP_NO_PERMISSION);
-    assert_non_null(strstr(tb_remark(resp), "transaction"));
+    assert_int_equal(resp->code, RESP_MESSAGE_ILLEGAL);
+    assert_non_null(strstr(tb_remark(resp), "TRAN_MSG"));
     rcmd_free(resp);
     /* send-back of an offset with no message: a clear error (test_broker_schedule has the rest) */
     rcmd_init_request(&req, REQ_CONSUMER_SEND_MSG_BACK);
