@@ -59,6 +59,11 @@ struct send_ctx {
     /* Owned buffers referenced by the store_msg array until store_put*() returned. */
     char *props_buf;
     struct put_result one;
+    /* A plain send waiting in its I/O thread's batch: the message, with copies of what
+     * pointed into the request (the read buffer moves once the handler returns). */
+    struct store_msg msg;
+    char topic[MSG_MAX_TOPIC_LEN + 1];
+    uint8_t body[]; /* the request body's bytes (allocated for plain sends only) */
 };
 
 static int parse_header(const struct rcmd *req, struct send_hdr *h, char *remark, size_t cap)
@@ -225,6 +230,122 @@ static void send_finish(struct send_ctx *ctx, int rc)
 static void on_stored(void *arg, int rc)
 {
     send_finish(arg, rc);
+}
+
+/* ---- the sends of one I/O loop turn, appended together ---------------------------------
+ *
+ * A plain send is not stored at once: it joins its I/O thread's batch, and at the end of the
+ * loop turn (remoting_defer), after every frame read in that turn was handled, the whole batch
+ * goes to the store in one store_put_multi_async(): one append-lock hold, one write and, under
+ * SYNC_FLUSH, one group-commit waiter for all of them. The flush thread's completion then
+ * posts the batch back to this I/O thread once (one wake-up, not one per message), which
+ * answers every send and writes the answers with one writev per connection. Each message
+ * keeps its own result: a refusal of one (too big, bad queue) answers only that one. */
+
+#define SEND_BATCH_MAX   256
+#define SEND_BATCH_BYTES (1u << 20)
+
+struct send_batch {
+    broker_t *b;
+    conn_t *conn; /* referenced: its I/O thread answers the batch */
+    int n, rc;
+    size_t bytes;
+    struct send_ctx *ctx[SEND_BATCH_MAX];
+    struct store_msg msgs[SEND_BATCH_MAX];
+    struct put_result res[SEND_BATCH_MAX];
+    int rcs[SEND_BATCH_MAX];
+};
+
+/* The batch being filled on this I/O thread. @thread the I/O thread */
+static _Thread_local struct send_batch *t_batch;
+
+static void send_finish(struct send_ctx *ctx, int rc);
+
+/* Answer every send of @arg (a batch). @thread the batch's I/O thread, or any at shutdown */
+static void batch_answer(void *arg)
+{
+    struct send_batch *sb = arg;
+    for (int i = 0; i < sb->n; i++) {
+        struct send_ctx *ctx = sb->ctx[i];
+        ctx->one = sb->res[i];
+        ctx->res = &ctx->one;
+        send_finish(ctx, sb->rcs[i] ? sb->rcs[i] : sb->rc);
+    }
+    remoting_conn_unref(sb->conn);
+    ferry_free(sb);
+}
+
+/* The group commit covered the batch (or failed, or timed out). @thread store flush/service */
+static void on_batch_stored(void *arg, int rc)
+{
+    struct send_batch *sb = arg;
+    sb->rc = rc;
+    if (remoting_conn_post(sb->conn, batch_answer, sb) != 0)
+        batch_answer(sb); /* the I/O thread is gone: the answers fail, the memory is freed */
+}
+
+static void batch_store(struct send_batch *sb)
+{
+    if (t_batch == sb)
+        t_batch = NULL;
+    int rc =
+        store_put_multi_async(sb->b->store, sb->msgs, sb->n, sb->rcs, sb->res, on_batch_stored, sb);
+    if (rc == 1)
+        return;
+    sb->rc = rc;
+    batch_answer(sb);
+}
+
+/* End of the loop turn: store what this thread gathered. @thread the I/O thread */
+static void batch_turn_end(void *arg)
+{
+    (void)arg;
+    if (t_batch)
+        batch_store(t_batch);
+}
+
+/* Add a plain send (@ctx, its message @m) to this I/O thread's batch. Returns 0 (the batch
+ * answers it), or -1 when it cannot be batched (the caller stores it itself). */
+static int batch_add(broker_t *b, conn_t *conn, struct send_ctx *ctx, const struct store_msg *m,
+                     const struct rcmd *req)
+{
+    size_t tl = m->topic ? strlen(m->topic) : 0;
+    if (tl == 0 || tl > MSG_MAX_TOPIC_LEN || m->body != req->body)
+        return -1;
+    struct send_batch *sb = t_batch;
+    if (sb && sb->b != b) {
+        batch_store(sb);
+        sb = NULL;
+    }
+    if (!sb) {
+        sb = ferry_malloc(sizeof *sb);
+        sb->b = b;
+        sb->conn = conn;
+        sb->n = 0;
+        sb->rc = 0;
+        sb->bytes = 0;
+        if (remoting_defer(conn, batch_turn_end, NULL) != 0) {
+            ferry_free(sb);
+            return -1; /* not on an I/O thread */
+        }
+        remoting_conn_ref(conn);
+        t_batch = sb;
+    }
+    ctx->msg = *m;
+    memcpy(ctx->topic, m->topic, tl + 1);
+    ctx->msg.topic = ctx->topic;
+    if (m->body_len)
+        memcpy(ctx->body, m->body, m->body_len);
+    ctx->msg.body = ctx->body;
+    ctx->res = &ctx->one;
+    sb->ctx[sb->n] = ctx;
+    sb->msgs[sb->n] = ctx->msg;
+    sb->rcs[sb->n] = 0;
+    sb->n++;
+    sb->bytes += m->body_len + m->props_len + tl + 128;
+    if (sb->n == SEND_BATCH_MAX || sb->bytes >= SEND_BATCH_BYTES)
+        batch_store(sb);
+    return 0;
 }
 
 /* Decode a batch body (§3.7) into @msgs; each entry's properties get the batch-level ones and
@@ -425,7 +546,8 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
         goto answer;
     }
 
-    ctx = ferry_calloc(1, sizeof *ctx);
+    ctx = ferry_malloc(sizeof *ctx + (h.batch ? 0 : req->body_len));
+    memset(ctx, 0, sizeof *ctx);
     ctx->b = b;
     ctx->qid = h.qid;
     const char *wait = msg_prop_get(h.props.p ? h.props.p : "", h.props.len, "WAIT", &dlen);
@@ -474,6 +596,8 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
     }
     ctx->n = n;
     broker_reply_init(&ctx->rt, conn, req);
+    if (!h.batch && batch_add(b, conn, ctx, &one, req) == 0)
+        return; /* stored and answered at the end of this loop turn */
     /* From here on the context belongs to the store call: the callback may run (on a store
      * thread) before store_put_async() returns, so nothing below touches @ctx after a 1. */
     int rc = store_put_async(b->store, msgs, n, ctx->res, on_stored, ctx);

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,10 +300,11 @@ int remoting_client_invoke_oneway(remoting_client_t *cli, const struct rcmd *req
     return rc;
 }
 
+/* A blocked invoke_sync caller. It sleeps on its own semaphore: the I/O thread posts it
+ * without a lock the woken caller would at once contend for (a condition variable signalled
+ * under its mutex made every sync send a second futex round trip). */
 struct sync_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int done;
+    sem_t sem;
     int status;
     struct rcmd *resp;
 };
@@ -311,20 +313,15 @@ struct sync_wait {
 static void on_sync_done(int status, const struct rcmd *resp, void *arg)
 {
     struct sync_wait *w = arg;
-    struct rcmd *copy = status == 0 ? rcmd_dup(resp) : NULL;
-
-    pthread_mutex_lock(&w->mu);
+    w->resp = status == 0 ? rcmd_dup(resp) : NULL;
     w->status = status;
-    w->resp = copy;
-    w->done = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
+    sem_post(&w->sem); /* the caller may return at once: @w is not touched after this */
 }
 
 int remoting_client_invoke_sync(remoting_client_t *cli, const struct rcmd *req, int timeout_ms,
                                 struct rcmd **resp)
 {
-    struct sync_wait w = {.done = 0};
+    struct sync_wait w = {.status = 0};
     int rc;
 
     if (!cli || !resp || (req && iothr_on_thread(cli->io))) {
@@ -333,19 +330,15 @@ int remoting_client_invoke_sync(remoting_client_t *cli, const struct rcmd *req, 
         return FERRY_EINVAL;
     }
     *resp = NULL;
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cond, NULL);
+    sem_init(&w.sem, 0, 0);
     /* The callback comes exactly once (response, timer or close), so an unbounded wait ends. */
     if ((rc = remoting_client_invoke_async(cli, req, timeout_ms, on_sync_done, &w)) == 0) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cond, &w.mu);
-        pthread_mutex_unlock(&w.mu);
+        while (sem_wait(&w.sem) != 0)
+            ; /* EINTR */
         rc = w.status;
         *resp = w.resp;
     }
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.mu);
+    sem_destroy(&w.sem);
     return rc;
 }
 

@@ -27,6 +27,7 @@
 #include "remoting/codes.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,7 +35,7 @@
 
 #define RBUF_SHRINK (1024 * 1024) /* a buffer grown past this shrinks back when not needed */
 
-enum msg_type { MSG_FD, MSG_CONNECT, MSG_SEND, MSG_INVOKE, MSG_CLOSE };
+enum msg_type { MSG_FD, MSG_CONNECT, MSG_SEND, MSG_INVOKE, MSG_CLOSE, MSG_CALL };
 
 /* One frame being written: the encoded head (with the body copied in, unless the body is
  * borrowed and released after the write). A borrowed multi-slice body gets one buffer per
@@ -70,6 +71,8 @@ struct msg {
     struct conn *conn; /* holds a reference */
     struct wreq *wr;
     struct pending *pd;
+    void (*fn)(void *arg); /* MSG_CALL */
+    void *arg;
     struct sockaddr_storage addr;
 };
 
@@ -162,6 +165,7 @@ static void io_ref(struct iothr *io)
 static void io_unref(struct iothr *io)
 {
     if (atomic_fetch_sub(&io->refs, 1) == 1) {
+        ferry_free(io->deferred);
         pthread_mutex_destroy(&io->mu);
         ferry_free(io);
     }
@@ -174,8 +178,10 @@ int iothr_on_thread(const struct iothr *io)
 }
 
 /* Queue @m for @io's thread. Returns 0 or -ENOTCONN when @io no longer takes messages (the
- * caller keeps @m). uv_async_send runs under the lock, so it never races the async handle's
- * close, which happens only after `closed` is set under the same lock. */
+ * caller keeps @m). uv_async_send (an eventfd write when the loop is not already woken) runs
+ * after the lock is dropped, so that posters on many threads do not queue up behind a syscall;
+ * `senders` counts those between the two, and io_shutdown() waits for them before it closes
+ * the async handle (`closed`, set under the lock, stops new ones). */
 static int io_post(struct iothr *io, struct msg *m)
 {
     pthread_mutex_lock(&io->mu);
@@ -189,8 +195,10 @@ static int io_post(struct iothr *io, struct msg *m)
     else
         io->mq_head = m;
     io->mq_tail = m;
-    uv_async_send(&io->async);
+    atomic_fetch_add(&io->senders, 1);
     pthread_mutex_unlock(&io->mu);
+    uv_async_send(&io->async);
+    atomic_fetch_sub(&io->senders, 1);
     return 0;
 }
 
@@ -227,6 +235,7 @@ static int conn_write(struct conn *c, struct wreq *wr);
 static void flush_dirty(struct iothr *io);
 static int write_gathered(struct conn *c);
 static void conn_start_invoke(struct conn *c, struct pending *pd, struct wreq *wr);
+static void run_deferred(struct iothr *io);
 
 static void run_msgs(struct iothr *io, struct msg *m)
 {
@@ -252,6 +261,9 @@ static void run_msgs(struct iothr *io, struct msg *m)
         case MSG_CLOSE:
             conn_close(m->conn, -ECANCELED);
             break;
+        case MSG_CALL:
+            m->fn(m->arg);
+            break;
         }
         if (m->conn)
             remoting_conn_unref(m->conn);
@@ -273,11 +285,37 @@ static void io_shutdown(struct iothr *io)
     io->mq_head = io->mq_tail = NULL;
     pthread_mutex_unlock(&io->mu);
     run_msgs(io, m);
+    run_deferred(io);
     flush_dirty(io);
     for (struct conn *c = io->conns; c; c = c->next)
         conn_close(c, -ECANCELED);
+    while (atomic_load(&io->senders) > 0) /* a poster between its unlock and uv_async_send */
+        sched_yield();
     uv_close((uv_handle_t *)&io->async, NULL);
     uv_close((uv_handle_t *)&io->flush, NULL);
+    uv_close((uv_handle_t *)&io->turn, NULL);
+}
+
+/* Run the calls deferred to the end of this turn (and those they defer in turn). */
+static void run_deferred(struct iothr *io)
+{
+    while (io->n_deferred > 0) {
+        int n = io->n_deferred;
+        struct deferred small[32];
+        struct deferred *d = n <= 32 ? small : ferry_malloc((size_t)n * sizeof *d);
+        memcpy(d, io->deferred, (size_t)n * sizeof *d);
+        io->n_deferred = 0;
+        for (int i = 0; i < n; i++)
+            d[i].fn(d[i].arg);
+        if (d != small)
+            ferry_free(d);
+    }
+    uv_check_stop(&io->turn);
+}
+
+static void on_turn(uv_check_t *h)
+{
+    run_deferred(h->data);
 }
 
 static void on_async(uv_async_t *a)
@@ -322,6 +360,8 @@ int iothr_start(const struct conn_opts *opts, const char *name, struct iothr **o
     io->async.data = io;
     uv_prepare_init(&io->loop, &io->flush);
     io->flush.data = io;
+    uv_check_init(&io->loop, &io->turn);
+    io->turn.data = io;
     if ((rc = uv_sem_init(&io->started, 0)) != 0)
         goto fail_sem;
     if ((rc = uv_thread_create(&io->thread, thread_main, io)) != 0)
@@ -336,6 +376,7 @@ fail_thread:
 fail_sem:
     uv_close((uv_handle_t *)&io->async, NULL);
     uv_close((uv_handle_t *)&io->flush, NULL);
+    uv_close((uv_handle_t *)&io->turn, NULL);
     uv_run(&io->loop, UV_RUN_DEFAULT);
     uv_loop_close(&io->loop);
 fail_loop:
@@ -1054,6 +1095,32 @@ int remoting_conn_oneway(conn_t *c, const struct rcmd *req)
     return conn_send(c, wr);
 }
 
+/* An invoke on the connection's own thread (a callback sending the next request): started
+ * at once instead of through the mailbox, which would cost an eventfd write and another loop
+ * round per request. @cb still never runs before we return: the request is gathered before
+ * the pending entry exists, so a close caused by the write (output over the cap) finds
+ * nothing to fail, and no response can be read before the loop runs again.
+ * @thread owner */
+static int invoke_here(struct conn *c, struct pending *pd, struct wreq *wr)
+{
+    if (c->closing || c->io->stopping) {
+        wreq_free(wr);
+        ferry_free(pd);
+        return -ENOTCONN;
+    }
+    conn_write(c, wr);
+    if (c->closing) {
+        ferry_free(pd);
+        return -ENOTCONN;
+    }
+    pd->conn = c;
+    uv_timer_init(&c->io->loop, &pd->timer);
+    pd->timer.data = pd;
+    uv_timer_start(&pd->timer, on_pending_timeout, (uint64_t)pd->timeout_ms, 0);
+    pend_insert(c, pd);
+    return 0;
+}
+
 int remoting_conn_invoke(conn_t *c, const struct rcmd *req, int timeout_ms, remoting_cb_fn cb,
                          void *arg)
 {
@@ -1083,13 +1150,46 @@ int remoting_conn_invoke(conn_t *c, const struct rcmd *req, int timeout_ms, remo
     pd->timeout_ms = timeout_ms;
     pd->cb = cb;
     pd->arg = arg;
-    /* Always posted, even on the loop thread, so that @cb can never run before we return. */
+    if (iothr_on_thread(c->io))
+        return invoke_here(c, pd, wr);
+    /* Posted from other threads; on the loop thread see invoke_here(). */
     m = msg_new(MSG_INVOKE, c);
     m->wr = wr;
     m->pd = pd;
     if ((rc = io_post(c->io, m)) != 0) {
         wreq_free(wr);
         ferry_free(pd);
+        remoting_conn_unref(c);
+        ferry_free(m);
+    }
+    return rc;
+}
+
+int remoting_defer(conn_t *c, void (*fn)(void *arg), void *arg)
+{
+    struct iothr *io = c ? c->io : NULL;
+
+    if (!io || !fn || !iothr_on_thread(io) || io->stopping)
+        return FERRY_EINVAL;
+    if (io->n_deferred == io->deferred_cap) {
+        io->deferred_cap = io->deferred_cap ? 2 * io->deferred_cap : 8;
+        io->deferred = ferry_realloc(io->deferred, (size_t)io->deferred_cap * sizeof *io->deferred);
+    }
+    io->deferred[io->n_deferred++] = (struct deferred){fn, arg};
+    if (io->n_deferred == 1)
+        uv_check_start(&io->turn, on_turn);
+    return 0;
+}
+
+int remoting_conn_post(conn_t *c, void (*fn)(void *arg), void *arg)
+{
+    if (!c || !fn)
+        return FERRY_EINVAL;
+    struct msg *m = msg_new(MSG_CALL, c);
+    m->fn = fn;
+    m->arg = arg;
+    int rc = io_post(c->io, m);
+    if (rc != 0) {
         remoting_conn_unref(c);
         ferry_free(m);
     }

@@ -53,6 +53,18 @@ void remoting_conn_unref(conn_t *conn);
 
 /* "ip:port" of the peer (stable for the life of the connection object). */
 const char *remoting_conn_peer(const conn_t *conn);
+/* Run @fn(@arg) on @conn's I/O thread at the end of the current loop turn, after the handlers
+ * of every frame read in this turn (on any of the thread's connections) have run, and before
+ * the answers gathered meanwhile are written. Lets a handler collect work across requests
+ * and do it once (the broker appends a turn's sends with one store call). Returns 0, or
+ * FERRY_EINVAL when not called on @conn's I/O thread (then @fn is never called).
+ * @thread the connection's I/O thread */
+int remoting_defer(conn_t *conn, void (*fn)(void *arg), void *arg);
+/* Run @fn(@arg) on @conn's I/O thread (from any thread; a call on that thread is queued too),
+ * also when @conn has been closed meanwhile. One call wakes the thread at most once however
+ * many answers @fn then sends. Returns 0, or -ENOTCONN when the I/O thread has shut down
+ * (then @fn is never called). */
+int remoting_conn_post(conn_t *conn, void (*fn)(void *arg), void *arg);
 /* 1 until the connection starts closing, then 0. */
 int remoting_conn_is_open(const conn_t *conn);
 

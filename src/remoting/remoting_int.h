@@ -74,11 +74,18 @@ struct iothr {
     pthread_mutex_t mu; /* guards the three fields below */
     struct msg *mq_head, *mq_tail;
     int closed;         /* no more messages accepted */
+    atomic_int senders; /* io_post() calls past the lock, not yet out of uv_async_send */
     int stop_requested; /* iothr_stop() was called */
     /* @thread owner */
     struct conn *conns; /* open and closing connections */
     int stopping;
     uv_prepare_t flush; /* active while a connection has output gathered (conn.c) */
+    uv_check_t turn;    /* active while calls are deferred to the end of this loop turn */
+    struct deferred {
+        void (*fn)(void *arg);
+        void *arg;
+    } * deferred;
+    int n_deferred, deferred_cap;
     struct conn *dirty; /* connections with gathered output, each holding a reference */
 };
 

@@ -426,6 +426,186 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
     return 0;
 }
 
+/* Close the current segment with the blank marker and continue in the pre-allocated next one
+ * (*@seg, *@pos follow). Returns 0, or the error (nothing changed; a failed marker write is
+ * an I/O error: the caller fences). @locks put_lock */
+static int roll_segment(store_t *st, struct mfile **seg, int64_t *pos, int *write_failed)
+{
+    int tries = 0, rc;
+    *write_failed = 0;
+    do
+        rc = take_next_segment(st);
+    while (rc == -EAGAIN && ++tries < 3);
+    if (rc == 0 && *seg) {
+        uint8_t blank[MSG_BLANK_LEN];
+        be32_put(blank, (uint32_t)(st->seg_size - *pos));
+        be32_put(blank + 4, MSG_MAGIC_BLANK);
+        rc = write_at(st, *seg, *pos, blank, sizeof blank);
+        *write_failed = rc != 0 && rc != -ENOSPC && rc != -EDQUOT;
+    }
+    if (rc == -ENOSPC || rc == -EDQUOT)
+        rc = FERRY_EDISKFULL;
+    if (rc == 0) {
+        *seg = st->segs[st->nsegs - 1];
+        st->write_pos = (*seg)->start;
+        *pos = 0;
+    }
+    return rc;
+}
+
+/* Validate, size and encode the messages of a multi-append; a refused one gets its code in
+ * @rcs and enc[i].len = 0. Returns the bytes of the accepted ones. */
+static size_t multi_prepare(store_t *st, const struct store_msg *msgs, int n, int *rcs,
+                            struct enc *enc, uint8_t **bufp)
+{
+    int crc = st->cfg.enabledAppendPropCRC;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const struct store_msg *m = &msgs[i];
+        int rc = check_msg(st, m);
+        enc[i].len = 0;
+        if (rc == 0 && ((enc[i].len = msg_record_size(m, &st->store_host, crc)) == 0))
+            rc = FERRY_EINVAL;
+        if (rc == 0 && (int64_t)enc[i].len + MSG_BLANK_LEN > st->seg_size)
+            rc = FERRY_ETOOBIG;
+        if (rc == 0 && !(enc[i].qs = store_queue(st, m->topic, strlen(m->topic), m->queue_id, 1)))
+            rc = FERRY_EINVAL; /* its ConsumeQueue cannot be opened (logged) */
+        rcs[i] = rc;
+        if (rc) {
+            enc[i].len = 0;
+            continue;
+        }
+        enc[i].off = total;
+        total += enc[i].len;
+    }
+    uint8_t *buf = encbuf_get(total ? total : 1);
+    for (int i = 0; i < n; i++)
+        if (enc[i].len)
+            enc[i].ts_off = msg_encode(&msgs[i], &st->store_host, crc, buf + enc[i].off, enc[i].len,
+                                       crc ? &enc[i].crc : NULL);
+    *bufp = buf;
+    return total;
+}
+
+/* Set every still-accepted result of [@from, @n) to @rc. */
+static void multi_refuse(const struct enc *enc, int *rcs, int from, int n, int rc)
+{
+    for (int i = from; i < n; i++)
+        if (enc[i].len && rcs[i] == 0)
+            rcs[i] = rc;
+}
+
+int commitlog_put_multi(store_t *st, const struct store_msg *msgs, int n, int *rcs,
+                        struct put_result *res, struct waiter *w)
+{
+    struct enc stack_enc[16];
+    struct enc *enc = n <= 16 ? stack_enc : ferry_malloc((size_t)n * sizeof *enc);
+    int crc = st->cfg.enabledAppendPropCRC, stored = 0, rc = 0;
+    uint8_t *buf;
+    size_t total = multi_prepare(st, msgs, n, rcs, enc, &buf);
+
+    if (total == 0)
+        goto out;
+    pthread_mutex_lock(&st->put_lock);
+    if (atomic_load(&st->stopping))
+        rc = FERRY_ECLOSED;
+    else if (atomic_load(&st->fenced))
+        rc = FERRY_EFENCED;
+    else if (atomic_load(&st->disk_full))
+        rc = FERRY_EDISKFULL;
+    if (rc) {
+        pthread_mutex_unlock(&st->put_lock);
+        multi_refuse(enc, rcs, 0, n, rc);
+        goto out;
+    }
+    int64_t now = clock_wall_ms();
+    int64_t ts = now > st->last_store_ts ? now : st->last_store_ts;
+    st->last_store_ts = ts;
+    struct mfile *seg = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
+    int64_t pos = seg ? st->write_pos - seg->start : 0;
+    int i = 0;
+    while (i < n) {
+        if (!enc[i].len) {
+            i++;
+            continue;
+        }
+        /* The run of accepted records from i that fits in the current segment: one write,
+         * as the encode buffer holds only the accepted records, back to back. */
+        int j = i;
+        size_t run = 0;
+        while (seg && j < n) {
+            if (enc[j].len) {
+                if (pos + (int64_t)(run + enc[j].len) + MSG_BLANK_LEN > st->seg_size)
+                    break;
+                run += enc[j].len;
+            }
+            j++;
+        }
+        if (run == 0) {
+            int write_failed;
+            if ((rc = roll_segment(st, &seg, &pos, &write_failed)) == 0)
+                continue;
+            if (write_failed) {
+                pthread_mutex_unlock(&st->put_lock);
+                commitlog_fence(st, rc, "CommitLog write");
+                rc = FERRY_EFENCED;
+                goto fenced;
+            }
+            multi_refuse(enc, rcs, i, n, rc); /* no room for the rest */
+            break;
+        }
+        for (int k = i; k < j; k++) {
+            if (!enc[k].len)
+                continue;
+            int64_t phys = st->write_pos + (int64_t)(enc[k].off - enc[i].off);
+            int64_t qoff = enc[k].qs->next_offset++;
+            msg_seal(buf + enc[k].off, enc[k].len, enc[k].ts_off, qoff, phys, ts,
+                     crc ? &enc[k].crc : NULL);
+            res[k] = (struct put_result){phys, qoff, (int32_t)enc[k].len, ts};
+        }
+        if ((rc = write_at(st, seg, pos, buf + enc[i].off, run)) != 0) {
+            pthread_mutex_unlock(&st->put_lock);
+            commitlog_fence(st, rc, "CommitLog write");
+            rc = FERRY_EFENCED;
+            goto fenced;
+        }
+        st->write_pos += (int64_t)run;
+        pos += (int64_t)run;
+        for (int k = i; k < j; k++)
+            stored += enc[k].len != 0;
+        i = j;
+    }
+    if (stored && w) {
+        /* As in commitlog_put: join the waiters before the flusher can see the new end. */
+        w->end = st->write_pos;
+        pthread_mutex_lock(&st->flush_mu);
+        w->next = &st->wait_head;
+        w->prev = st->wait_head.prev;
+        st->wait_head.prev->next = w;
+        st->wait_head.prev = w;
+        pthread_mutex_unlock(&st->flush_mu);
+    }
+    atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
+    pthread_mutex_unlock(&st->put_lock);
+    if (stored && st->sync && atomic_load(&st->flusher_idle)) {
+        pthread_mutex_lock(&st->flush_mu);
+        pthread_cond_signal(&st->flush_cv);
+        pthread_mutex_unlock(&st->flush_mu);
+    }
+    if (stored && !st->sync)
+        dispatch_kick(st);
+    goto out;
+fenced:
+    /* A failed write: nothing of this call is ever acknowledged, also what an earlier run of
+     * it wrote (never made durable: the store is fenced). */
+    multi_refuse(enc, rcs, 0, n, rc);
+    stored = 0;
+out:
+    if (enc != stack_enc)
+        ferry_free(enc);
+    return stored;
+}
+
 /* ---- flush ---------------------------------------------------------------------------- */
 
 int64_t commitlog_confirm(store_t *st)

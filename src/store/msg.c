@@ -36,6 +36,31 @@ size_t msg_record_size(const struct store_msg *m, const struct msg_host *store_h
            4 + 8 + 4 + m->body_len + 1 + topic_len + 2 + props;
 }
 
+/* zlib's combine operator for @len bytes, from a small per-thread cache: generating it costs
+ * dozens of polynomial multiplications, and the lengths repeat (same-sized messages). */
+static uint32_t combine_op(size_t len)
+{
+    static _Thread_local struct {
+        size_t len;
+        uint32_t op;
+    } cache[4];
+    static _Thread_local unsigned next;
+    for (unsigned i = 0; i < 4; i++)
+        if (cache[i].len == len && cache[i].op)
+            return cache[i].op;
+    uint32_t op = (uint32_t)crc32_combine_gen((z_off_t)len);
+    cache[next].len = len;
+    cache[next].op = op;
+    next = (next + 1) & 3;
+    return op;
+}
+
+/* CRC of A||B from crc(A), crc(B) and len(B). */
+static uint32_t join(uint32_t a, uint32_t b, size_t blen)
+{
+    return (uint32_t)crc32_combine_op(a, b, combine_op(blen));
+}
+
 static uint8_t *put_host(uint8_t *p, const struct msg_host *h)
 {
     size_t alen = h->v6 ? 16 : 4;
@@ -97,10 +122,10 @@ size_t msg_encode(const struct store_msg *m, const struct msg_host *store_host, 
         /* C = [ts+8, body) + body + [body end, len-20): the body's CRC is reused. */
         size_t c1 = body_off - (ts_off + 8), c2 = len - MSG_CRC_PROP_LEN - body_off - m->body_len;
         uint32_t c = crc32_update(0, buf + ts_off + 8, c1);
-        c = crc32_join(c, body_crc, m->body_len);
-        c = crc32_join(c, crc32_update(0, buf + body_off + m->body_len, c2), c2);
+        c = join(c, body_crc, m->body_len);
+        c = crc32_update(c, buf + body_off + m->body_len, c2);
         parts->c = c;
-        parts->op = (uint32_t)crc32_combine_gen((z_off_t)(c1 + m->body_len + c2));
+        parts->op = combine_op(c1 + m->body_len + c2);
     }
     return ts_off;
 }
@@ -109,7 +134,7 @@ void msg_crc_prepare(const uint8_t *rec, size_t len, size_t ts_off, struct msg_c
 {
     size_t clen = len - MSG_CRC_PROP_LEN - (ts_off + 8);
     parts->c = crc32_update(0, rec + ts_off + 8, clen);
-    parts->op = (uint32_t)crc32_combine_gen((z_off_t)clen);
+    parts->op = combine_op(clen);
 }
 
 static void put_crc_digits(uint8_t *digits, uint32_t crc)

@@ -398,6 +398,26 @@ int store_put_async(store_t *st, const struct store_msg *msgs, int n, struct put
     return 1;
 }
 
+int store_put_multi_async(store_t *st, const struct store_msg *msgs, int n, int *rcs,
+                          struct put_result *res, store_put_cb cb, void *arg)
+{
+    if (n <= 0 || !cb || !rcs || !res || !msgs)
+        return FERRY_EINVAL;
+    if (!st->sync) {
+        commitlog_put_multi(st, msgs, n, rcs, res, NULL);
+        return 0;
+    }
+    struct waiter *w = ferry_calloc(1, sizeof *w);
+    w->deadline_ms = clock_mono_ms() + st->cfg.syncFlushTimeout;
+    w->cb = cb;
+    w->arg = arg;
+    if (commitlog_put_multi(st, msgs, n, rcs, res, w) <= 0) {
+        ferry_free(w);
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- reads ---------------------------------------------------------------------------- */
 
 void store_release(struct store_slice *slices, int n)

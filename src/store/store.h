@@ -95,6 +95,19 @@ typedef void (*store_put_cb)(void *arg, int rc);
 int store_put_async(store_t *st, const struct store_msg *msgs, int n, struct put_result *res,
                     store_put_cb cb, void *arg);
 
+/* Append @n independent messages (any topics and queues) under one hold of the append lock,
+ * with one write per CommitLog segment touched and, under SYNC_FLUSH, one group-commit waiter
+ * for all of them. Unlike store_put(), each message is stored or refused on its own: @rcs[i]
+ * gets 0 (stored: @res[i] filled, queue offsets consecutive per queue in array order) or the
+ * code store_put() would return for it alone (FERRY_ETOOBIG, FERRY_EINVAL, FERRY_EDISKFULL,
+ * FERRY_EFENCED, FERRY_ECLOSED). A failed write refuses every message of the call
+ * (FERRY_EFENCED). Returns 0 when every result is final now (ASYNC_FLUSH, or nothing was
+ * stored; @cb is never called), or 1 when @cb(@arg, rc) will be called exactly once from a
+ * store thread with the final code of every message stored (0, FERRY_ETIMEDOUT or
+ * FERRY_EFENCED). @rcs and @res must stay valid until then. */
+int store_put_multi_async(store_t *st, const struct store_msg *msgs, int n, int *rcs,
+                          struct put_result *res, store_put_cb cb, void *arg);
+
 /* A stored record handed to a reader: @data points into the mapped CommitLog and stays valid
  * until store_release() (zero-copy pulls send it as is). */
 struct store_slice {

@@ -129,6 +129,11 @@ void commitlog_unload(store_t *st);
 struct mfile *commitlog_seg_ref(store_t *st, int64_t phys); /* segment holding @phys, ref'd */
 int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_result *res,
                   struct waiter *w);
+/* Append @n independent messages under one put_lock hold, one write per segment touched.
+ * Each gets its own result in @rcs (0: stored, @res[i] filled; else why it was refused).
+ * Returns how many were stored; @w (if any) is registered for them when that is > 0. */
+int commitlog_put_multi(store_t *st, const struct store_msg *msgs, int n, int *rcs,
+                        struct put_result *res, struct waiter *w);
 /* Block until @w (registered by commitlog_put) is durable, fenced or timed out. */
 int commitlog_wait(store_t *st, struct waiter *w);
 void commitlog_fence(store_t *st, int err, const char *what);

@@ -6,7 +6,9 @@
 
 #include "../lib/testlib.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -350,6 +352,189 @@ static void batch_put(void **state)
     }
 }
 
+/* store_put_multi_async: wait for its callback (1) and return the final code. */
+static int multi_wait(int rc, struct async_ctx *c)
+{
+    int64_t deadline = clock_mono_ms() + 5000;
+    while (rc == 1 && clock_mono_ms() < deadline) {
+        pthread_mutex_lock(&c->mu);
+        int calls = c->calls;
+        pthread_mutex_unlock(&c->mu);
+        if (calls) {
+            assert_int_equal(calls, 1);
+            return c->rc;
+        }
+        sched_yield();
+    }
+    assert_int_equal(rc, 0);
+    return 0;
+}
+
+/* Independent messages in one multi-append: each is stored or refused on its own, stored ones
+ * get consecutive queue offsets per queue and contiguous CommitLog offsets, both CRCs hold,
+ * and one callback completes them all after the sync. */
+static void multi_put_independent(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 9 };
+    static char big[20000];
+    char bodies[N][64];
+    struct store_msg m[N];
+    struct put_result r[N];
+    int rcs[N];
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < N; i++) {
+        make_body(bodies[i], 64, i);
+        m[i].topic = i % 2 ? "MB" : "MA";
+        m[i].queue_id = i % 3 == 0 ? 1 : 0;
+        m[i].born_ts = clock_wall_ms();
+        m[i].body = bodies[i];
+        m[i].body_len = 64;
+        m[i].props = "TAGS\001t\002";
+        m[i].props_len = 7;
+    }
+    m[4].body = big; /* over maxMessageSize (16 KiB) */
+    m[4].body_len = sizeof big;
+    m[7].topic = ""; /* no topic */
+    struct async_ctx c = {PTHREAD_MUTEX_INITIALIZER, 0, -1};
+    int rc = store_put_multi_async(f->st, m, N, rcs, r, on_put, &c);
+    assert_int_equal(rc, 1);
+    assert_int_equal(multi_wait(rc, &c), 0);
+    assert_int_equal(rcs[4], FERRY_ETOOBIG);
+    assert_int_equal(rcs[7], FERRY_EINVAL);
+    int64_t next_q[2][2] = {{0, 0}, {0, 0}}, phys = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == 4 || i == 7)
+            continue;
+        assert_int_equal(rcs[i], 0);
+        int t = i % 2, q = m[i].queue_id;
+        assert_int_equal(r[i].queue_offset, next_q[t][q]++);
+        assert_int_equal(r[i].phys_offset, phys);
+        phys += r[i].size;
+    }
+    assert_int_equal(store_max_phys(f->st), phys);
+    /* Everything reads back with valid CRCs, also after a restart. */
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(store_wait_dispatched(f->st, 5000), 0);
+        for (int i = 0; i < N; i++) {
+            if (i == 4 || i == 7)
+                continue;
+            struct store_slice s;
+            assert_int_equal(store_read_at(f->st, r[i].phys_offset, &s), 0);
+            check_body(&s, i, 64);
+            store_release(&s, 1);
+        }
+        assert_int_equal(store_max_offset(f->st, "MA", 0), next_q[0][0]);
+        assert_int_equal(store_max_offset(f->st, "MB", 1), next_q[1][1]);
+        reopen(f);
+    }
+    /* Nothing accepted: final at once, no callback. */
+    struct async_ctx c2 = {PTHREAD_MUTEX_INITIALIZER, 0, -1};
+    assert_int_equal(store_put_multi_async(f->st, &m[7], 1, rcs, r, on_put, &c2), 0);
+    assert_int_equal(rcs[0], FERRY_EINVAL);
+    assert_int_equal(c2.calls, 0);
+}
+
+/* A multi-append larger than what is left of the segment continues in the next one (blank
+ * marker in between); ASYNC_FLUSH completes it at once. After a crash that tore its last
+ * record, recovery keeps every record before it. */
+static void multi_put_rollover_and_torn_tail(void **state)
+{
+    struct fx *f = *state;
+    cfg_small(f, 0);
+    reopen(f);
+    enum { N = 40 };
+    static char bodies[N][8000];
+    struct store_msg m[N];
+    struct put_result r[N];
+    int rcs[N];
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < N; i++) {
+        make_body(bodies[i], sizeof bodies[i], i);
+        m[i].topic = "MR";
+        m[i].body = bodies[i];
+        m[i].body_len = sizeof bodies[i];
+    }
+    struct async_ctx c = {PTHREAD_MUTEX_INITIALIZER, 0, -1};
+    assert_int_equal(store_put_multi_async(f->st, m, N, rcs, r, on_put, &c), 0);
+    int rolled = -1;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(rcs[i], 0);
+        assert_int_equal(r[i].queue_offset, i);
+        if (i && r[i].phys_offset != r[i - 1].phys_offset + r[i - 1].size) {
+            assert_int_equal(rolled, -1);
+            rolled = i;
+            assert_int_equal(r[i].phys_offset, 256 * 1024);
+        }
+    }
+    assert_true(rolled > 0);
+    assert_int_equal(c.calls, 0);
+    assert_int_equal(store_wait_dispatched(f->st, 5000), 0);
+    struct store_slice s[N];
+    struct get_result res;
+    get(f->st, "MR", 0, 0, N, NULL, 0, s, &res);
+    assert_int_equal(res.n, N);
+    for (int i = 0; i < N; i++)
+        check_body(&s[i], i, sizeof bodies[i]);
+    store_release(s, res.n);
+    /* Tear the last record (a crash in the middle of the batch's write) and recover. */
+    store_close(f->st);
+    f->st = NULL;
+    char path[700], abort_path[700];
+    snprintf(path, sizeof path, "%s/commitlog/%020d", f->dir, 256 * 1024);
+    snprintf(abort_path, sizeof abort_path, "%s/abort", f->dir);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    int64_t off = r[N - 1].phys_offset - 256 * 1024 + r[N - 1].size - 100;
+    assert_int_equal(pwrite(fd, "torn", 4, off), 4);
+    close(fd);
+    fd = open(abort_path, O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    reopen(f);
+    assert_int_equal(store_max_offset(f->st, "MR", 0), N - 1);
+    assert_int_equal(store_max_phys(f->st), r[N - 1].phys_offset);
+    get(f->st, "MR", 0, 0, N, NULL, 0, s, &res);
+    assert_int_equal(res.n, N - 1);
+    for (int i = 0; i < N - 1; i++)
+        check_body(&s[i], i, sizeof bodies[i]);
+    store_release(s, res.n);
+}
+
+/* A failed sync fails every message of the multi-append (one waiter for all). */
+static void multi_put_failed_sync(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.debugSyncFailAfter = 1;
+    reopen(f);
+    struct store_msg m[3];
+    struct put_result r[3];
+    int rcs[3];
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < 3; i++) {
+        m[i].topic = "MF";
+        m[i].queue_id = i;
+        m[i].body = "x";
+        m[i].body_len = 1;
+    }
+    struct async_ctx c = {PTHREAD_MUTEX_INITIALIZER, 0, -1};
+    int rc = store_put_multi_async(f->st, m, 3, rcs, r, on_put, &c);
+    if (rc == 1 && multi_wait(rc, &c) == 0) { /* the open's own sync may have used the one */
+        c = (struct async_ctx){PTHREAD_MUTEX_INITIALIZER, 0, -1};
+        rc = store_put_multi_async(f->st, m, 3, rcs, r, on_put, &c);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(multi_wait(rc, &c), FERRY_EFENCED);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rcs[i], 0); /* accepted; the callback's code is their result */
+    /* Later multi-appends are refused message by message. */
+    assert_int_equal(store_put_multi_async(f->st, m, 3, rcs, r, on_put, &c), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rcs[i], FERRY_EFENCED);
+    f->cfg.debugSyncFailAfter = 0;
+    reopen(f);
+}
+
 static void expiry_deletes_old_segments(void **state)
 {
     struct fx *f = *state;
@@ -485,6 +670,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(flush_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(async_put, setup, teardown),
         cmocka_unit_test_setup_teardown(batch_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(multi_put_independent, setup, teardown),
+        cmocka_unit_test_setup_teardown(multi_put_rollover_and_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(multi_put_failed_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(expiry_deletes_old_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(deleted_queue_rebuilt_after_clean_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_sync_fences, setup, teardown),
