@@ -109,6 +109,8 @@ void broker_on_send_back(conn_t *conn, const struct rcmd *req, void *arg)
     int32_t queues = dlq ? DLQ_QUEUES : gc.retry_queue_nums;
     int created;
     topics_create_if_missing(b, topic, queues, PERM_READ | PERM_WRITE, 0, &tc, &created);
+    if (created) /* routable at once: consumers and mqadmin find it through the name servers */
+        broker_reg_trigger(b);
     if (!(tc.perm & PERM_WRITE)) {
         store_release(&sl, 1);
         broker_respond(conn, req, RESP_NO_PERMISSION, "the topic[%s] sending message is forbidden",

@@ -827,6 +827,285 @@ static void test_update_sub_group(void **state)
     assert_non_null(strstr(r->err, "connect to"));
 }
 
+/* ---- resetOffsetByTime -s earliest / latest ---- */
+
+static void test_reset_offset_earliest_latest(void **state)
+{
+    /* ResetT (fill_reset_topic): 5 messages in each of its 2 queues. */
+    commit_offset("CG_edge", "ResetT", 0, 2);
+    commit_offset("CG_edge", "ResetT", 1, 4);
+    cJSON *j = json_of(mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_edge", "-t", "ResetT",
+                               "-s", "earliest", "--json", NULL));
+    assert_int_equal(num_of(j, "timestamp"), 0);
+    assert_int_equal(num_of(row_of(cJSON_GetObjectItem(j, "offsetTable"), "ResetT", 1), "offset"),
+                     0);
+    cJSON_Delete(j);
+    assert_int_equal(query_offset("CG_edge", "ResetT", 0), 0);
+    assert_int_equal(query_offset("CG_edge", "ResetT", 1), 0);
+    struct run *r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_edge", "-t", "ResetT", "-s",
+                            "latest", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "timestamp(string)[latest], timestamp(long)[-1]"));
+    assert_int_equal(query_offset("CG_edge", "ResetT", 0), 5);
+    assert_int_equal(query_offset("CG_edge", "ResetT", 1), 5);
+
+    /* The old way too: GET_MIN_OFFSET / GET_MAX_OFFSET per queue. */
+    j = json_of(mqadmin("resetOffsetByTimeOld", "-n", E->ns, "-g", "CG_edge", "-t", "ResetT", "-s",
+                        "earliest", "--json", NULL));
+    assert_int_equal(
+        num_of(row_of(cJSON_GetObjectItem(j, "offsetTable"), "ResetT", 0), "timestampOffset"), 0);
+    cJSON_Delete(j);
+    assert_int_equal(query_offset("CG_edge", "ResetT", 1), 0);
+    expect_ok(mqadmin("resetOffsetByTimeOld", "-n", E->ns, "-g", "CG_edge", "-t", "ResetT", "-s",
+                      "latest", NULL));
+    assert_int_equal(query_offset("CG_edge", "ResetT", 0), 5);
+    assert_int_equal(query_offset("CG_edge", "ResetT", 1), 5);
+
+    r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_edge", "-t", "ResetT", "-s", "oldest",
+                NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "expected now, earliest, latest"));
+    r = mqadmin("resetOffsetByTime", "-h", NULL);
+    assert_int_equal(r->status, 0);
+    assert_non_null(strstr(r->err, "now|earliest|latest"));
+}
+
+/* ---- dead letters: dlqList, dlqView, dlqResend ---- */
+
+static int64_t max_offset(const char *topic, int qid)
+{
+    struct rcmd req;
+    remoting_client_t *cli = tb_client(E->b.port);
+    tb_wait_dispatched(&E->b);
+    rcmd_init_request(&req, REQ_GET_MAX_OFFSET);
+    rcmd_ext_add(&req, "topic", topic);
+    rcmd_ext_add_i64(&req, "queueId", qid);
+    struct rcmd *resp = tb_call(cli, &req);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    int64_t off = tb_ext_i64(resp, "offset");
+    rcmd_free(resp);
+    remoting_client_free(cli);
+    return off;
+}
+
+/* Hand the message of @res back for @group with CONSUMER_SEND_MSG_BACK at delay level -1:
+ * straight to %DLQ%<group>, reconsume times 0 + 1. */
+static void send_back_dlq(const char *group, const char *topic, const struct ferry_send_result *res)
+{
+    char ip[64];
+    int port;
+    int64_t phys;
+    struct rcmd req;
+    assert_int_equal(tb_msgid_decode(res->offset_msg_id, ip, sizeof ip, &port, &phys), 0);
+    remoting_client_t *cli = tb_client(E->b.port);
+    rcmd_init_request(&req, REQ_CONSUMER_SEND_MSG_BACK);
+    rcmd_ext_add_i64(&req, "offset", phys);
+    rcmd_ext_add(&req, "group", group);
+    rcmd_ext_add_i64(&req, "delayLevel", -1);
+    rcmd_ext_add(&req, "originMsgId", res->msg_id);
+    rcmd_ext_add(&req, "originTopic", topic);
+    rcmd_ext_add_i64(&req, "maxReconsumeTimes", 16);
+    assert_int_equal(tb_call_code(cli, &req), RESP_SUCCESS);
+    remoting_client_free(cli);
+    tb_wait_dispatched(&E->b);
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+    if (!s)
+        fail_msg("no string %s", key);
+    return s;
+}
+
+/* The message at @off of DlqT/0 is the resent copy of @orig_id (new UNIQ_KEY @new_id). */
+static void expect_resent(int64_t off, const char *orig_id, const char *new_id, const char *keys,
+                          const char *body)
+{
+    struct rcmd req;
+    struct tb_rec rec;
+    remoting_client_t *cli = tb_client(E->b.port);
+    tb_pull_req(&req, "CG_dlq_check", "DlqT", 0, off, 1, "*", 0, 0);
+    struct rcmd *resp = tb_call(cli, &req);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    assert_int_equal(tb_records(resp, &rec, 1), 1);
+    assert_int_equal(rec.v.queue_offset, off);
+    assert_string_equal(rec.topic, "DlqT");
+    assert_string_equal(rec.body, body);
+    assert_string_equal(tb_prop(&rec, "KEYS"), keys);
+    assert_string_equal(tb_prop(&rec, "TAGS"), "TagA");
+    assert_string_equal(tb_prop(&rec, "ORIGIN_MESSAGE_ID"), orig_id);
+    if (new_id)
+        assert_string_equal(tb_prop(&rec, "UNIQ_KEY"), new_id);
+    assert_string_not_equal(tb_prop(&rec, "UNIQ_KEY"), orig_id);
+    assert_string_equal(tb_prop(&rec, "DLQ_ORIGIN_TOPIC"), "");
+    assert_string_equal(tb_prop(&rec, "RETRY_TOPIC"), "");
+    assert_string_equal(tb_prop(&rec, "REAL_TOPIC"), "");
+    assert_int_equal(rec.v.reconsume_times, 0);
+    rcmd_free(resp);
+    remoting_client_free(cli);
+}
+
+static void test_dlq(void **state)
+{
+    struct ferry_send_result m1, m2;
+    remoting_client_t *cli = tb_client(E->b.port);
+    assert_int_equal(tb_create_topic(cli, "DlqT", 1), RESP_SUCCESS);
+    remoting_client_free(cli);
+    send_msg("DlqT", "dlq-key-1", "dead-body-1", &m1);
+    send_msg("DlqT", "dlq-key-2 other", "dead-body-2", &m2);
+    assert_int_equal(max_offset("DlqT", 0), 2);
+
+    /* No dead letter yet: the group has no DLQ topic. */
+    struct run *r = mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "mqadmin: dlqList: consumer group CG_dlq has no dead-letter "
+                                   "topic %DLQ%CG_dlq"));
+
+    send_back_dlq("CG_dlq", "DlqT", &m1);
+    /* The route of %DLQ%CG_dlq reaches the name server asynchronously. */
+    r = until("dead-body-1", "dlqList", "-n", E->ns, "-g", "CG_dlq", NULL, NULL);
+    assert_non_null(strstr(r->out, "#Original Topic"));
+    assert_non_null(strstr(r->out, "DlqT"));
+    assert_non_null(strstr(r->out, m1.msg_id));
+    assert_non_null(strstr(r->out, "dlq-key-1"));
+    assert_non_null(strstr(r->out, "1 dead letters in %DLQ%CG_dlq"));
+    cJSON *j = json_of(mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 1);
+    cJSON *d = cJSON_GetArrayItem(j, 0);
+    assert_string_equal(str_of(d, "topic"), "%DLQ%CG_dlq");
+    assert_string_equal(str_of(d, "originTopic"), "DlqT");
+    assert_string_equal(str_of(d, "originMsgId"), m1.msg_id);
+    assert_int_equal(num_of(d, "reconsumeTimes"), 1);
+    assert_int_equal(num_of(d, "queueOffset"), 0);
+    assert_string_equal(str_of(d, "keys"), "dlq-key-1");
+    assert_string_equal(str_of(d, "tags"), "TagA");
+    assert_string_equal(str_of(d, "body"), "dead-body-1");
+    assert_string_equal(str_of(d, "brokerName"), "broker-a");
+    cJSON *props = cJSON_GetObjectItem(d, "properties");
+    assert_string_equal(str_of(props, "DLQ_ORIGIN_TOPIC"), "DlqT");
+    assert_string_equal(str_of(props, "RETRY_TOPIC"), "DlqT");
+    char dlq_offset_id[64];
+    snprintf(dlq_offset_id, sizeof dlq_offset_id, "%s", str_of(d, "offsetMsgId"));
+    cJSON_Delete(j);
+
+    /* Until the broker's next registration round the name server may not know %DLQ%CG_dlq
+     * (found through the masters meanwhile); creating a topic forces a round, after which the
+     * commands below use the name server's route. */
+    cli = tb_client(E->b.port);
+    assert_int_equal(tb_create_topic(cli, "DlqT2", 1), RESP_SUCCESS);
+    remoting_client_free(cli);
+    expect_ok(mqadmin("topicRoute", "-n", E->ns, "-t", "%DLQ%CG_dlq", NULL));
+
+    /* dlqView by the original msgId, by the dead letter's offset msgId, by queue offset. */
+    r = mqadmin("dlqView", "-n", E->ns, "-g", "CG_dlq", "-i", m1.msg_id, NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "dead-body-1"));
+    assert_non_null(strstr(r->out, "originTopic          DlqT"));
+    assert_non_null(strstr(r->out, "properties"));
+    assert_non_null(strstr(r->out, "DLQ_ORIGIN_MESSAGE_ID"));
+    assert_non_null(strstr(r->out, "ORIGIN_MESSAGE_ID"));
+    assert_non_null(strstr(r->out, "reconsumeTimes       1"));
+    j = json_of(
+        mqadmin("dlqView", "-n", E->ns, "-g", "CG_dlq", "-i", dlq_offset_id, "--json", NULL));
+    props = cJSON_GetObjectItem(j, "properties");
+    assert_string_equal(str_of(props, "DLQ_ORIGIN_MESSAGE_ID"), m1.msg_id);
+    assert_string_equal(str_of(props, "ORIGIN_MESSAGE_ID"), m1.msg_id);
+    assert_string_equal(str_of(props, "UNIQ_KEY"), m1.msg_id);
+    assert_string_equal(str_of(props, "KEYS"), "dlq-key-1");
+    assert_string_equal(str_of(j, "offsetMsgId"), dlq_offset_id);
+    cJSON_Delete(j);
+    j = json_of(mqadmin("dlqView", "-n", E->ns, "-g", "CG_dlq", "-i", "0", "--json", NULL));
+    assert_string_equal(str_of(j, "originMsgId"), m1.msg_id);
+    cJSON_Delete(j);
+
+    /* dlqResend -i: a new message in DlqT; the dead letter stays. */
+    j = json_of(mqadmin("dlqResend", "-n", E->ns, "-g", "CG_dlq", "-i", m1.msg_id, "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 1);
+    d = cJSON_GetArrayItem(j, 0);
+    assert_string_equal(str_of(d, "topic"), "DlqT");
+    assert_string_equal(str_of(d, "sendStatus"), "SEND_OK");
+    assert_string_equal(str_of(d, "originMsgId"), m1.msg_id);
+    assert_int_equal(num_of(d, "queueOffset"), 2);
+    assert_string_not_equal(str_of(d, "msgId"), m1.msg_id);
+    assert_int_equal(max_offset("DlqT", 0), 3);
+    expect_resent(2, m1.msg_id, str_of(d, "msgId"), "dlq-key-1", "dead-body-1");
+    cJSON_Delete(j);
+    assert_int_equal(max_offset("%DLQ%CG_dlq", 0), 1);
+
+    /* Two more dead letters (m2 handed back twice): -c, ambiguity, --all. */
+    send_back_dlq("CG_dlq", "DlqT", &m2);
+    send_back_dlq("CG_dlq", "DlqT", &m2);
+    r = mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", "-c", "2", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "2 dead letters in %DLQ%CG_dlq shown, more follow"));
+    j = json_of(mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 3);
+    cJSON_Delete(j);
+    r = mqadmin("dlqView", "-n", E->ns, "-g", "CG_dlq", "-i", m2.msg_id, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "2 dead letters match"));
+    assert_non_null(strstr(r->err, "broker-a:1, broker-a:2"));
+    r = mqadmin("dlqResend", "-n", E->ns, "-g", "CG_dlq", "-i", "2", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "#New MsgId"));
+    assert_non_null(strstr(r->out, "SEND_OK"));
+    assert_non_null(strstr(r->out, "1 dead letters of CG_dlq resent; they stay in %DLQ%CG_dlq"));
+    assert_int_equal(max_offset("DlqT", 0), 4);
+    expect_resent(3, m2.msg_id, NULL, "dlq-key-2 other", "dead-body-2");
+
+    j = json_of(mqadmin("dlqResend", "-n", E->ns, "-g", "CG_dlq", "--all", "--json", NULL));
+    assert_int_equal(cJSON_GetArraySize(j), 3);
+    assert_int_equal(num_of(cJSON_GetArrayItem(j, 2), "dlqQueueOffset"), 2);
+    cJSON_Delete(j);
+    assert_int_equal(max_offset("DlqT", 0), 7);
+    expect_resent(4, m1.msg_id, NULL, "dlq-key-1", "dead-body-1");
+    expect_resent(6, m2.msg_id, NULL, "dlq-key-2 other", "dead-body-2");
+    assert_int_equal(max_offset("%DLQ%CG_dlq", 0), 3); /* still there */
+
+    /* -t: to another topic. */
+    j = json_of(mqadmin("dlqResend", "-n", E->ns, "-g", "CG_dlq", "-i", "0", "-t", "TopicA",
+                        "--json", NULL));
+    assert_string_equal(str_of(cJSON_GetArrayItem(j, 0), "topic"), "TopicA");
+    cJSON_Delete(j);
+    assert_int_equal(max_offset("DlqT", 0), 7);
+
+    /* Errors: unknown group, bad ids, usage. */
+    r = mqadmin("dlqView", "-n", E->ns, "-g", "NoSuchGroupD", "-i", "0", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "has no dead-letter topic %DLQ%NoSuchGroupD"));
+    r = mqadmin("dlqResend", "-n", E->ns, "-g", "NoSuchGroupD", "--all", NULL);
+    assert_int_equal(r->status, 1);
+    r = mqadmin("dlqView", "-n", E->ns, "-g", "CG_dlq", "-i", "NOT-AN-ID", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "no dead letter NOT-AN-ID in %DLQ%CG_dlq (3 dead letters"));
+    r = mqadmin("dlqResend", "-n", E->ns, "-g", "CG_dlq", "-i", "99", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "mqadmin: dlqResend: no dead letter 99"));
+    r = mqadmin("dlqView", "-n", E->ns, "-g", "CG_dlq", "-i", "0", "-b", "broker-zz", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "broker-zz"));
+    r = mqadmin("dlqList", "-n", E->ns, NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "-g is required"));
+    r = mqadmin("dlqResend", "-n", E->ns, "-i", "0", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("dlqResend", "-n", E->ns, "-g", "CG_dlq", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "exactly one of -i id and --all"));
+    r = mqadmin("dlqResend", "-n", E->ns, "-g", "CG_dlq", "-i", "0", "--all", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", "--all", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "unknown option --all"));
+    r = mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", "-c", "0", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("dlqView", "-n", E->ns, "-g", "CG_dlq", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "-i is required"));
+    assert_int_equal(max_offset("DlqT", 0), 7); /* no failed command sent anything */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -844,6 +1123,8 @@ int main(void)
         cmocka_unit_test(test_reset_offset_online),
         cmocka_unit_test(test_consume_message),
         cmocka_unit_test(test_update_sub_group),
+        cmocka_unit_test(test_reset_offset_earliest_latest),
+        cmocka_unit_test(test_dlq),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

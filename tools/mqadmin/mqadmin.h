@@ -1,0 +1,158 @@
+/* mqadmin's private declarations: the per-run context, the connection and request helpers,
+ * JSON and record helpers (common.c), the option structs filled by main.c, and the
+ * subcommands (topic.c, consumer.c, message.c, dlq.c). Every helper that can fail prints its
+ * message (fail()) and returns 1; 0 is success. */
+#ifndef FERRY_TOOLS_MQADMIN_H
+#define FERRY_TOOLS_MQADMIN_H
+
+#include "client/client_int.h"
+
+#include "remoting/codes.h"
+#include "remoting/frame.h"
+#include "store/msg.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TIMEOUT_MS 5000
+#define ERR_MAX    512
+
+#define TOOLS_GROUP "TOOLS_CONSUMER"
+#define PULL_MAX    32 /* the broker's maxTransferCountOnMessageInMemory default */
+#define SYSFLAG_SUB 0x4
+
+struct ctx {
+    const char *cmd;
+    const char *ns; /* "host:port;host:port" */
+    int json;
+};
+
+/* A connection kept open across requests to the same broker (the per-queue loops of
+ * consumeMessage and the offset resets); reconnects when the address changes. */
+struct bconn {
+    char addr[CLIENT_ADDR_MAX];
+    remoting_client_t *cli;
+};
+
+/* ---- common.c: messages, connections, requests ---- */
+
+/* "mqadmin: <cmd>: <message>" on stderr; returns 1 (the exit code of a failure). */
+int adm_fail(const struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *adm_code_name(int32_t code);
+/* "CODE (n) from addr: remark" for an error response, in @buf. */
+const char *adm_resp_err(const struct rcmd *resp, const char *addr, char *buf, size_t cap);
+void adm_bconn_close(struct bconn *bc);
+int adm_bcall(struct bconn *bc, const char *addr, const struct rcmd *req, struct rcmd **resp,
+              char *err, size_t errlen);
+int adm_call(const char *addr, const struct rcmd *req, struct rcmd **resp, char *err,
+             size_t errlen);
+int adm_ns_call(const struct ctx *c, const struct rcmd *req, struct rcmd **resp, char *used,
+                size_t usedlen, char *err, size_t errlen);
+
+/* ---- common.c: JSON ---- */
+
+cJSON *adm_json_body(const struct ctx *c, const struct rcmd *resp, const char *addr,
+                     const char *what);
+void adm_print_json(cJSON *j);
+const char *adm_jstr(const cJSON *o, const char *key);
+long long adm_jnum(const cJSON *o, const char *key);
+int adm_parse_mq_map(const uint8_t *raw, size_t len, const char *field,
+                     void (*fn)(const cJSON *mq, const cJSON *v, void *arg), void *arg);
+void adm_fmt_time(long long ms, char *buf, size_t cap);
+int adm_cmp_mq(const void *a, const void *b);
+void adm_sort_array(cJSON *arr, int (*cmp)(const void *, const void *));
+
+/* ---- common.c: name server lookups ---- */
+
+cJSON *adm_get_route_or(const struct ctx *c, const char *topic, int *missing);
+cJSON *adm_get_route(const struct ctx *c, const char *topic);
+const char *adm_route_master(const cJSON *route, const char *broker);
+cJSON *adm_get_cluster(const struct ctx *c);
+int adm_targets(const struct ctx *c, const char *broker, const char *cluster, cJSON **ci,
+                const char ***addrs);
+void adm_addr_add(const char **addrs, int cap, const char *addr);
+void adm_route_masters(const cJSON *route, const char **addrs, int cap);
+
+/* ---- common.c: queues and stored records ---- */
+
+int adm_queue_offset(const struct ctx *c, struct bconn *bc, const char *addr, int32_t code,
+                     const char *topic, int qid, int64_t ts, int64_t *out);
+int adm_pull(const struct ctx *c, struct bconn *bc, const char *addr, const char *group,
+             const char *topic, int qid, int64_t offset, int max, struct rcmd **resp);
+int64_t adm_ext_i64(const struct rcmd *resp, const char *key, int64_t def);
+void adm_prop_str(const struct msg_view *v, const char *name, char *buf, size_t cap);
+cJSON *adm_record_json(const struct msg_view *v);
+int adm_add_records(const uint8_t *body, size_t len, const char *topic, const char *key,
+                    cJSON *arr);
+int adm_pulled_records(const struct rcmd *resp, const char *broker, cJSON *arr);
+void adm_print_record(const cJSON *o);
+int adm_decode_offset_id(const char *id, char *addr, size_t cap, int64_t *phys);
+
+/* ---- topic.c ---- */
+
+struct topic_opts {
+    const char *topic, *cluster, *broker;
+    int rq, wq, perm, order;
+};
+
+int adm_topic_stats_on(const struct ctx *c, const char *topic, const char *addr, cJSON *arr);
+int cmd_topic_list(const struct ctx *c);
+int cmd_topic_route(const struct ctx *c, const char *topic);
+int cmd_cluster_list(const struct ctx *c);
+int cmd_update_topic(const struct ctx *c, const struct topic_opts *o);
+int cmd_delete_topic(const struct ctx *c, const struct topic_opts *o);
+int cmd_topic_status(const struct ctx *c, const char *topic);
+int cmd_broker_status(const struct ctx *c, const char *addr);
+
+/* ---- consumer.c ---- */
+
+struct reset_opts {
+    const char *group, *topic, *ts_str;
+    int64_t ts; /* -1: the max offset ("now", "latest"); 0: the min offset ("earliest") */
+    int force, cplus;
+};
+
+/* RocketMQ's SubscriptionGroupConfig (fastjson writes the keys sorted); the command's defaults
+ * are Java's UpdateSubGroupSubCommand's (broadcast and from-min off). */
+struct group_opts {
+    const char *group, *broker, *cluster;
+    int consume_enable, from_min, broadcast, notify;
+    int retry_queues, retry_max;
+    int64_t broker_id, slow_broker;
+};
+
+int cmd_consumer_connection(const struct ctx *c, const char *group, const char *broker);
+int cmd_consumer_progress(const struct ctx *c, const char *group, const char *topic);
+int cmd_reset_offset(const struct ctx *c, const struct reset_opts *o, int old);
+int cmd_update_sub_group(const struct ctx *c, const struct group_opts *o);
+
+/* ---- message.c ---- */
+
+struct consume_opts {
+    const char *topic, *broker, *group;
+    int qid;                   /* -1: every queue */
+    int64_t offset;            /* -1: from the queue's min offset (or -s) */
+    int64_t count, begin, end; /* begin/end 0: unbounded */
+};
+
+int cmd_query_by_id(const struct ctx *c, const char *id);
+int cmd_query_by_key(const struct ctx *c, const char *topic, const char *key);
+int cmd_send(const struct ctx *c, const struct ferry_message *m);
+int cmd_query_by_offset(const struct ctx *c, const char *topic, const char *broker, int qid,
+                        int64_t offset);
+int cmd_consume_message(const struct ctx *c, const struct consume_opts *o);
+
+/* ---- dlq.c ---- */
+
+struct dlq_opts {
+    const char *group, *id, *topic, *broker; /* -g, -i, -t, -b */
+    int64_t count;                           /* dlqList -c */
+    int all;                                 /* dlqResend --all */
+};
+
+int cmd_dlq_list(const struct ctx *c, const struct dlq_opts *o);
+int cmd_dlq_view(const struct ctx *c, const struct dlq_opts *o);
+int cmd_dlq_resend(const struct ctx *c, const struct dlq_opts *o);
+
+#endif
