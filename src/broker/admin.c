@@ -533,6 +533,18 @@ void broker_on_runtime_info(conn_t *conn, const struct rcmd *req, void *arg)
        total_b ? (double)(total_b - free_b) / (double)total_b : 0.0);
     kv(&sb, "commitLogMinOffset", "%" PRId64, min_phys);
     kv(&sb, "commitLogMaxOffset", "%" PRId64, max_phys);
+    int64_t oldest_tx;
+    int pending_tx = tx_pending(b, &oldest_tx);
+    struct sbuf txs;
+    bsb_init(&txs);
+    tx_pending_sample(b, &txs, 32);
+    kv(&sb, "transactionPendingCount", "%d", pending_tx);
+    kv(&sb, "transactionOldestPendingTimeStamp", "%" PRId64, oldest_tx);
+    bsb_jstr(&sb, "transactionPendingSample"); /* may be longer than kv() takes */
+    bsb_add(&sb, ":", 1);
+    bsb_json(&sb, txs.p ? txs.p : "", txs.len);
+    bsb_add(&sb, ",", 1);
+    bsb_free(&txs);
     kv(&sb, "bootTimestamp", "%" PRId64, b->start_ms);
     kv(&sb, "runtime",
        "[ %" PRId64 " days, %" PRId64 " hours, %" PRId64 " minutes, %" PRId64 " seconds ]",

@@ -538,6 +538,8 @@ void tx_stop(broker_t *b);
 void tx_free(broker_t *b, int store_flushed);
 /* Unresolved halves, and the store time of the oldest. */
 int tx_pending(broker_t *b, int64_t *oldest_store_ts);
+/* Up to @max unresolved halves as "halfOffset@storeTs@group@topic@transactionId" joined by ';'. */
+void tx_pending_sample(broker_t *b, struct sbuf *sb, int max);
 void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg);
 
 /* Is the broker serving? If not, answers SYSTEM_ERROR and returns 0. */

@@ -735,3 +735,41 @@ int tx_pending(broker_t *b, int64_t *oldest_store_ts)
     pthread_mutex_unlock(&t->mu);
     return n;
 }
+
+void tx_pending_sample(broker_t *b, struct sbuf *sb, int max)
+{
+    struct tx *t = b->tx;
+    int64_t offs[64], phys[64];
+    int n = 0;
+    if (!t)
+        return;
+    if (max > 64)
+        max = 64;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->n && n < max; i++) {
+        const struct hentry *e = &t->ring[(t->head + i) % t->cap];
+        if (e->state != TX_DONE) {
+            offs[n] = t->base + (int64_t)i;
+            phys[n++] = e->phys;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    for (int i = 0; i < n; i++) {
+        struct store_slice sl;
+        struct msg_view v;
+        char topic[256] = "?";
+        int32_t qid;
+        size_t gl = 0, kl = 0;
+        const char *g = NULL, *k = NULL;
+        if (store_read_at(b->store, phys[i], &sl) != 0)
+            continue;
+        if (msg_parse(sl.data, sl.len, &v) == 0) {
+            brec_real_target(&v, topic, sizeof topic, &qid);
+            g = msg_prop_get(v.props, v.props_len, "PGROUP", &gl);
+            k = msg_prop_get(v.props, v.props_len, "UNIQ_KEY", &kl);
+            bsb_fmt(sb, "%s%" PRId64 "@%" PRId64 "@%.*s@%s@%.*s", i ? ";" : "", offs[i], v.store_ts,
+                    (int)gl, g ? g : "", topic, (int)kl, k ? k : "");
+        }
+        store_release(&sl, 1);
+    }
+}

@@ -1106,6 +1106,41 @@ static void test_dlq(void **state)
     assert_int_equal(max_offset("DlqT", 0), 7); /* no failed command sent anything */
 }
 
+/* txStatus: a half message nobody resolved is listed with its group and topic; committed it
+ * is gone. */
+static void test_tx_status(void **state)
+{
+    (void)state;
+    remoting_client_t *cli = tb_client(E->b.port);
+    struct rcmd req, *resp;
+    tb_send_req(&req, "TopicA", 0, "TRAN_MSG\001true\002PGROUP\001PG_admin_tx", "half", 4);
+    resp = tb_call(cli, &req);
+    assert_int_equal(resp->code, RESP_SUCCESS);
+    char ip[64];
+    int port;
+    int64_t phys, off = tb_ext_i64(resp, "queueOffset");
+    assert_int_equal(tb_msgid_decode(tb_ext(resp, "msgId"), ip, sizeof ip, &port, &phys), 0);
+    rcmd_free(resp);
+    struct run *r = until("PG_admin_tx", "txStatus", "-b", E->baddr, NULL, NULL, NULL, NULL);
+    assert_non_null(strstr(r->out, "pending 1"));
+    assert_non_null(strstr(r->out, "TopicA"));
+    r = mqadmin("txStatus", "-n", E->ns, "--json", NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "\"producerGroup\""));
+    assert_non_null(strstr(r->out, "\"PG_admin_tx\""));
+    rcmd_init_request(&req, REQ_END_TRANSACTION);
+    rcmd_ext_add(&req, "producerGroup", "PG_admin_tx");
+    rcmd_ext_add_i64(&req, "tranStateTableOffset", off);
+    rcmd_ext_add_i64(&req, "commitLogOffset", phys);
+    rcmd_ext_add(&req, "commitOrRollback", "12");
+    assert_int_equal(tb_call_code(cli, &req), RESP_SUCCESS);
+    r = until("pending 0", "txStatus", "-b", E->baddr, NULL, NULL, NULL, NULL);
+    assert_null(strstr(r->out, "PG_admin_tx"));
+    r = mqadmin("txStatus", "-b", "127.0.0.1:1", NULL);
+    assert_int_equal(r->status, 1);
+    remoting_client_free(cli);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1125,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_update_sub_group),
         cmocka_unit_test(test_reset_offset_earliest_latest),
         cmocka_unit_test(test_dlq),
+        cmocka_unit_test(test_tx_status),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

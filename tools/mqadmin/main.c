@@ -72,6 +72,8 @@ static const struct cmd cmds[] = {
     {"deleteTopic", "n:t:c:", "-t topic -c cluster [-n namesrv]", "delete a topic", "tc"},
     {"topicStatus", "n:t:", "-t topic [-n namesrv]", "min/max offset of each queue", "t"},
     {"brokerStatus", "n:b:", "-b brokerAddr", "a broker's runtime info", "b"},
+    {"txStatus", "n:b:", "[-b brokerAddr] [-n namesrv]",
+     "unresolved transactional half messages (count, oldest, a sample)", ""},
     {"consumerConnection", "n:g:b:", "-g group [-b brokerAddr] [-n namesrv]",
      "a consumer group's connections", "g"},
     {"queryMsgById", "n:i:", "-i offsetMsgId", "view a message by its offset message id", "i"},
@@ -292,6 +294,7 @@ int main(int argc, char **argv)
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
         if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "queryMsgById") != 0 &&
+            !(strcmp(cmd->name, "txStatus") == 0 && val['b']) &&
             !((strcmp(cmd->name, "consumerConnection") == 0 ||
                strcmp(cmd->name, "updateSubGroup") == 0) &&
               val['b']))
@@ -324,6 +327,8 @@ int main(int argc, char **argv)
         return cmd_topic_status(&c, val['t']);
     if (strcmp(cmd->name, "brokerStatus") == 0)
         return cmd_broker_status(&c, val['b']);
+    if (strcmp(cmd->name, "txStatus") == 0)
+        return cmd_tx_status(&c, val['b']);
     if (strcmp(cmd->name, "consumerConnection") == 0)
         return cmd_consumer_connection(&c, val['g'], val['b']);
     if (strcmp(cmd->name, "queryMsgById") == 0)

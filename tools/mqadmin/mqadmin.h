@@ -104,6 +104,8 @@ int cmd_update_topic(const struct ctx *c, const struct topic_opts *o);
 int cmd_delete_topic(const struct ctx *c, const struct topic_opts *o);
 int cmd_topic_status(const struct ctx *c, const char *topic);
 int cmd_broker_status(const struct ctx *c, const char *addr);
+/* Unresolved transactional half messages of one broker (@addr) or every master. */
+int cmd_tx_status(const struct ctx *c, const char *addr);
 
 /* ---- consumer.c ---- */
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- topicList ---- */
 
@@ -331,4 +332,108 @@ int cmd_broker_status(const struct ctx *c, const char *addr)
     free(keys);
     cJSON_Delete(rt);
     return 0;
+}
+
+/* ---- txStatus: unresolved transactional half messages ---- */
+
+/* One broker's pending halves from its runtime info. */
+static void tx_status_one(const char *name, const char *addr, const cJSON *t, cJSON *out,
+                          int64_t now)
+{
+    const char *count = adm_jstr(t, "transactionPendingCount");
+    int64_t oldest = strtoll(adm_jstr(t, "transactionOldestPendingTimeStamp"), NULL, 10);
+    char sample[8192];
+    snprintf(sample, sizeof sample, "%s", adm_jstr(t, "transactionPendingSample"));
+    cJSON *b = out ? cJSON_CreateObject() : NULL;
+    if (b) {
+        cJSON_AddStringToObject(b, "brokerName", name);
+        cJSON_AddStringToObject(b, "brokerAddr", addr);
+        cJSON_AddNumberToObject(b, "pending", atof(count));
+        cJSON_AddNumberToObject(b, "oldestPendingTimeStamp", (double)oldest);
+    } else {
+        printf("%-20s %-22s pending %s%s", name, addr, count, oldest ? "" : "\n");
+        if (oldest)
+            printf(", oldest %.1f s ago\n", (double)(now - oldest) / 1000);
+    }
+    cJSON *list = b ? cJSON_AddArrayToObject(b, "sample") : NULL;
+    for (char *save = NULL, *e = strtok_r(sample, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
+        char *f[5] = {0};
+        int k = 0;
+        for (char *s2 = NULL, *x = strtok_r(e, "@", &s2); x && k < 5; x = strtok_r(NULL, "@", &s2))
+            f[k++] = x;
+        if (k < 4)
+            continue;
+        int64_t ts = strtoll(f[1], NULL, 10);
+        if (list) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "halfOffset", atof(f[0]));
+            cJSON_AddNumberToObject(o, "storeTimestamp", (double)ts);
+            cJSON_AddStringToObject(o, "producerGroup", f[2]);
+            cJSON_AddStringToObject(o, "topic", f[3]);
+            cJSON_AddStringToObject(o, "transactionId", f[4] ? f[4] : "");
+            cJSON_AddItemToArray(list, o);
+        } else {
+            printf("    %-10s %-8.1f %-24s %-24s %s\n", f[0], (double)(now - ts) / 1000, f[2], f[3],
+                   f[4] ? f[4] : "");
+        }
+    }
+    if (b)
+        cJSON_AddItemToArray(out, b);
+}
+
+int cmd_tx_status(const struct ctx *c, const char *addr)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    cJSON *out = c->json ? cJSON_CreateArray() : NULL;
+    char eb[ERR_MAX];
+    int rc = 0, seen = 0;
+    if (!out)
+        printf("unresolved transactional half messages (sample: #HalfOffset #Age(s) "
+               "#ProducerGroup #Topic #TransactionId)\n");
+    if (addr) {
+        const cJSON *t = NULL;
+        cJSON *rt = runtime_info(addr, &t, eb, sizeof eb);
+        if (!t) {
+            cJSON_Delete(rt);
+            cJSON_Delete(out);
+            return adm_fail(c, "runtime info failed (%s)", eb);
+        }
+        tx_status_one(adm_jstr(t, "brokerName")[0] ? adm_jstr(t, "brokerName") : "-", addr, t, out,
+                      now);
+        cJSON_Delete(rt);
+        seen = 1;
+    } else {
+        cJSON *ci = adm_get_cluster(c);
+        const cJSON *bd, *a;
+        if (!ci) {
+            cJSON_Delete(out);
+            return 1;
+        }
+        cJSON_ArrayForEach(bd, cJSON_GetObjectItemCaseSensitive(ci, "brokerAddrTable"))
+        {
+            a = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"), "0");
+            if (!cJSON_IsString(a))
+                continue;
+            const cJSON *t = NULL;
+            cJSON *rt = runtime_info(a->valuestring, &t, eb, sizeof eb);
+            if (t) {
+                tx_status_one(adm_jstr(bd, "brokerName"), a->valuestring, t, out, now);
+                seen++;
+            } else {
+                rc = adm_fail(c, "runtime info of %s failed (%s)", a->valuestring, eb);
+            }
+            cJSON_Delete(rt);
+        }
+        cJSON_Delete(ci);
+    }
+    if (out) {
+        adm_print_json(out);
+        cJSON_Delete(out);
+    }
+    if (!seen && !rc)
+        rc = adm_fail(c, "%s", "no master broker found");
+    return rc;
 }
