@@ -4,6 +4,8 @@
  *                    [--from-first] [--fail-every N] [--sleep-ms M] [--offset-dir D]
  *                    [--instance NAME] [--threads N] [--batch N] [--rebalance-ms MS]
  *                    [--persist-ms MS] [--pull-batch N] [--pull-threshold N]
+ *                    [--fail-times K] [--always-fail] [--fail-tag T] [--max-reconsume N]
+ *                    [--print-time]
  *
  *   -e tagExpr       "*" (default) or "TagA || TagB"
  *   --broadcast      BROADCASTING (every instance gets every message, offsets in local files
@@ -14,6 +16,17 @@
  *   --fail-every N   answer RECONSUME_LATER for every Nth delivery of a message that was never
  *                    retried (reconsume_times 0), so that each one is consumed on its first
  *                    retry (for retry tests); the answer covers the listener call's batch
+ *   --fail-times K   answer RECONSUME_LATER while the message's reconsume_times < K, so that it
+ *                    is consumed on its Kth retry (K + 1 deliveries)
+ *   --always-fail    answer RECONSUME_LATER for every delivery (the message ends in the
+ *                    dead-letter queue %DLQ%<group> after maxReconsumeTimes retries)
+ *   --fail-tag T     apply --fail-every, --fail-times and --always-fail only to messages with
+ *                    the tag T; the others are consumed at once
+ *   --max-reconsume N  maxReconsumeTimes: retries before the broker moves the message to the
+ *                    dead-letter queue (default: the broker's, 16)
+ *   --print-time     add the field "@<now>,<born>,<store>" after <reconsume_times>: the
+ *                    wall-clock time of the delivery, the message's born and store timestamps
+ *                    (ms since the epoch)
  *   --sleep-ms M     spend M ms on each message (slow consumer)
  *   --instance NAME  instanceName (client id <ip>@NAME); default the process id
  *   --threads N      listener threads; --batch N: messages per listener call
@@ -26,10 +39,15 @@
  *
  *     MSG <broker> <queue_id> <queue_offset> <msg_id> <reconsume_times> <tags> <keys> <body>
  *
- * "LATER" instead of "MSG" marks a delivery answered with RECONSUME_LATER (--fail-every): the
- * message is not consumed yet and comes again. <tags> and <keys> are "-" when absent, and the
- * spaces between keys are written as ','. <body> runs to the end of the line; its bytes
- * outside printable ASCII and '\' are written as \xNN.
+ * With --print-time:
+ *
+ *     MSG <broker> <queue_id> <queue_offset> <msg_id> <reconsume_times> @<now>,<born>,<store>
+ *         <tags> <keys> <body>
+ *
+ * "LATER" instead of "MSG" marks a delivery answered with RECONSUME_LATER (--fail-every,
+ * --fail-times, --always-fail): the message is not consumed yet and comes again. <tags> and <keys>
+ * are "-" when absent, and the spaces between keys are written as ','. <body> runs to the end of
+ * the line; its bytes outside printable ASCII and '\' are written as \xNN.
  *
  * SIGTERM or SIGINT stops the consumer with ferry_push_consumer_shutdown(), which waits for
  * running listener calls and commits the offsets, then prints "STOPPED" on stderr and exits 0.
@@ -47,9 +65,10 @@
 #include <time.h>
 
 struct options {
-    const char *namesrv, *group, *topic, *expr, *offset_dir, *instance;
-    int broadcast, orderly, from_first;
+    const char *namesrv, *group, *topic, *expr, *offset_dir, *instance, *fail_tag;
+    int broadcast, orderly, from_first, always_fail, print_time;
     long fail_every, sleep_ms, threads, batch, rebalance_ms, persist_ms, pull_batch, pull_threshold;
+    long fail_times, max_reconsume;
 };
 
 struct state {
@@ -63,7 +82,9 @@ static void usage(FILE *f)
         f, "usage: example_consumer -n <namesrv> -g <group> -t <topic> [-e tagExpr] [--broadcast]\n"
            "         [--orderly] [--from-first] [--fail-every N] [--sleep-ms M] [--offset-dir D]\n"
            "         [--instance NAME] [--threads N] [--batch N] [--rebalance-ms MS]\n"
-           "         [--persist-ms MS] [--pull-batch N] [--pull-threshold N]\n");
+           "         [--persist-ms MS] [--pull-batch N] [--pull-threshold N]\n"
+           "         [--fail-times K] [--always-fail] [--fail-tag T] [--max-reconsume N]\n"
+           "         [--print-time]\n");
 }
 
 /* Parses a decimal number in [@min, @max] into *@out; 0 or -1. */
@@ -95,7 +116,12 @@ static int parse_args(int argc, char **argv, struct options *o)
         O_REBALANCE,
         O_PERSIST,
         O_PULL_BATCH,
-        O_PULL_THRESHOLD
+        O_PULL_THRESHOLD,
+        O_FAIL_TIMES,
+        O_ALWAYS_FAIL,
+        O_FAIL_TAG,
+        O_MAX_RECONSUME,
+        O_PRINT_TIME
     };
     static const struct option longopts[] = {
         {"broadcast", no_argument, NULL, O_BROADCAST},
@@ -111,12 +137,17 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"persist-ms", required_argument, NULL, O_PERSIST},
         {"pull-batch", required_argument, NULL, O_PULL_BATCH},
         {"pull-threshold", required_argument, NULL, O_PULL_THRESHOLD},
+        {"fail-times", required_argument, NULL, O_FAIL_TIMES},
+        {"always-fail", no_argument, NULL, O_ALWAYS_FAIL},
+        {"fail-tag", required_argument, NULL, O_FAIL_TAG},
+        {"max-reconsume", required_argument, NULL, O_MAX_RECONSUME},
+        {"print-time", no_argument, NULL, O_PRINT_TIME},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int ch, bad = 0;
 
-    *o = (struct options){.expr = "*"};
+    *o = (struct options){.expr = "*", .max_reconsume = -1};
     while ((ch = getopt_long(argc, argv, "n:g:t:e:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'n':
@@ -170,6 +201,21 @@ static int parse_args(int argc, char **argv, struct options *o)
         case O_PULL_THRESHOLD:
             bad |= parse_num(optarg, 1, 65535, &o->pull_threshold);
             break;
+        case O_FAIL_TIMES:
+            bad |= parse_num(optarg, 0, 1000, &o->fail_times);
+            break;
+        case O_ALWAYS_FAIL:
+            o->always_fail = 1;
+            break;
+        case O_FAIL_TAG:
+            o->fail_tag = optarg;
+            break;
+        case O_MAX_RECONSUME:
+            bad |= parse_num(optarg, 0, 1000, &o->max_reconsume);
+            break;
+        case O_PRINT_TIME:
+            o->print_time = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -214,12 +260,24 @@ static void put_body(FILE *f, const unsigned char *body, size_t len)
     }
 }
 
-static void print_msg(const char *what, const struct ferry_message_ext *m)
+static long long wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Prints one delivery; @now is its wall-clock time (ms), or -1 when not printed. */
+static void print_msg(const char *what, const struct ferry_message_ext *m, long long now)
 {
     flockfile(stdout);
     fprintf(stdout, "%s %s %d %lld %s %d ", what, m->broker_name ? m->broker_name : "-",
             m->queue_id, (long long)m->queue_offset, m->msg_id ? m->msg_id : "-",
             (int)m->reconsume_times);
+    if (now >= 0)
+        fprintf(stdout, "@%lld,%lld,%lld ", now, (long long)m->born_timestamp,
+                (long long)m->store_timestamp);
     put_word(stdout, m->tags);
     putc_unlocked(' ', stdout);
     put_word(stdout, m->keys);
@@ -230,24 +288,38 @@ static void print_msg(const char *what, const struct ferry_message_ext *m)
     funlockfile(stdout);
 }
 
-/* The listener: sleeps if asked, decides whether this delivery fails (--fail-every counts
- * messages), prints every message with the outcome. Runs on library threads. */
+/* Whether the delivery of @m (the @k-th delivery of this process) is answered with
+ * RECONSUME_LATER. */
+static int should_fail(const struct options *o, const struct ferry_message_ext *m, long k)
+{
+    if (o->fail_tag && (!m->tags || strcmp(m->tags, o->fail_tag) != 0))
+        return 0;
+    if (o->always_fail)
+        return 1;
+    if (o->fail_times && m->reconsume_times < o->fail_times)
+        return 1;
+    return o->fail_every && m->reconsume_times == 0 && k % o->fail_every == 0;
+}
+
+/* The listener: sleeps if asked, decides whether this delivery fails, prints every message with
+ * the outcome. Runs on library threads. */
 static enum ferry_consume_status on_msgs(const struct ferry_message_ext *msgs, size_t n, void *arg)
 {
     struct state *st = arg;
     enum ferry_consume_status status = FERRY_CONSUME_SUCCESS;
+    long long now = st->o->print_time ? wall_ms() : -1;
 
     for (size_t i = 0; i < n; i++) {
         long k = atomic_fetch_add(&st->deliveries, 1) + 1;
 
-        if (st->o->fail_every && msgs[i].reconsume_times == 0 && k % st->o->fail_every == 0)
+        if (should_fail(st->o, &msgs[i], k))
             status = FERRY_RECONSUME_LATER;
         if (st->o->sleep_ms)
             sleep_ms(st->o->sleep_ms);
     }
     /* The status covers the whole batch: print every message with it. */
     for (size_t i = 0; i < n; i++)
-        print_msg(status == FERRY_CONSUME_SUCCESS ? "MSG" : "LATER", &msgs[i]);
+        print_msg(status == FERRY_CONSUME_SUCCESS ? "MSG" : "LATER", &msgs[i], now);
     return status;
 }
 
@@ -279,6 +351,8 @@ static void fill_config(const struct options *o, struct ferry_consumer_config *c
         cfg->pullBatchSize = (int)o->pull_batch;
     if (o->pull_threshold)
         cfg->pullThresholdForQueue = (int)o->pull_threshold;
+    if (o->max_reconsume >= 0)
+        cfg->maxReconsumeTimes = (int)o->max_reconsume;
 }
 
 int main(int argc, char **argv)

@@ -35,22 +35,40 @@ function hasExample(name) {
   }
 }
 
-/** "SENT <msg_id> <broker> <queue_id> <queue_offset> <body>" */
+/**
+ * "SENT <msg_id> <broker> <queue_id> <queue_offset> [@<start>,<ack>[,<deliver_ms>]] <body>"
+ * (the time field with --print-time: sendStartMs, ackMs, deliverMs).
+ */
 function parseSent(line) {
-  const m = /^SENT (\S+) (\S+) (-?\d+) (-?\d+) (.*)$/.exec(line);
+  const m = /^SENT (\S+) (\S+) (-?\d+) (-?\d+) (?:@(\d+),(\d+)(?:,(\d+))? )?(.*)$/.exec(line);
   if (!m) return null;
-  return { msgId: m[1], broker: m[2], queueId: Number(m[3]), queueOffset: Number(m[4]), body: m[5] };
+  const r = { msgId: m[1], broker: m[2], queueId: Number(m[3]), queueOffset: Number(m[4]), body: m[8] };
+  if (m[5] !== undefined) {
+    r.sendStartMs = Number(m[5]);
+    r.ackMs = Number(m[6]);
+    if (m[7] !== undefined) r.deliverMs = Number(m[7]);
+  }
+  return r;
 }
 
-/** "MSG|LATER <broker> <queue_id> <queue_offset> <msg_id> <reconsume_times> <tags> <keys> <body>" */
+/**
+ * "MSG|LATER <broker> <queue_id> <queue_offset> <msg_id> <reconsume_times> [@<now>,<born>,<store>]
+ * <tags> <keys> <body>" (the time field with --print-time: atMs, bornMs, storeMs).
+ */
 function parseMsg(line) {
-  const m = /^(MSG|LATER) (\S+) (-?\d+) (-?\d+) (\S+) (-?\d+) (\S+) (\S+) (.*)$/.exec(line);
+  const m = /^(MSG|LATER) (\S+) (-?\d+) (-?\d+) (\S+) (-?\d+) (?:@(\d+),(-?\d+),(-?\d+) )?(\S+) (\S+) (.*)$/.exec(line);
   if (!m) return null;
-  return {
+  const r = {
     kind: m[1], broker: m[2], queueId: Number(m[3]), queueOffset: Number(m[4]), msgId: m[5],
-    reconsumeTimes: Number(m[6]), tags: m[7] === '-' ? null : m[7],
-    keys: m[8] === '-' ? null : m[8].split(',').join(' '), body: m[9],
+    reconsumeTimes: Number(m[6]), tags: m[10] === '-' ? null : m[10],
+    keys: m[11] === '-' ? null : m[11].split(',').join(' '), body: m[12],
   };
+  if (m[7] !== undefined) {
+    r.atMs = Number(m[7]);
+    r.bornMs = Number(m[8]);
+    r.storeMs = Number(m[9]);
+  }
+  return r;
 }
 
 const running = new Set();
@@ -166,7 +184,8 @@ async function stopAll() {
 
 /**
  * Starts example_send_many. opts: count, start, tag, bodyPrefix, keyPrefix, orderKeys (array),
- * intervalMs, timeoutMs, group. `parsed` collects the SENT lines.
+ * intervalMs, timeoutMs, group, delayLevel, deliverAtMs, deliverAfterMs, props ({name: value}),
+ * printTime. `parsed` collects the SENT lines.
  */
 function sendMany(cluster, topic, opts = {}, label = 'send_many') {
   const args = [ '-n', cluster.nsAddr, '-t', topic, '-c', String(opts.count || 10) ];
@@ -178,6 +197,11 @@ function sendMany(cluster, topic, opts = {}, label = 'send_many') {
   if (opts.orderKeys) args.push('--order-key', opts.orderKeys.join(','));
   if (opts.intervalMs) args.push('--interval-ms', String(opts.intervalMs));
   if (opts.timeoutMs) args.push('--timeout-ms', String(opts.timeoutMs));
+  if (opts.delayLevel) args.push('--delay-level', String(opts.delayLevel));
+  if (opts.deliverAtMs) args.push('--deliver-at-ms', String(opts.deliverAtMs));
+  if (opts.deliverAfterMs !== undefined) args.push('--deliver-after-ms', String(opts.deliverAfterMs));
+  for (const [ k, v ] of Object.entries(opts.props || {})) args.push('--prop', `${k}=${v}`);
+  if (opts.printTime) args.push('--print-time');
   return new ExampleProcess(label, exampleBin('example_send_many'), args,
     { logDir: cluster.dir, parse: parseSent });
 }
@@ -202,8 +226,9 @@ async function sendAllOk(cluster, topic, opts, label) {
 
 /**
  * Starts example_consumer. opts: group, topic, expr, broadcast, orderly, fromFirst, failEvery,
- * sleepMs, offsetDir, instance, threads, batch, rebalanceMs, persistMs, pullBatch, pullThreshold.
- * `parsed` collects the MSG and LATER lines.
+ * sleepMs, offsetDir, instance, threads, batch, rebalanceMs, persistMs, pullBatch, pullThreshold,
+ * failTimes, alwaysFail, failTag, maxReconsume, printTime. `parsed` collects the MSG and LATER
+ * lines.
  */
 function startConsumer(cluster, label, opts) {
   const args = [ '-n', cluster.nsAddr, '-g', opts.group, '-t', opts.topic ];
@@ -211,7 +236,10 @@ function startConsumer(cluster, label, opts) {
   if (opts.broadcast) args.push('--broadcast');
   if (opts.orderly) args.push('--orderly');
   if (opts.fromFirst) args.push('--from-first');
-  for (const [ k, flag ] of [ [ 'failEvery', '--fail-every' ], [ 'sleepMs', '--sleep-ms' ],
+  if (opts.alwaysFail) args.push('--always-fail');
+  if (opts.printTime) args.push('--print-time');
+  for (const [ k, flag ] of [ [ 'failTimes', '--fail-times' ], [ 'failTag', '--fail-tag' ],
+    [ 'maxReconsume', '--max-reconsume' ], [ 'failEvery', '--fail-every' ], [ 'sleepMs', '--sleep-ms' ],
     [ 'offsetDir', '--offset-dir' ], [ 'instance', '--instance' ], [ 'threads', '--threads' ],
     [ 'batch', '--batch' ], [ 'rebalanceMs', '--rebalance-ms' ], [ 'persistMs', '--persist-ms' ],
     [ 'pullBatch', '--pull-batch' ], [ 'pullThreshold', '--pull-threshold' ] ]) {
