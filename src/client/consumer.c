@@ -656,8 +656,12 @@ static int commit_remote(struct consumer *c, const struct ferry_mq *mq, int64_t 
     rcmd_ext_add_i64(&req, "commitOffset", offset);
     int rc = consumer_invoke(c, mq->broker, &req, RPC_TIMEOUT_MS, &resp);
     if (rc == 0) {
-        if (resp->code != RESP_SUCCESS)
+        if (resp->code != RESP_SUCCESS) {
+            log_warn(LOG_CLIENT, "UPDATE_CONSUMER_OFFSET %s/%s/%d=%" PRId64 ": code %d %.*s",
+                     mq->broker, mq->topic, mq->queue_id, offset, resp->code, (int)resp->remark.len,
+                     resp->remark.p ? resp->remark.p : "");
             rc = FERRY_ENOTSTORED;
+        }
         rcmd_free(resp);
     }
     return rc;
@@ -1305,6 +1309,12 @@ static void *service_main(void *arg)
             if (c->ops->rebalance)
                 c->ops->rebalance(c);
             pthread_mutex_lock(&c->lock);
+            if (c->rebalance_soon) { /* a topic is not routable yet: try again shortly */
+                c->rebalance_soon = 0;
+                int64_t soon = clock_mono_ms() + 1000;
+                if (soon < c->next_rebalance)
+                    c->next_rebalance = soon;
+            }
             continue;
         }
         if (now >= c->next_heartbeat) {

@@ -469,14 +469,21 @@ static void rebalance_topic(struct ferry_push_consumer *p, const char *topic)
     struct consumer *c = &p->c;
     struct route r;
     int orderly_locks = c->cfg.orderly && c->cfg.messageModel == FERRY_CLUSTERING;
-    if (consumer_route(c, topic, &r) != 0)
+    if (consumer_route(c, topic, &r) != 0) {
+        pthread_mutex_lock(&c->lock);
+        c->rebalance_soon = 1; /* e.g. %RETRY% not routed yet, or the broker restarting */
+        pthread_mutex_unlock(&c->lock);
         return;
+    }
     int first = 0, count = r.nrmq;
     if (c->cfg.messageModel == FERRY_CLUSTERING) {
         char **ids;
         int nids, me = -1;
         if (group_members(c, topic, &r, &ids, &nids) != 0) {
             route_clear(&r);
+            pthread_mutex_lock(&c->lock);
+            c->rebalance_soon = 1;
+            pthread_mutex_unlock(&c->lock);
             return;
         }
         for (int i = 0; i < nids; i++) {
