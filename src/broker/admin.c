@@ -761,8 +761,11 @@ void broker_on_reset_offset(conn_t *conn, const struct rcmd *req, void *arg)
                            group);
             return;
         }
-        int64_t to =
-            ts == -1 ? store_max_offset(b->store, topic, q) : offset_by_time(b, topic, q, ts);
+        /* the first message stored at or after @ts (the queue's end when none): a reset
+         * replays exactly from that time (Java 4.9.8 takes the nearest store time here, which
+         * can replay one message from before it) */
+        int64_t to = ts == -1 ? store_max_offset(b->store, topic, q)
+                              : store_offset_by_time(b->store, topic, q, ts);
         if (to < 0)
             to = 0;
         offs[q] = force || to < cur ? to : cur;
