@@ -9,3 +9,7 @@ foreach(name send_many consumer pull_consumer)
   add_executable(example_${name} ${CMAKE_SOURCE_DIR}/examples/${name}.c)
   target_link_libraries(example_${name} PRIVATE ferry_client)
 endforeach()
+
+# example_tx_producer: transaction producer, TX/CHECK lines, crash after the half (examples/tx_producer.c)
+add_executable(example_tx_producer ${CMAKE_SOURCE_DIR}/examples/tx_producer.c)
+target_link_libraries(example_tx_producer PRIVATE ferry_client)

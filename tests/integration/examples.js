@@ -298,6 +298,38 @@ function describe(procs, n = 25) {
     'running'}, ${p.parsed.length} parsed lines) stderr tail -----\n${p.stderrTail(n)}`).join('\n');
 }
 
+/**
+ * A line of example_tx_producer: "TX <i> <txid> <state>", "CHECK <i> <txid> <state>",
+ * "CRASH <i> <txid>" or "FAILED <i> <rc> <reason>". `atMs` is when this process read it.
+ */
+function parseTx(line) {
+  let m = /^(TX|CHECK) (-?\d+) (\S+) (COMMIT|ROLLBACK|UNKNOWN)$/.exec(line);
+  if (m) return { kind: m[1], i: Number(m[2]), txId: m[3], state: m[4], atMs: Date.now() };
+  if ((m = /^CRASH (-?\d+) (\S+)$/.exec(line))) return { kind: 'CRASH', i: Number(m[1]), txId: m[2], atMs: Date.now() };
+  if ((m = /^FAILED (-?\d+) (-?\d+) (.*)$/.exec(line))) {
+    return { kind: 'FAILED', i: Number(m[1]), rc: Number(m[2]), reason: m[3], atMs: Date.now() };
+  }
+  return null;
+}
+
+/**
+ * Starts example_tx_producer. opts: group, count, start, decide, check (commit, rollback,
+ * unknown, rule), unknownChecks, crashAfter, stay, execMs, intervalMs, timeoutMs. `parsed`
+ * collects the TX, CHECK, CRASH and FAILED lines (parseTx).
+ */
+function startTxProducer(cluster, label, topic, opts = {}) {
+  const args = [ '-n', cluster.nsAddr, '-t', topic ];
+  if (opts.group) args.push('-g', opts.group);
+  if (opts.stay) args.push('--stay');
+  for (const [ k, flag ] of [ [ 'count', '-c' ], [ 'start', '--start' ], [ 'decide', '--decide' ],
+    [ 'check', '--check' ], [ 'unknownChecks', '--unknown-checks' ], [ 'crashAfter', '--crash-after' ],
+    [ 'execMs', '--exec-ms' ], [ 'intervalMs', '--interval-ms' ], [ 'timeoutMs', '--timeout-ms' ] ]) {
+    if (opts[k] !== undefined && opts[k] !== null) args.push(flag, String(opts[k]));
+  }
+  return new ExampleProcess(label, exampleBin('example_tx_producer'), args,
+    { logDir: cluster.dir, parse: parseTx });
+}
+
 module.exports = {
   exampleBin,
   hasExample,
@@ -315,4 +347,6 @@ module.exports = {
   mainBroker,
   describe,
   tail,
+  parseTx,
+  startTxProducer,
 };
