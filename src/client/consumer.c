@@ -870,6 +870,9 @@ static void on_pull(int status, const struct rcmd *resp, void *arg)
     if (status != 0) {
         log_warn(LOG_CLIENT, "pull %s/%s/%d: %s", q->mq.broker, q->mq.topic, q->mq.queue_id,
                  ferry_strerror(status));
+        pthread_mutex_lock(&c->lock);
+        c->heartbeat_soon = 1;
+        pthread_mutex_unlock(&c->lock);
         consumer_pull_later(c, q, PULL_DELAY_ERR_MS);
         pqueue_unref(q);
         return;
@@ -1316,6 +1319,12 @@ static void *service_main(void *arg)
                     c->next_rebalance = soon;
             }
             continue;
+        }
+        if (c->heartbeat_soon && c->next_heartbeat > now + 1000) {
+            /* after a lost connection: tell the (maybe restarted) broker who we are within a
+             * second (its consumer table starts empty; its notification then rebalances) */
+            c->heartbeat_soon = 0;
+            c->next_heartbeat = now + 1000;
         }
         if (now >= c->next_heartbeat) {
             c->next_heartbeat = now + c->cfg.heartbeatBrokerInterval;

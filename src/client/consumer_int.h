@@ -175,6 +175,7 @@ struct consumer {
     int started, stopping, stopped;
     int rebalance_now;
     int rebalance_soon; /* a topic had no route or no members yet: retry in a second */
+    int heartbeat_soon; /* a pull failed: the broker may have restarted and forgotten us */
     int64_t next_heartbeat, next_persist, next_rebalance, next_routes, next_lock;
     pthread_t service;
     int service_running;
