@@ -7,7 +7,7 @@
 #                                     redis-tools for redis-benchmark); `make test` never needs them
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev \
-libuv1-dev libcjson-dev zlib1g-dev libcmocka-dev"
+libuv1-dev libcjson-dev zlib1g-dev libisal-dev libcmocka-dev"
 for arg in "$@"; do
     case $arg in
     --bench) PKGS="$PKGS redis-server redis-tools" ;;

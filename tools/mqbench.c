@@ -368,11 +368,12 @@ static void note_error(int rc, const struct ferry_send_result *res)
     pthread_mutex_unlock(&g_err_mu);
 }
 
-/* Count one finished send. */
-static void account(struct stats *st, int rc, const struct ferry_send_result *res, int64_t t0)
+/* Count one finished send, at @now (ns). */
+static void account_at(struct stats *st, int rc, const struct ferry_send_result *res, int64_t t0,
+                       int64_t now)
 {
     if (rc == 0 && res && res->status == FERRY_SEND_OK) {
-        stats_ok(st, (uint64_t)(now_ns() - t0) / 1000);
+        stats_ok(st, (uint64_t)(now - t0) / 1000);
         return;
     }
     note_error(rc, res);
@@ -380,6 +381,11 @@ static void account(struct stats *st, int rc, const struct ferry_send_result *re
         atomic_fetch_add_explicit(&st->unknown, 1, memory_order_relaxed);
     else
         atomic_fetch_add_explicit(&st->fail, 1, memory_order_relaxed);
+}
+
+static void account(struct stats *st, int rc, const struct ferry_send_result *res, int64_t t0)
+{
+    account_at(st, rc, res, t0, now_ns());
 }
 
 static void *sync_main(void *arg)
@@ -409,16 +415,21 @@ static void slot_give_back(struct slot *sl)
 
 static void on_sent(int rc, const struct ferry_send_result *res, void *arg);
 
-/* Start a send on @sl (counted in flight). 0, or the error (counted; the caller still has
- * the slot). */
-static int start_send(struct slot *sl)
+/* Start a send on @sl (counted in flight) at @now (ns). 0, or the error (counted; the caller
+ * still has the slot). */
+static int start_send_at(struct slot *sl, int64_t now)
 {
     struct prod *pr = sl->pr;
-    sl->t0 = now_ns();
+    sl->t0 = now;
     int rc = ferry_send_async(pr->p, &pr->msg, on_sent, sl);
     if (rc != 0)
         account(pr->st, rc, NULL, sl->t0);
     return rc;
+}
+
+static int start_send(struct slot *sl)
+{
+    return start_send_at(sl, now_ns());
 }
 
 /* A send finished: start the next one right here when this one succeeded (the connection
@@ -427,8 +438,9 @@ static int start_send(struct slot *sl)
 static void on_sent(int rc, const struct ferry_send_result *res, void *arg)
 {
     struct slot *sl = arg;
-    account(sl->pr->st, rc, res, sl->t0);
-    if (rc == 0 && take_ticket() && start_send(sl) == 0)
+    int64_t now = now_ns(); /* the end of this send and the start of the next: one clock read */
+    account_at(sl->pr->st, rc, res, sl->t0, now);
+    if (rc == 0 && take_ticket() && start_send_at(sl, now) == 0)
         return;
     slot_give_back(sl);
 }

@@ -23,8 +23,10 @@
  *
  * Threads: a producer may be used from any number of threads at once, except that
  * ferry_producer_shutdown() and ferry_producer_free() must not run concurrently with a send.
- * Each connection (one per name server, one per broker address) has its own I/O thread;
- * asynchronous callbacks run on those threads and must not block for long.
+ * A producer has one connection per name server and per broker address. Its broker
+ * connections are served by I/O threads shared by every producer of the process (one per CPU,
+ * at most 4); asynchronous callbacks and transaction checks run on them and must not block for
+ * long (a blocked callback stalls other producers' answers) nor call a synchronous send.
  *
  * Routes: a topic's route is fetched from the name servers (tried in turn) on its first send,
  * and again, on the sending thread, once it is older than 30 s or after a send error; when the

@@ -142,6 +142,31 @@ static void msg_id(char *out, const struct msg_host *h, int64_t phys)
     out[2 * n] = 0;
 }
 
+/* broker_host_parse() of @s, remembered per thread and @slot (0: a connection's peer, 1: the
+ * store host) for the last string seen: both repeat from one send to the next, and parsing
+ * them (inet_pton, strtol) for every message was a visible cost. */
+static int host_parse_cached(const char *s, struct msg_host *h, int slot)
+{
+    static _Thread_local struct {
+        int valid, rc;
+        char s[80];
+        struct msg_host h;
+    } cache[2];
+    size_t n = strlen(s);
+    if (cache[slot].valid && n < sizeof cache[slot].s && memcmp(cache[slot].s, s, n + 1) == 0) {
+        *h = cache[slot].h;
+        return cache[slot].rc;
+    }
+    int rc = broker_host_parse(s, h);
+    if (n < sizeof cache[slot].s) {
+        memcpy(cache[slot].s, s, n + 1);
+        cache[slot].h = *h;
+        cache[slot].rc = rc;
+        cache[slot].valid = 1;
+    }
+    return rc;
+}
+
 static void ctx_free(struct send_ctx *ctx)
 {
     broker_reply_done(&ctx->rt);
@@ -202,11 +227,12 @@ static void send_finish(struct send_ctx *ctx, int rc)
     broker_reply_init_resp(&ctx->rt, &resp, code, rm);
     rcmd_ext_add(&resp, "MSG_REGION", b->cfg.regionId);
     rcmd_ext_add(&resp, "TRACE_ON", b->cfg.traceOn ? "true" : "false");
-    char *ids = NULL;
+    char *ids = NULL, ids_small[2 * 58 + 1]; /* a plain send's id without an allocation */
     if (rc == 0 || rc == FERRY_ETIMEDOUT) {
         struct msg_host sh;
-        broker_host_parse(b->cfg.store.storeHost, &sh);
-        ids = ferry_malloc((size_t)ctx->n * 58 + 1);
+        if (host_parse_cached(b->cfg.store.storeHost, &sh, 1) != 0)
+            memset(&sh, 0, sizeof sh);
+        ids = ctx->n <= 2 ? ids_small : ferry_malloc((size_t)ctx->n * 58 + 1);
         char *p = ids;
         for (int i = 0; i < ctx->n; i++) {
             if (i)
@@ -223,7 +249,8 @@ static void send_finish(struct send_ctx *ctx, int rc)
                   ferry_strerror(rc));
     }
     remoting_respond(ctx->rt.conn, &resp);
-    ferry_free(ids);
+    if (ids != ids_small)
+        ferry_free(ids);
     ctx_free(ctx);
 }
 
@@ -560,7 +587,7 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
     if (tc.filter_type == FILTER_MULTI_TAG)
         one.sys_flag |= SYSFLAG_MULTI_TAGS;
     one.born_ts = h.born_ts;
-    if (broker_host_parse(remoting_conn_peer(conn), &one.born_host) != 0)
+    if (host_parse_cached(remoting_conn_peer(conn), &one.born_host, 0) != 0)
         memset(&one.born_host, 0, sizeof one.born_host);
     one.reconsume_times = h.reconsume;
     if (h.batch) {

@@ -7,6 +7,7 @@
 #include "remoting/client.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,10 +90,18 @@ struct conn_slot {
     pthread_mutex_t lock; /* serializes (re)connects */
 };
 
+/* A read-only copy of a route shared by the senders that borrowed it (route_cache_borrow):
+ * made once per fetched route instead of once per send. */
+struct route_snap {
+    atomic_int refs;
+    struct route r;
+};
+
 struct route_entry {
     char topic[CLIENT_NAME_MAX * 2];
     struct route r;
-    int64_t fetched; /* monotonic ms; 0: stale */
+    int64_t fetched;         /* monotonic ms; 0: stale */
+    struct route_snap *snap; /* route_cache only: @r shared, made on first borrow; or NULL */
 };
 
 struct route_cache {
@@ -111,6 +120,7 @@ struct route_cache {
         void *arg;
     } handlers[ROUTE_HANDLERS_MAX]; /* registered on every new connection */
     int nhandlers;
+    int shared_io; /* broker connections on the shared I/O threads (set before the first) */
 };
 
 int route_cache_init(struct route_cache *rc, const char *namesrv);
@@ -120,6 +130,16 @@ void route_cache_destroy(struct route_cache *rc);
 /* A copy of the route of @topic (fetched when missing or older than 30 s; on TOPIC_NOT_EXIST
  * the TBW102 route with at most 4 queues per broker). Returns 0, FERRY_ENOROUTE, -errno. */
 int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out);
+/* As route_cache_get(), but *@out is a shared snapshot instead of a copy: read it freely (it
+ * never changes; a refresh makes a new one) and give it back with route_snap_release(), from
+ * any thread. @now is clock_mono_ms() (the caller's, to save a clock read). Returns 0 (then
+ * *@out is set), FERRY_ENOROUTE, -errno. */
+int route_cache_borrow(struct route_cache *rc, const char *topic, int timeout_ms, int64_t now,
+                       struct route_snap **out);
+void route_snap_release(struct route_snap *s);
+/* Make @fresh (taken over, also on error) the route of @topic as if just fetched: what a
+ * successful fetch does (for tests). Returns 0 or FERRY_EINVAL (topic too long). */
+int route_cache_install(struct route_cache *rc, const char *topic, struct route *fresh);
 /* Fetch @topic's route now (no cache, no TBW102 fallback): 0, FERRY_ENOROUTE, -errno. */
 int route_cache_fetch(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out);
 /* Handle requests with @code that brokers send on connections opened from now on. Before the

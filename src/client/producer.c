@@ -31,6 +31,7 @@ struct ferry_producer {
     struct fault_table ft;
     uint32_t counter;
     int started, shut;
+    atomic_int live; /* started && !shut, read without the lock on every send */
     pthread_t service;
     int service_running;
     ferry_tx_check tx_check; /* transactions (tx_producer.c) */
@@ -49,7 +50,8 @@ struct out_msg {
     struct rcmd req;
     char uniq[33];
     char qid[16]; /* header e of the current attempt */
-    char *props;
+    char *props;  /* props_small, or allocated when longer */
+    char props_small[160];
     uint8_t *zbody;
 };
 
@@ -86,6 +88,10 @@ int ferry_producer_new(const struct ferry_producer_config *cfg, ferry_producer_t
         ferry_free(p);
         return FERRY_ECONFIG;
     }
+    /* Broker connections share libferry's few I/O threads: with many producers (or brokers)
+     * that saves most context switches. A send callback may still send (async) and fetch a
+     * route (the name server connections keep their own threads). */
+    p->rc.shared_io = 1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     struct in_addr ia = {.s_addr = htonl(client_local_ipv4())};
@@ -158,6 +164,7 @@ int ferry_producer_start(ferry_producer_t *p)
         rc = FERRY_ESHUTDOWN;
     } else if (!p->started) {
         p->started = 1;
+        atomic_store(&p->live, 1);
         if (pthread_create(&p->service, NULL, service_main, p) == 0)
             p->service_running = 1;
         else
@@ -174,6 +181,7 @@ void ferry_producer_shutdown(ferry_producer_t *p)
     pthread_mutex_lock(&p->lock);
     int was = p->shut;
     p->shut = 1;
+    atomic_store(&p->live, 0);
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
     if (was)
@@ -204,10 +212,7 @@ void ferry_producer_free(ferry_producer_t *p)
 
 static int usable(ferry_producer_t *p)
 {
-    pthread_mutex_lock(&p->lock);
-    int ok = p->started && !p->shut;
-    pthread_mutex_unlock(&p->lock);
-    return ok;
+    return atomic_load_explicit(&p->live, memory_order_acquire);
 }
 
 /* ---- building the request ---- */
@@ -259,9 +264,10 @@ static size_t prop_room(const char *name, const char *value)
     return strlen(name) + strlen(value) + 2;
 }
 
-/* The properties of @m with UNIQ_KEY @uniq (§3.2), and WAIT=true when @wait, in a new buffer
- * sized once; *@len its length. */
-static char *msg_props(const struct ferry_message *m, const char *uniq, int wait, size_t *len)
+/* The properties of @m with UNIQ_KEY @uniq (§3.2), and WAIT=true when @wait, in @small (@cap
+ * bytes; may be NULL) when they fit, else in a new buffer sized once; *@len their length. */
+static char *msg_props(const struct ferry_message *m, const char *uniq, int wait, size_t *len,
+                       char *small, size_t small_cap)
 {
     char delay[16] = "";
     size_t cap = 1 + prop_room("UNIQ_KEY", uniq) + (wait ? prop_room("WAIT", "true") : 0);
@@ -275,7 +281,7 @@ static char *msg_props(const struct ferry_message *m, const char *uniq, int wait
         snprintf(delay, sizeof delay, "%d", m->delay_level);
         cap += prop_room("DELAY", delay);
     }
-    char *buf = ferry_malloc(cap);
+    char *buf = small && cap <= small_cap ? small : ferry_malloc(cap);
     *len = 0;
     for (size_t i = 0; i < m->nprops; i++)
         prop_put(buf, len, m->props[i].name, m->props[i].value);
@@ -291,15 +297,16 @@ static char *msg_props(const struct ferry_message *m, const char *uniq, int wait
     return buf;
 }
 
-/* The header fields of every send but e, n (per attempt) and f, i, m. */
+/* The header fields of every send but e, n (per attempt) and f, i, m; on a fresh request, so
+ * that the string fields are appended without looking for an earlier value. */
 static int common_hdr(ferry_producer_t *p, const char *topic, int32_t flag, struct out_msg *o)
 {
-    return rcmd_ext_add(&o->req, "a", p->cfg.group) || rcmd_ext_add(&o->req, "b", topic) ||
-           rcmd_ext_add(&o->req, "c", DEFAULT_TOPIC) ||
+    return rcmd_ext_append(&o->req, "a", p->cfg.group) || rcmd_ext_append(&o->req, "b", topic) ||
+           rcmd_ext_append(&o->req, "c", DEFAULT_TOPIC) ||
            rcmd_ext_add_i64(&o->req, "d", DEFAULT_TOPIC_QUEUES) ||
            rcmd_ext_add_i64(&o->req, "g", clock_wall_ms()) ||
-           rcmd_ext_add_i64(&o->req, "h", flag) || rcmd_ext_add(&o->req, "j", "0") ||
-           rcmd_ext_add(&o->req, "k", "false");
+           rcmd_ext_add_i64(&o->req, "h", flag) || rcmd_ext_append(&o->req, "j", "0") ||
+           rcmd_ext_append(&o->req, "k", "false");
 }
 
 /* Fill @o from @m (validated): properties, UNIQ_KEY, compression, header a..m. */
@@ -307,9 +314,11 @@ static int build(ferry_producer_t *p, const struct ferry_message *m, struct out_
 {
     size_t plen;
     int sysflag = 0;
-    memset(o, 0, sizeof *o);
+    /* Not a memset of *@o: its command is 3 KiB, and rcmd_init_request() sets what counts. */
+    o->zbody = NULL;
+    o->qid[0] = 0;
     uniq_key_new(o->uniq);
-    o->props = msg_props(m, o->uniq, 1, &plen);
+    o->props = msg_props(m, o->uniq, 1, &plen, o->props_small, sizeof o->props_small);
     rcmd_init_request(&o->req, REQ_SEND_MESSAGE_V2);
     /* RocketMQ's binary header (every 4.x broker decodes it and answers in kind): much cheaper
      * to write and to read on both sides than JSON with its escaped property separators. */
@@ -327,7 +336,7 @@ static int build(ferry_producer_t *p, const struct ferry_message *m, struct out_
         }
     }
     int rc = common_hdr(p, m->topic, m->flag, o) || rcmd_ext_add_i64(&o->req, "f", sysflag) ||
-             rcmd_ext_add(&o->req, "i", o->props) || rcmd_ext_add(&o->req, "m", "false");
+             rcmd_ext_append(&o->req, "i", o->props) || rcmd_ext_append(&o->req, "m", "false");
     return rc ? FERRY_EINVAL : 0;
 }
 
@@ -344,7 +353,8 @@ static void str_copy(char *dst, size_t cap, const char *src)
 
 static void out_free(struct out_msg *o)
 {
-    ferry_free(o->props);
+    if (o->props != o->props_small)
+        ferry_free(o->props);
     ferry_free(o->zbody);
 }
 
@@ -419,22 +429,34 @@ static int answer(const struct rcmd *resp, const char *uniq, const char *broker,
     return 0;
 }
 
-static void fault_note(ferry_producer_t *p, const char *broker, int64_t latency, int isolation)
+/* As fault_note(), at monotonic time @now (read by the caller). */
+static void fault_note_at(ferry_producer_t *p, const char *broker, int64_t latency, int isolation,
+                          int64_t now)
 {
     if (!p->cfg.sendLatencyFaultEnable)
         return;
     pthread_mutex_lock(&p->lock);
-    fault_update(&p->ft, broker, latency, isolation, clock_mono_ms());
+    fault_update(&p->ft, broker, latency, isolation, now);
     pthread_mutex_unlock(&p->lock);
+}
+
+static void fault_note(ferry_producer_t *p, const char *broker, int64_t latency, int isolation)
+{
+    if (p->cfg.sendLatencyFaultEnable)
+        fault_note_at(p, broker, latency, isolation, clock_mono_ms());
+}
+
+static int choose_at(ferry_producer_t *p, const struct route *r, const char *last, int64_t now)
+{
+    pthread_mutex_lock(&p->lock);
+    int idx = mq_select(r, p->cfg.sendLatencyFaultEnable ? &p->ft : NULL, last, &p->counter, now);
+    pthread_mutex_unlock(&p->lock);
+    return idx;
 }
 
 static int choose(ferry_producer_t *p, const struct route *r, const char *last)
 {
-    pthread_mutex_lock(&p->lock);
-    int idx = mq_select(r, p->cfg.sendLatencyFaultEnable ? &p->ft : NULL, last, &p->counter,
-                        clock_mono_ms());
-    pthread_mutex_unlock(&p->lock);
-    return idx;
+    return choose_at(p, r, last, clock_mono_ms());
 }
 
 /* ---- sync ---- */
@@ -589,7 +611,7 @@ static int build_batch(ferry_producer_t *p, const struct ferry_message *msgs, si
             memcpy(o->uniq, uniq, sizeof uniq);
         if (ids)
             memcpy(ids[i], uniq, sizeof uniq);
-        char *props = msg_props(&msgs[i], uniq, 0, &plen);
+        char *props = msg_props(&msgs[i], uniq, 0, &plen, NULL, 0);
         size_t need = 22 + msgs[i].body_len + plen;
         if (plen > 32767) {
             rc = FERRY_EINVAL;
@@ -688,6 +710,16 @@ int ferry_send_to_queue(ferry_producer_t *p, const struct ferry_message *msg,
 
 /* ---- async and oneway ---- */
 
+/* Monotonic milliseconds from the coarse clock (no TSC read; a few ms behind at most): what
+ * an async send needs for its deadline, the route's age and the fault table's latency, whose
+ * smallest step is 50 ms. */
+static int64_t coarse_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 struct async_ctx {
     ferry_producer_t *p;
     ferry_send_cb cb;
@@ -703,39 +735,46 @@ static void on_async(int status, const struct rcmd *resp, void *arg)
 {
     struct async_ctx *a = arg;
     struct ferry_send_result res;
+    int64_t now = coarse_mono_ms();
     int rc;
     memset(&res, 0, sizeof res);
     str_copy(res.msg_id, sizeof res.msg_id, a->uniq);
     if (status != 0) {
         rc = FERRY_EUNKNOWN;
-        fault_note(a->p, a->broker, clock_mono_ms() - a->t0, 1);
+        fault_note_at(a->p, a->broker, now - a->t0, 1, now);
         route_cache_stale(&a->p->rc, a->topic);
     } else {
         rc = answer(resp, a->uniq, a->broker, &res);
-        fault_note(a->p, a->broker, clock_mono_ms() - a->t0,
-                   rc == FERRY_ENOTSTORED && retryable(resp->code));
+        fault_note_at(a->p, a->broker, now - a->t0, rc == FERRY_ENOTSTORED && retryable(resp->code),
+                      now);
     }
     a->cb(rc, &res, a->arg);
     ferry_free(a);
 }
 
-/* Pick a queue and connect, trying up to @times brokers. 0 and *@cli, *@q; or the error. */
-static int connect_any(ferry_producer_t *p, const struct ferry_message *m, int times,
-                       struct route *r, const struct mq **q, remoting_client_t **cli)
+/* Pick a queue and connect, trying up to @times brokers, from monotonic time @now. 0 and *@cli,
+ * *@q (pointing into *@rs); or the error. *@rs is a borrowed route (or NULL) either way: the
+ * caller releases it. The route is borrowed, not copied: an async send is a hot path. */
+static int connect_any(ferry_producer_t *p, const struct ferry_message *m, int times, int64_t now,
+                       struct route_snap **rs, const struct mq **q, remoting_client_t **cli)
 {
-    int64_t deadline = clock_mono_ms() + p->cfg.sendMsgTimeout;
+    int64_t deadline = now + p->cfg.sendMsgTimeout;
     char last[CLIENT_NAME_MAX] = "";
     int rc;
-    if ((rc = route_cache_get(&p->rc, m->topic, p->cfg.sendMsgTimeout, r)) != 0)
+    *rs = NULL;
+    if ((rc = route_cache_borrow(&p->rc, m->topic, p->cfg.sendMsgTimeout, now, rs)) != 0)
         return rc;
+    const struct route *r = &(*rs)->r;
     for (int i = 0; i < times; i++) {
-        int left = (int)(deadline - clock_mono_ms());
+        if (i > 0)
+            now = clock_mono_ms();
+        int left = (int)(deadline - now);
         if (left <= 0)
             return rc ? rc : -ETIMEDOUT;
-        *q = &r->mqs[choose(p, r, last[0] ? last : NULL)];
-        snprintf(last, sizeof last, "%s", (*q)->broker);
+        *q = &r->mqs[choose_at(p, r, last[0] ? last : NULL, now)];
         if ((rc = route_cache_conn(&p->rc, route_addr(r, (*q)->broker), left, cli)) == 0)
             return 0;
+        str_copy(last, sizeof last, (*q)->broker);
         fault_note(p, (*q)->broker, 0, 1);
         if (rc == FERRY_ESHUTDOWN)
             return rc;
@@ -750,7 +789,7 @@ int ferry_send_async(ferry_producer_t *p, const struct ferry_message *msg, ferry
     const struct mq *q;
     remoting_client_t *cli;
     struct out_msg o;
-    struct route r = {0};
+    struct route_snap *rs;
     int rc;
     if (!p || !cb)
         return FERRY_EINVAL;
@@ -758,8 +797,10 @@ int ferry_send_async(ferry_producer_t *p, const struct ferry_message *msg, ferry
         return FERRY_ESHUTDOWN;
     if ((rc = check_msg(p, msg)) != 0)
         return rc;
-    if ((rc = connect_any(p, msg, 1 + p->cfg.retryTimesWhenSendAsyncFailed, &r, &q, &cli)) == 0) {
-        struct async_ctx *a = ferry_calloc(1, sizeof *a);
+    int64_t now = coarse_mono_ms();
+    rc = connect_any(p, msg, 1 + p->cfg.retryTimesWhenSendAsyncFailed, now, &rs, &q, &cli);
+    if (rc == 0) {
+        struct async_ctx *a = ferry_malloc(sizeof *a);
         a->p = p;
         a->cb = cb;
         a->arg = arg;
@@ -768,14 +809,14 @@ int ferry_send_async(ferry_producer_t *p, const struct ferry_message *msg, ferry
         if ((rc = build(p, msg, &o)) == 0) {
             memcpy(a->uniq, o.uniq, sizeof a->uniq);
             target(&o, q);
-            a->t0 = clock_mono_ms();
+            a->t0 = now; /* ms resolution: the few microseconds since do not count */
             rc = remoting_client_invoke_async(cli, &o.req, p->cfg.sendMsgTimeout, on_async, a);
             out_free(&o);
         }
         if (rc)
             ferry_free(a);
     }
-    route_clear(&r);
+    route_snap_release(rs);
     return rc;
 }
 
@@ -784,7 +825,7 @@ int ferry_send_oneway(ferry_producer_t *p, const struct ferry_message *msg)
     const struct mq *q;
     remoting_client_t *cli;
     struct out_msg o;
-    struct route r = {0};
+    struct route_snap *rs;
     int rc;
     if (!p)
         return FERRY_EINVAL;
@@ -792,12 +833,13 @@ int ferry_send_oneway(ferry_producer_t *p, const struct ferry_message *msg)
         return FERRY_ESHUTDOWN;
     if ((rc = check_msg(p, msg)) != 0)
         return rc;
-    if ((rc = connect_any(p, msg, 1, &r, &q, &cli)) == 0 && (rc = build(p, msg, &o)) == 0) {
+    rc = connect_any(p, msg, 1, clock_mono_ms(), &rs, &q, &cli);
+    if (rc == 0 && (rc = build(p, msg, &o)) == 0) {
         target(&o, q);
         rc = remoting_client_invoke_oneway(cli, &o.req);
         out_free(&o);
     }
-    route_clear(&r);
+    route_snap_release(rs);
     return rc;
 }
 

@@ -241,8 +241,10 @@ void route_cache_destroy(struct route_cache *rc)
         pthread_mutex_destroy(&rc->conns[i]->lock);
         ferry_free(rc->conns[i]);
     }
-    for (int i = 0; i < rc->nroutes; i++)
+    for (int i = 0; i < rc->nroutes; i++) {
         route_clear(&rc->routes[i].r);
+        route_snap_release(rc->routes[i].snap);
+    }
     for (int i = 0; i < rc->nns; i++)
         ferry_free(rc->ns[i]);
     ferry_free(rc->conns);
@@ -262,7 +264,11 @@ static struct conn_slot *slot_get(struct route_cache *rc, const char *addr)
     if (!s && !rc->closed) {
         struct remoting_client_config cc;
         remoting_client_t *cli;
+        int is_ns = 0;
+        for (int i = 0; i < rc->nns; i++)
+            is_ns |= strcmp(rc->ns[i], addr) == 0;
         remoting_client_config_init(&cc);
+        cc.shared_io = rc->shared_io && !is_ns; /* name servers: route fetches wait on them */
         if (remoting_client_new(&cc, &cli) == 0) {
             for (int i = 0; i < rc->nhandlers; i++)
                 remoting_client_register(cli, rc->handlers[i].code, rc->handlers[i].fn,
@@ -384,6 +390,36 @@ char **route_cache_addrs(struct route_cache *rc, int *n)
     return v;
 }
 
+/* Make @fresh (taken over) @topic's route, fetched now. @locks rc->lock */
+static struct route_entry *install(struct route_cache *rc, const char *topic, struct route *fresh)
+{
+    struct route_entry *e = entry_find(rc, topic);
+    if (!e) {
+        rc->routes = ferry_realloc(rc->routes, (size_t)(rc->nroutes + 1) * sizeof *rc->routes);
+        e = &rc->routes[rc->nroutes++];
+        memset(e, 0, sizeof *e);
+        strcpy(e->topic, topic);
+    }
+    route_clear(&e->r);
+    e->r = *fresh;
+    e->fetched = clock_mono_ms();
+    route_snap_release(e->snap); /* borrowers keep theirs; the next borrow copies anew */
+    e->snap = NULL;
+    return e;
+}
+
+int route_cache_install(struct route_cache *rc, const char *topic, struct route *fresh)
+{
+    if (strlen(topic) >= sizeof rc->routes[0].topic) {
+        route_clear(fresh);
+        return FERRY_EINVAL;
+    }
+    pthread_mutex_lock(&rc->lock);
+    install(rc, topic, fresh);
+    pthread_mutex_unlock(&rc->lock);
+    return 0;
+}
+
 int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, struct route *out)
 {
     struct route fresh;
@@ -407,18 +443,7 @@ int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, s
         r = FERRY_ENOROUTE;
     }
     pthread_mutex_lock(&rc->lock);
-    e = entry_find(rc, topic);
-    if (r == 0) {
-        if (!e) {
-            rc->routes = ferry_realloc(rc->routes, (size_t)(rc->nroutes + 1) * sizeof *rc->routes);
-            e = &rc->routes[rc->nroutes++];
-            memset(e, 0, sizeof *e);
-            strcpy(e->topic, topic);
-        }
-        route_clear(&e->r);
-        e->r = fresh;
-        e->fetched = clock_mono_ms();
-    }
+    e = r == 0 ? install(rc, topic, &fresh) : entry_find(rc, topic);
     if (e && e->r.nmq > 0) { /* a failed refresh keeps the old route */
         route_copy(out, &e->r);
         r = 0;
@@ -427,6 +452,57 @@ int route_cache_get(struct route_cache *rc, const char *topic, int timeout_ms, s
     }
     pthread_mutex_unlock(&rc->lock);
     return r;
+}
+
+void route_snap_release(struct route_snap *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        route_clear(&s->r);
+        ferry_free(s);
+    }
+}
+
+/* The snapshot of @e's route, referenced for the caller. @locks rc->lock */
+static struct route_snap *entry_snap(struct route_entry *e)
+{
+    if (!e->snap) {
+        e->snap = ferry_malloc(sizeof *e->snap);
+        atomic_init(&e->snap->refs, 1); /* the entry's */
+        route_copy(&e->snap->r, &e->r);
+    }
+    atomic_fetch_add_explicit(&e->snap->refs, 1, memory_order_relaxed);
+    return e->snap;
+}
+
+int route_cache_borrow(struct route_cache *rc, const char *topic, int timeout_ms, int64_t now,
+                       struct route_snap **out)
+{
+    struct route_entry *e;
+    struct route r;
+    int rc2;
+    if (strlen(topic) >= sizeof e->topic)
+        return FERRY_EINVAL;
+    pthread_mutex_lock(&rc->lock);
+    e = entry_find(rc, topic);
+    if (e && e->fetched && now - e->fetched < ROUTE_REFRESH_MS) {
+        *out = entry_snap(e);
+        pthread_mutex_unlock(&rc->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&rc->lock);
+    /* Missing or old: the slow path fetches (or keeps the old route on a failed refresh). */
+    if ((rc2 = route_cache_get(rc, topic, timeout_ms, &r)) != 0)
+        return rc2;
+    route_clear(&r);
+    pthread_mutex_lock(&rc->lock);
+    e = entry_find(rc, topic);
+    if (e && e->r.nmq > 0) {
+        *out = entry_snap(e);
+    } else {
+        rc2 = FERRY_ENOROUTE; /* a concurrent close or removal: cannot happen today */
+    }
+    pthread_mutex_unlock(&rc->lock);
+    return rc2;
 }
 
 void route_cache_stale(struct route_cache *rc, const char *topic)

@@ -7,10 +7,18 @@
 #include <stdint.h>
 #include <zlib.h>
 
-/* Raw zlib CRC32 of @len bytes continuing from @crc (start with 0). */
+/* ISA-L (libisal, Debian's isa-l): crc32_gzip_refl() computes zlib's CRC32 with the CPU's
+ * carry-less multiply where it has one, several times faster than zlib's table on the 100-300
+ * byte pieces a stored record is hashed in; same values, same chaining (start with 0). */
+#include <isa-l/crc.h>
+#define CRC_ISAL_MIN 64 /* shorter pieces: zlib's table is as fast */
+
+/* zlib's CRC32 of @len bytes continuing from @crc (start with 0). */
 static inline uint32_t crc32_update(uint32_t crc, const void *p, size_t len)
 {
     const unsigned char *b = p;
+    if (len >= CRC_ISAL_MIN)
+        return crc32_gzip_refl(crc, b, (uint64_t)len);
     while (len > 0) {
         uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
         crc = (uint32_t)crc32(crc, b, n);

@@ -1,4 +1,6 @@
-/* The remoting client: owns one I/O thread and at most one live connection at a time.
+/* The remoting client: at most one live connection at a time, on an I/O thread of its own or
+ * (cfg.shared_io) on one of a few I/O threads shared by such clients; then freeing a client
+ * closes its connection and waits until every connection it made has finished closing.
  *
  * Happy path: connect() resolves on the caller's thread, posts the connect to the I/O thread
  * and waits for its result; invoke_async() posts the encoded request with a pending entry
@@ -19,6 +21,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <unistd.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,52 @@ struct remoting_client {
     int connect_done;        /* @locks mu */
     int connect_status;      /* @locks mu */
     int registration_closed; /* @locks mu: a connect was tried */
+    int shared;              /* io is one of the shared threads (cfg.shared_io) */
+    int live_conns;          /* @locks mu: connections made and not yet finished closing */
 };
+
+/* The I/O threads shared by clients with cfg.shared_io: started with the first such client,
+ * stopped with the last. @locks shared_mu */
+#define SHARED_IO_MAX 4
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct iothr *shared_io[SHARED_IO_MAX];
+static struct conn_opts shared_opts; /* unused: every connection brings its client's */
+static int shared_n, shared_users;
+static unsigned shared_next;
+
+static int shared_acquire(struct iothr **out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&shared_mu);
+    if (shared_users == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n = n < 1 ? 1 : n > SHARED_IO_MAX ? SHARED_IO_MAX : n;
+        for (shared_n = 0; shared_n < n; shared_n++)
+            if ((rc = iothr_start(&shared_opts, "ferry-io-shared", &shared_io[shared_n])) != 0)
+                break;
+        if (rc != 0) {
+            while (shared_n > 0)
+                iothr_stop(shared_io[--shared_n]);
+        }
+    }
+    if (rc == 0) {
+        shared_users++;
+        *out = shared_io[shared_next++ % (unsigned)shared_n];
+    }
+    pthread_mutex_unlock(&shared_mu);
+    return rc;
+}
+
+/* Not from a shared I/O thread (the last release joins them). */
+static void shared_release(void)
+{
+    pthread_mutex_lock(&shared_mu);
+    if (--shared_users == 0) {
+        while (shared_n > 0)
+            iothr_stop(shared_io[--shared_n]);
+    }
+    pthread_mutex_unlock(&shared_mu);
+}
 
 void remoting_client_config_init(struct remoting_client_config *cfg)
 {
@@ -69,7 +117,9 @@ int remoting_client_new(const struct remoting_client_config *cfg, remoting_clien
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cli->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if ((rc = iothr_start(&cli->opts, "ferry-client", &cli->io)) != 0) {
+    cli->shared = cfg->shared_io != 0;
+    rc = cli->shared ? shared_acquire(&cli->io) : iothr_start(&cli->opts, "ferry-client", &cli->io);
+    if (rc != 0) {
         pthread_cond_destroy(&cli->cond);
         pthread_mutex_destroy(&cli->mu);
         ferry_free(cli);
@@ -114,6 +164,7 @@ static void on_conn_closed(struct conn *c, void *owner)
     struct conn *drop = NULL;
 
     pthread_mutex_lock(&cli->mu);
+    cli->live_conns--;
     if (cli->conn == c) {
         drop = c;
         cli->conn = NULL;
@@ -121,8 +172,8 @@ static void on_conn_closed(struct conn *c, void *owner)
             cli->connect_done = 1;
             cli->connect_status = -ECONNRESET;
         }
-        pthread_cond_broadcast(&cli->cond);
     }
+    pthread_cond_broadcast(&cli->cond); /* connect waits, and free waits for live_conns */
     pthread_mutex_unlock(&cli->mu);
     remoting_conn_unref(drop);
 }
@@ -200,6 +251,11 @@ int remoting_client_connect(remoting_client_t *cli, const char *addr, int timeou
         snprintf(errmsg, errlen, "resolve %s: %s", host, gai_strerror(rc));
         return FERRY_EINVAL;
     }
+    if (iothr_on_thread(cli->io)) { /* its callbacks would wait for us: never connected */
+        freeaddrinfo(ai);
+        snprintf(errmsg, errlen, "connect to %s: not from a callback of the same I/O thread", addr);
+        return -EDEADLK;
+    }
     pthread_mutex_lock(&cli->mu);
     cli->registration_closed = 1;
     if (cli->conn && !cli->connecting && !remoting_conn_is_open(cli->conn)) {
@@ -221,9 +277,11 @@ int remoting_client_connect(remoting_client_t *cli, const char *addr, int timeou
     cli->connect_done = 0;
     /* mu stays held until cli->conn is set: the I/O thread's callbacks wait for it, and
      * ignore a connection that is not cli->conn. Lock order: cli->mu, then the mailbox. */
-    c = conn_connect(cli->io, ai->ai_addr, addr, on_conn_result, on_conn_closed, cli, &rc);
+    c = conn_connect(cli->io, &cli->opts, ai->ai_addr, addr, on_conn_result, on_conn_closed, cli,
+                     &rc);
     freeaddrinfo(ai);
     if (c) {
+        cli->live_conns++;
         cli->conn = c;
         rc = wait_connect(cli, c, timeout_ms);
         if (rc != 0 && cli->conn == c) {
@@ -352,7 +410,19 @@ void remoting_client_free(remoting_client_t *cli)
     c = cli->conn;
     cli->conn = NULL;
     pthread_mutex_unlock(&cli->mu);
-    iothr_stop(cli->io); /* closes @c: pending requests get -ECANCELED */
+    if (cli->shared) {
+        /* The thread goes on for others: close our connection (pending requests get
+         * -ECANCELED) and wait until every one we made has finished closing, so that no
+         * callback can reach @cli any more. */
+        remoting_conn_close(c);
+        pthread_mutex_lock(&cli->mu);
+        while (cli->live_conns > 0)
+            pthread_cond_wait(&cli->cond, &cli->mu);
+        pthread_mutex_unlock(&cli->mu);
+        shared_release();
+    } else {
+        iothr_stop(cli->io); /* closes @c: pending requests get -ECANCELED */
+    }
     remoting_conn_unref(c);
     dispatch_close(&cli->disp);
     pthread_cond_destroy(&cli->cond);

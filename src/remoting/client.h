@@ -18,6 +18,13 @@ struct remoting_client_config {
     size_t max_frame;       /* whole frame incl. length field; default 16 MiB */
     size_t max_out_bytes;   /* output queued before the connection is closed; default 64 MiB */
     int idle_close_seconds; /* 0 (default): never; clients heartbeat instead */
+    /* 0 (default): the client has an I/O thread of its own. 1: it runs on one of a few I/O
+     * threads (as many as CPUs, at most 4) shared by every client created so: with dozens of
+     * connections each wake-up then serves many of them instead of one, which saves most
+     * context switches. Then callbacks of other shared clients run on the same thread, so a
+     * callback must not wait for any of them: invoke_sync and connect refuse to (FERRY_EINVAL,
+     * -EDEADLK) when the client is on the caller's own thread. */
+    int shared_io;
 };
 
 void remoting_client_config_init(struct remoting_client_config *cfg);

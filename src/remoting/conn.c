@@ -55,8 +55,9 @@ struct wreq {
 
 /* An invoke waiting for its response. @thread owner (after it was posted) */
 struct pending {
-    uv_timer_t timer;
-    struct pending *next; /* hash chain */
+    struct pending *next;          /* hash chain */
+    struct pending *tprev, *tnext; /* conn's deadline list, soonest first */
+    uint64_t deadline;             /* loop time (ms) of its -ETIMEDOUT */
     struct conn *conn;
     int32_t opaque;
     int timeout_ms;
@@ -79,6 +80,10 @@ struct msg {
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t idle;
+    /* One timer for every pending invoke of the connection, armed for the soonest deadline
+     * (a uv_timer per request cost a heap insert, a removal and a handle close each). A
+     * response does not touch it: when it fires early it re-arms for the new soonest. */
+    uv_timer_t ptimer;
     uv_connect_t creq;
     struct iothr *io;
     const struct conn_opts *opts;
@@ -98,6 +103,8 @@ struct conn {
     uint64_t last_active;
     struct pending **pend;
     size_t pend_cap, pend_n;
+    struct pending *thead, *ttail;    /* by deadline */
+    uint64_t ptimer_due;              /* when ptimer fires; 0: not armed */
     struct wreq *out_head, *out_tail; /* gathered, not yet handed to uv_write */
     size_t out_bytes;
     unsigned out_nbufs;
@@ -455,28 +462,77 @@ static struct pending *pend_take(struct conn *c, int32_t opaque, struct pending 
     return NULL;
 }
 
-static void on_pending_closed(uv_handle_t *h)
+static void on_pending_timeout(uv_timer_t *t);
+
+/* Arm the connection's timer for @due unless it already fires no later. @thread owner */
+static void ptimer_arm(struct conn *c, uint64_t due)
 {
-    ferry_free(h->data);
+    uint64_t now = uv_now(&c->io->loop);
+    if (c->closing || (c->ptimer_due && c->ptimer_due <= due))
+        return;
+    c->ptimer_due = due;
+    uv_timer_start(&c->ptimer, on_pending_timeout, due > now ? due - now : 0, 0);
+}
+
+/* Put @pd (its timeout_ms set) on the deadline list, in order (from the tail: requests on
+ * one connection almost always share a timeout, so that is where it goes). */
+static void deadline_add(struct conn *c, struct pending *pd)
+{
+    struct pending *after = c->ttail;
+    pd->deadline = uv_now(&c->io->loop) + (uint64_t)pd->timeout_ms;
+    while (after && after->deadline > pd->deadline)
+        after = after->tprev;
+    pd->tprev = after;
+    pd->tnext = after ? after->tnext : c->thead;
+    if (pd->tnext)
+        pd->tnext->tprev = pd;
+    else
+        c->ttail = pd;
+    if (after)
+        after->tnext = pd;
+    else
+        c->thead = pd;
+    ptimer_arm(c, pd->deadline);
+}
+
+static void deadline_remove(struct conn *c, struct pending *pd)
+{
+    if (pd->tprev)
+        pd->tprev->tnext = pd->tnext;
+    else
+        c->thead = pd->tnext;
+    if (pd->tnext)
+        pd->tnext->tprev = pd->tprev;
+    else
+        c->ttail = pd->tprev;
+    pd->tprev = pd->tnext = NULL;
 }
 
 /* Complete a pending call that is no longer in the table: exactly once. */
 static void pending_done(struct pending *pd, int status, const struct rcmd *resp)
 {
-    uv_timer_stop(&pd->timer);
+    deadline_remove(pd->conn, pd);
     pd->cb(status, resp, pd->arg);
-    uv_close((uv_handle_t *)&pd->timer, on_pending_closed);
+    ferry_free(pd);
 }
 
+/* Fail every invoke whose deadline has passed, then re-arm for the soonest left. The
+ * callbacks may start new invokes (later deadlines) or close the connection. */
 static void on_pending_timeout(uv_timer_t *t)
 {
-    struct pending *pd = t->data;
-    struct conn *c = pd->conn;
+    struct conn *c = t->data;
+    uint64_t now = uv_now(&c->io->loop);
+    struct pending *pd;
 
-    pend_take(c, pd->opaque, pd);
-    log_debug(LOG_REMOTING, "%s: request opaque=%" PRId32 " timed out after %d ms", c->peer,
-              pd->opaque, pd->timeout_ms);
-    pending_done(pd, -ETIMEDOUT, NULL);
+    c->ptimer_due = 0;
+    while ((pd = c->thead) != NULL && pd->deadline <= now) {
+        pend_take(c, pd->opaque, pd);
+        log_debug(LOG_REMOTING, "%s: request opaque=%" PRId32 " timed out after %d ms", c->peer,
+                  pd->opaque, pd->timeout_ms);
+        pending_done(pd, -ETIMEDOUT, NULL);
+    }
+    if (c->thead)
+        ptimer_arm(c, c->thead->deadline);
 }
 
 static void fail_all_pending(struct conn *c, int status)
@@ -500,9 +556,7 @@ static void conn_start_invoke(struct conn *c, struct pending *pd, struct wreq *w
         return;
     }
     pd->conn = c;
-    uv_timer_init(&c->io->loop, &pd->timer);
-    pd->timer.data = pd;
-    uv_timer_start(&pd->timer, on_pending_timeout, (uint64_t)pd->timeout_ms, 0);
+    deadline_add(c, pd);
     pend_insert(c, pd);
     conn_write(c, wr); /* a failure closes the connection, which fails @pd */
 }
@@ -618,6 +672,7 @@ static void conn_close(struct conn *c, int status)
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&c->ptimer, on_handle_closed);
 }
 
 static void conn_init_handles(struct conn *c)
@@ -629,7 +684,9 @@ static void conn_init_handles(struct conn *c)
     c->tcp.data = c;
     uv_timer_init(&io->loop, &c->idle);
     c->idle.data = c;
-    c->handles = 2;
+    uv_timer_init(&io->loop, &c->ptimer);
+    c->ptimer.data = c;
+    c->handles = 3;
     c->next = io->conns;
     c->prev = NULL;
     if (io->conns)
@@ -846,13 +903,15 @@ static void conn_do_connect(struct conn *c, const struct sockaddr *addr)
     }
 }
 
-struct conn *conn_connect(struct iothr *io, const struct sockaddr *addr, const char *peer,
+struct conn *conn_connect(struct iothr *io, const struct conn_opts *opts,
+                          const struct sockaddr *addr, const char *peer,
                           void (*on_conn)(struct conn *conn, int status, void *owner),
                           void (*on_closed)(struct conn *conn, void *owner), void *owner, int *rc)
 {
     struct conn *c = conn_alloc(io);
     struct msg *m;
 
+    c->opts = opts;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->on_connect = on_conn;
     c->on_closed = on_closed;
@@ -998,24 +1057,23 @@ static void release_body(const struct rcmd *cmd)
  * the body is released. */
 static int wreq_new(const struct rcmd *cmd, struct wreq **out)
 {
-    struct wreq *wr = ferry_calloc(1, sizeof *wr);
+    /* The request and the frame's bytes in one allocation (head stays NULL: nothing apart). */
+    const size_t lead = (sizeof(struct wreq) + 15) & ~(size_t)15;
+    uint8_t *block;
     size_t len;
-    int rc;
-
+    int rc = frame_encode_after(cmd, lead, !cmd->body_release, &block, &len);
+    if (rc != 0) {
+        release_body(cmd);
+        return rc;
+    }
+    struct wreq *wr = (struct wreq *)block;
+    memset(wr, 0, sizeof *wr);
     wr->bufs = wr->small;
     wr->body_release = cmd->body_release;
     wr->body_ctx = cmd->body_ctx;
-    if (cmd->body_release)
-        rc = frame_encode_head(cmd, &wr->head, &len);
-    else
-        rc = frame_encode(cmd, &wr->head, &len);
-    if (rc != 0) {
-        wreq_free(wr);
-        return rc;
-    }
     if (cmd->body_release && cmd->body_iov && cmd->body_iovcnt > 0)
         wr->bufs = ferry_calloc((size_t)cmd->body_iovcnt + 1, sizeof *wr->bufs);
-    wr->bufs[0] = uv_buf_init((char *)wr->head, (unsigned)len);
+    wr->bufs[0] = uv_buf_init((char *)block + lead, (unsigned)len);
     wr->nbufs = 1;
     if (cmd->body_release && cmd->body_iov) {
         for (int i = 0; i < cmd->body_iovcnt; i++)
@@ -1087,7 +1145,7 @@ int remoting_conn_oneway(conn_t *c, const struct rcmd *req)
         release_body(req);
         return -ENOTCONN;
     }
-    memcpy(&r, req, offsetof(struct rcmd, scratch));
+    rcmd_copy_head(&r, req);
     r.opaque = next_opaque(c);
     r.flag = RCMD_FLAG_ONEWAY;
     if ((rc = wreq_new(&r, &wr)) != 0)
@@ -1114,9 +1172,7 @@ static int invoke_here(struct conn *c, struct pending *pd, struct wreq *wr)
         return -ENOTCONN;
     }
     pd->conn = c;
-    uv_timer_init(&c->io->loop, &pd->timer);
-    pd->timer.data = pd;
-    uv_timer_start(&pd->timer, on_pending_timeout, (uint64_t)pd->timeout_ms, 0);
+    deadline_add(c, pd);
     pend_insert(c, pd);
     return 0;
 }
@@ -1140,7 +1196,7 @@ int remoting_conn_invoke(conn_t *c, const struct rcmd *req, int timeout_ms, remo
         return -ENOTCONN;
     }
     /* Only the header part is copied; views into req->scratch stay valid for the call. */
-    memcpy(&r, req, offsetof(struct rcmd, scratch));
+    rcmd_copy_head(&r, req);
     r.opaque = next_opaque(c);
     r.flag = 0;
     if ((rc = wreq_new(&r, &wr)) != 0)

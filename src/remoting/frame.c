@@ -52,9 +52,15 @@ static int rstr_is(struct rstr s, const char *lit)
     return s.p && s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
-static int rstr_eq(struct rstr a, struct rstr b)
+/* The first bytes are compared inline: header keys are short (SEND_MESSAGE_V2's are one
+ * letter) and looked up linearly, so a memcmp call per candidate was a visible cost. */
+static inline int rstr_eq(struct rstr a, struct rstr b)
 {
-    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+    if (a.len != b.len)
+        return 0;
+    if (a.len == 0)
+        return 1;
+    return a.p[0] == b.p[0] && (a.len == 1 || memcmp(a.p + 1, b.p + 1, a.len - 1) == 0);
 }
 
 /* Parse a whole view as a decimal int64 ("-"? digits). Returns 0 or -1. */
@@ -137,11 +143,20 @@ static void reset_header(struct rcmd *cmd)
 
 void rcmd_init_request(struct rcmd *cmd, int32_t code)
 {
-    memset(cmd, 0, offsetof(struct rcmd, scratch));
+    /* Everything but the extFields array (2 KiB, three times per send on a broker): only its
+     * first ext_n entries are ever read. */
+    memset(cmd, 0, offsetof(struct rcmd, ext));
+    memset(&cmd->body, 0, offsetof(struct rcmd, scratch) - offsetof(struct rcmd, body));
     cmd->code = code;
     cmd->language = RCMD_LANG_JAVA;
     cmd->version = REMOTING_VERSION;
     cmd->ser = RCMD_SER_JSON;
+}
+
+void rcmd_copy_head(struct rcmd *dst, const struct rcmd *src)
+{
+    memcpy(dst, src, offsetof(struct rcmd, ext) + src->ext_n * sizeof src->ext[0]);
+    memcpy(&dst->body, &src->body, offsetof(struct rcmd, scratch) - offsetof(struct rcmd, body));
 }
 
 void rcmd_init_response(struct rcmd *resp, const struct rcmd *req, int32_t code, const char *remark)
@@ -170,6 +185,23 @@ static int ext_set(struct rcmd *cmd, struct rstr key, struct rstr val)
     return 0;
 }
 
+/* ext_set() while decoding: @seen has a bit per first byte of the keys set so far, so a key
+ * whose first byte is new is appended without the search (SEND_MESSAGE_V2's one-letter keys
+ * all are). */
+static int ext_set_seen(struct rcmd *cmd, struct rstr key, struct rstr val, uint64_t seen[4])
+{
+    unsigned char c = (unsigned char)key.p[0];
+    uint64_t bit = (uint64_t)1 << (c & 63);
+    if (!(seen[c >> 6] & bit) && cmd->ext_n < RCMD_EXT_MAX) {
+        seen[c >> 6] |= bit;
+        cmd->ext[cmd->ext_n].key = key;
+        cmd->ext[cmd->ext_n].val = val;
+        cmd->ext_n++;
+        return 0;
+    }
+    return ext_set(cmd, key, val);
+}
+
 static void ext_del(struct rcmd *cmd, struct rstr key)
 {
     for (unsigned i = 0; i < cmd->ext_n; i++) {
@@ -186,6 +218,16 @@ int rcmd_ext_addn(struct rcmd *cmd, const char *key, size_t klen, const char *va
     if (!key || (!val && vlen > 0))
         return FERRY_EINVAL;
     return ext_set(cmd, (struct rstr){key, klen}, (struct rstr){val ? val : "", vlen});
+}
+
+int rcmd_ext_append(struct rcmd *cmd, const char *key, const char *val)
+{
+    if (!key || !val || cmd->ext_n >= RCMD_EXT_MAX)
+        return FERRY_EINVAL;
+    cmd->ext[cmd->ext_n].key = (struct rstr){key, strlen(key)};
+    cmd->ext[cmd->ext_n].val = (struct rstr){val, strlen(val)};
+    cmd->ext_n++;
+    return 0;
 }
 
 int rcmd_ext_add(struct rcmd *cmd, const char *key, const char *val)
@@ -212,9 +254,9 @@ int rcmd_ext_add_i64(struct rcmd *cmd, const char *key, int64_t v)
 
 const struct rstr *rcmd_ext_get(const struct rcmd *cmd, const char *key)
 {
-    size_t n = strlen(key);
+    struct rstr k = {key, strlen(key)};
     for (unsigned i = 0; i < cmd->ext_n; i++)
-        if (cmd->ext[i].key.len == n && memcmp(cmd->ext[i].key.p, key, n) == 0)
+        if (rstr_eq(cmd->ext[i].key, k))
             return &cmd->ext[i].val;
     return NULL;
 }
@@ -247,7 +289,7 @@ struct rcmd *rcmd_dup(const struct rcmd *cmd)
         n += cmd->ext[i].key.len + 1 + cmd->ext[i].val.len + 1;
 
     struct rcmd *d = ferry_malloc(n);
-    memcpy(d, cmd, offsetof(struct rcmd, scratch));
+    rcmd_copy_head(d, cmd);
     d->scratch_used = 0;
     d->body_release = NULL;
     d->body_ctx = NULL;
@@ -757,6 +799,7 @@ int rcmd_decode_binary(const uint8_t *h, size_t len, struct rcmd *cmd, char *err
     if (elen < 0 || (size_t)elen > len - off)
         return fail(err, errlen, "binary header: bad extFields length %" PRId32, elen);
     end = off + (size_t)elen;
+    uint64_t seen[4] = {0};
     while (off < end) {
         struct rstr key, val;
         if (end - off < 2)
@@ -780,7 +823,7 @@ int rcmd_decode_binary(const uint8_t *h, size_t len, struct rcmd *cmd, char *err
             continue;
         if (vlen == 0)
             ext_del(cmd, key);
-        else if (ext_set(cmd, key, val) != 0)
+        else if (ext_set_seen(cmd, key, val, seen) != 0)
             return fail(err, errlen, "more than %d extFields", RCMD_EXT_MAX);
     }
     return 0; /* bytes after the map are ignored, as Java does */
@@ -998,9 +1041,18 @@ static void encode_ext_bin(const struct rcmd *cmd, struct wbuf *w)
     }
 }
 
+/* What encode_ext_bin() writes, in bytes, without walking it as a writer. */
+static size_t ext_bin_len(const struct rcmd *cmd)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < cmd->ext_n; i++)
+        if (cmd->ext[i].key.len && cmd->ext[i].val.len)
+            n += 6 + cmd->ext[i].key.len + cmd->ext[i].val.len;
+    return n;
+}
+
 static void encode_binary(const struct rcmd *cmd, struct wbuf *w)
 {
-    struct wbuf count = {NULL, 0};
     int lang = cmd->language >= 0 && cmd->language < RCMD_LANG_N ? cmd->language : RCMD_LANG_OTHER;
 
     w_be16(w, (uint16_t)cmd->code);
@@ -1010,9 +1062,12 @@ static void encode_binary(const struct rcmd *cmd, struct wbuf *w)
     w_be32(w, (uint32_t)cmd->flag);
     w_be32(w, (uint32_t)cmd->remark.len);
     w_bytes(w, cmd->remark.p, cmd->remark.len);
-    encode_ext_bin(cmd, &count);
-    w_be32(w, (uint32_t)count.len);
-    encode_ext_bin(cmd, w);
+    size_t elen = ext_bin_len(cmd);
+    w_be32(w, (uint32_t)elen);
+    if (w->p)
+        encode_ext_bin(cmd, w);
+    else
+        w->len += elen; /* sizing pass */
 }
 
 static void encode_header(const struct rcmd *cmd, struct wbuf *w)
@@ -1069,6 +1124,26 @@ int frame_encode_head(const struct rcmd *cmd, uint8_t **out, size_t *out_len)
     struct wbuf w = {ferry_malloc(8 + hlen), 0};
     write_prefix(cmd, &w, hlen);
     *out = w.p;
+    *out_len = w.len;
+    return 0;
+}
+
+int frame_encode_after(const struct rcmd *cmd, size_t lead, int with_body, uint8_t **block,
+                       size_t *out_len)
+{
+    size_t hlen;
+    int rc = frame_size(cmd, &hlen);
+    if (rc != 0)
+        return rc;
+    uint8_t *b = ferry_malloc(lead + 8 + hlen + (with_body ? cmd->body_len : 0));
+    struct wbuf w = {b + lead, 0};
+    write_prefix(cmd, &w, hlen);
+    if (with_body && cmd->body_iov)
+        for (int i = 0; i < cmd->body_iovcnt; i++)
+            w_bytes(&w, cmd->body_iov[i].iov_base, cmd->body_iov[i].iov_len);
+    else if (with_body)
+        w_bytes(&w, cmd->body, cmd->body_len);
+    *block = b;
     *out_len = w.len;
     return 0;
 }

@@ -90,6 +90,10 @@ struct rcmd {
  * sender assigns it), no fields. */
 void rcmd_init_request(struct rcmd *cmd, int32_t code);
 
+/* Copy @src into @dst but for the scratch area (views into it stay @src's) and the unused
+ * extFields entries: what memcpy up to offsetof(struct rcmd, scratch) did, without 2 KiB. */
+void rcmd_copy_head(struct rcmd *dst, const struct rcmd *src);
+
 /* A response to @req with @code and @remark (borrowed, may be NULL): the request's opaque and
  * serialization, flag RESPONSE. When @req was a oneway request, the response keeps
  * RCMD_FLAG_ONEWAY too, so that remoting_respond() drops it instead of sending it. */
@@ -98,6 +102,9 @@ void rcmd_init_response(struct rcmd *resp, const struct rcmd *req, int32_t code,
 
 /* Set an extFields entry (key and value borrowed until the command is encoded); an existing
  * key is overwritten. Returns 0 or FERRY_EINVAL when RCMD_EXT_MAX entries are already used. */
+/* rcmd_ext_add() for a key the caller knows is not set yet: no search for it (a request
+ * being built field by field). Returns 0 or FERRY_EINVAL (full, NULL). */
+int rcmd_ext_append(struct rcmd *cmd, const char *key, const char *val);
 int rcmd_ext_add(struct rcmd *cmd, const char *key, const char *val);
 int rcmd_ext_addn(struct rcmd *cmd, const char *key, size_t klen, const char *val, size_t vlen);
 /* Same with a decimal integer, formatted into the command's scratch space. Returns 0 or
@@ -145,5 +152,10 @@ int rcmd_decode_binary(const uint8_t *hdr, size_t len, struct rcmd *cmd, char *e
 int frame_encode_head(const struct rcmd *cmd, uint8_t **out, size_t *out_len);
 /* The whole frame, body included, in one new buffer. Same errors. */
 int frame_encode(const struct rcmd *cmd, uint8_t **out, size_t *out_len);
+/* frame_encode() (@with_body) or frame_encode_head() into one new block (ferry_free) whose
+ * first @lead bytes are left for the caller (uninitialized) and the frame follows: one
+ * allocation for a write request and its bytes. */
+int frame_encode_after(const struct rcmd *cmd, size_t lead, int with_body, uint8_t **block,
+                       size_t *out_len);
 
 #endif

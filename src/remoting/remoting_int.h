@@ -102,8 +102,10 @@ int iothr_post_fd(struct iothr *io, int fd);
 
 /* Client side: a connection object to be connected to @addr on @io. @on_connect is called
  * once on the I/O thread with 0 or a negative error; @on_closed once when the connection is
- * closed, connected or not. The new object has two references: the loop's and the caller's. */
-struct conn *conn_connect(struct iothr *io, const struct sockaddr *addr, const char *peer,
+ * closed, connected or not. The new object has two references: the loop's and the caller's.
+ * @opts (the owner's, outliving the connection) replaces @io's. */
+struct conn *conn_connect(struct iothr *io, const struct conn_opts *opts,
+                          const struct sockaddr *addr, const char *peer,
                           void (*on_connect)(struct conn *conn, int status, void *owner),
                           void (*on_closed)(struct conn *conn, void *owner), void *owner, int *rc);
 

@@ -8,7 +8,9 @@
 #include <cmocka.h>
 
 #include "client/consumer_int.h"
+#include "common/clock.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,76 @@ static void test_route_fastjson(void **state)
         assert_int_equal(r.mqs[i].qid, i);
     }
     route_clear(&r);
+}
+
+/* route_cache_borrow: a borrowed snapshot stays intact while the route is replaced (from
+ * another thread, many times), borrowers see the new route after a replacement, and every
+ * snapshot is freed once the cache and the last borrower let go (ASan checks the leaks). */
+struct borrow_arg {
+    struct route_cache *rc;
+    int rounds;
+};
+
+static void *replace_routes(void *arg)
+{
+    struct borrow_arg *a = arg;
+    for (int i = 0; i < a->rounds; i++) {
+        struct route r;
+        if (route_parse(fastjson_route, strlen(fastjson_route), 1 + i % 4, &r) != 0)
+            return (void *)1;
+        route_cache_install(a->rc, "T", &r);
+    }
+    return NULL;
+}
+
+static void test_route_borrow(void **state)
+{
+    (void)state;
+    struct route_cache rc;
+    struct route_snap *s1, *s2;
+    struct route r;
+    assert_int_equal(route_cache_init(&rc, "127.0.0.1:1"), 0);
+    assert_int_equal(route_parse(fastjson_route, strlen(fastjson_route), 0, &r), 0);
+    assert_int_equal(route_cache_install(&rc, "T", &r), 0);
+    assert_int_equal(route_cache_borrow(&rc, "T", 1000, clock_mono_ms(), &s1), 0);
+    assert_int_equal(route_cache_borrow(&rc, "T", 1000, clock_mono_ms(), &s2), 0);
+    assert_ptr_equal(s1, s2); /* one copy per fetched route, not per send */
+    route_snap_release(s2);
+
+    struct borrow_arg a = {&rc, 2000};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, replace_routes, &a), 0);
+    for (int i = 0; i < 2000; i++) {
+        struct route_snap *s;
+        assert_int_equal(route_cache_borrow(&rc, "T", 1000, clock_mono_ms(), &s), 0);
+        assert_true(s->r.nmq >= 1 && s->r.nmq <= 4);
+        for (int k = 0; k < s->r.nmq; k++) {
+            assert_string_equal(s->r.mqs[k].broker, "broker-a");
+            assert_int_equal(s->r.mqs[k].qid, k);
+        }
+        assert_string_equal(route_addr(&s->r, "broker-a"), "127.0.0.1:10911");
+        route_snap_release(s);
+    }
+    void *ret;
+    pthread_join(t, &ret);
+    assert_null(ret);
+    /* The first snapshot did not change under the replacements. */
+    assert_int_equal(s1->r.nmq, 4);
+    assert_int_equal(s1->r.mqs[3].qid, 3);
+    /* The last replacement (1 + 1999 % 4 = 4 queues) is what a new borrow sees. */
+    assert_int_equal(route_parse(fastjson_route, strlen(fastjson_route), 2, &r), 0);
+    assert_int_equal(route_cache_install(&rc, "T", &r), 0);
+    assert_int_equal(route_cache_borrow(&rc, "T", 1000, clock_mono_ms(), &s2), 0);
+    assert_ptr_not_equal(s1, s2);
+    assert_int_equal(s2->r.nmq, 2);
+    /* route_cache_get (consumers, tx producer) still hands out copies of the same route. */
+    assert_int_equal(route_cache_get(&rc, "T", 1000, &r), 0);
+    assert_int_equal(r.nmq, 2);
+    route_clear(&r);
+    route_cache_destroy(&rc); /* the borrowers' snapshots outlive the cache */
+    assert_int_equal(s1->r.nmq, 4);
+    route_snap_release(s1);
+    route_snap_release(s2);
 }
 
 static void test_route_standard_json(void **state)
@@ -339,17 +411,12 @@ static void test_allocate_average(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_route_fastjson),
-        cmocka_unit_test(test_route_standard_json),
-        cmocka_unit_test(test_uniq_key),
-        cmocka_unit_test(test_fault_table),
-        cmocka_unit_test(test_queue_selection),
-        cmocka_unit_test(test_hash_selector),
-        cmocka_unit_test(test_config),
-        cmocka_unit_test(test_public_error_values),
-        cmocka_unit_test(test_procq_out_of_order),
-        cmocka_unit_test(test_procq_take),
-        cmocka_unit_test(test_allocate_average),
+        cmocka_unit_test(test_route_fastjson),      cmocka_unit_test(test_route_standard_json),
+        cmocka_unit_test(test_route_borrow),        cmocka_unit_test(test_uniq_key),
+        cmocka_unit_test(test_fault_table),         cmocka_unit_test(test_queue_selection),
+        cmocka_unit_test(test_hash_selector),       cmocka_unit_test(test_config),
+        cmocka_unit_test(test_public_error_values), cmocka_unit_test(test_procq_out_of_order),
+        cmocka_unit_test(test_procq_take),          cmocka_unit_test(test_allocate_average),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

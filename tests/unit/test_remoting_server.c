@@ -935,6 +935,60 @@ static void test_async_timeout_exactly_once(void **state)
     release_held();
 }
 
+static remoting_client_t *shared_client_for(remoting_server_t *srv)
+{
+    struct remoting_client_config cfg;
+    remoting_client_t *cli;
+
+    remoting_client_config_init(&cfg);
+    cfg.shared_io = 1;
+    assert_int_equal(remoting_client_new(&cfg, &cli), 0);
+    connect_client(cli, remoting_server_port(srv));
+    return cli;
+}
+
+/* Clients on the shared I/O threads, and the per-connection deadline list: a shorter timeout
+ * queued after a longer one still fires first and alone; freeing one shared client cancels
+ * its pending requests and leaves the others working; the threads start again after the last
+ * shared client was freed. */
+static void test_shared_io_and_deadlines(void **state)
+{
+    struct rcmd req;
+
+    ts_reset();
+    remoting_server_t *srv = start_server(120, 0);
+    remoting_client_t *a = shared_client_for(srv), *b = shared_client_for(srv);
+
+    rcmd_init_request(&req, T_HOLD);
+    assert_int_equal(
+        remoting_client_invoke_async(a, &req, deadline_ms(30000), cb_record, (void *)0), 0);
+    assert_int_equal(remoting_client_invoke_async(a, &req, 150, cb_record, (void *)1), 0);
+    assert_int_equal(remoting_client_invoke_async(a, &req, 100, cb_record, (void *)2), 0);
+    assert_true(wait_for(pred_cb, (void *)(intptr_t)2, 5000));
+    echo_ok(b, 7);
+    echo_ok(a, 8);
+    pthread_mutex_lock(&ts.mu);
+    assert_int_equal(ts.cb_calls, 2);
+    assert_int_equal(ts.cb_status[1], -ETIMEDOUT);
+    assert_int_equal(ts.cb_status[2], -ETIMEDOUT);
+    assert_int_equal(ts.seen[0], 0); /* its deadline is far: still pending */
+    pthread_mutex_unlock(&ts.mu);
+
+    remoting_client_free(a); /* on a thread that goes on for b */
+    pthread_mutex_lock(&ts.mu);
+    assert_int_equal(ts.cb_calls, 3);
+    assert_int_equal(ts.cb_status[0], -ECANCELED);
+    pthread_mutex_unlock(&ts.mu);
+    echo_ok(b, 9);
+    remoting_client_free(b);
+
+    remoting_client_t *c = shared_client_for(srv); /* the threads start again */
+    echo_ok(c, 10);
+    remoting_client_free(c);
+    remoting_server_free(srv);
+    release_held();
+}
+
 static void test_async_connection_loss(void **state)
 {
     struct rcmd req;
@@ -1095,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_server_invokes_client),
         cmocka_unit_test(test_async_timeout_exactly_once),
         cmocka_unit_test(test_async_connection_loss),
+        cmocka_unit_test(test_shared_io_and_deadlines),
         cmocka_unit_test(test_output_cap),
         cmocka_unit_test(test_start_errors),
     };
