@@ -120,7 +120,8 @@ struct route_cache {
         void *arg;
     } handlers[ROUTE_HANDLERS_MAX]; /* registered on every new connection */
     int nhandlers;
-    int shared_io; /* broker connections on the shared I/O threads (set before the first) */
+    int shared_io;        /* broker connections on the shared I/O threads (set before the first) */
+    atomic_uint connects; /* successful (re)connects, name servers included */
 };
 
 int route_cache_init(struct route_cache *rc, const char *namesrv);

@@ -126,6 +126,7 @@ static void *service_main(void *arg)
     ferry_producer_t *p = arg;
     int64_t next_hb = 0, next_routes = clock_mono_ms() + ROUTE_POLL_MS;
     int known = 0;
+    unsigned connects = 0;
     pthread_mutex_lock(&p->lock);
     while (!p->shut) {
         struct timespec ts = clock_deadline_ts(SERVICE_TICK_MS);
@@ -143,7 +144,11 @@ static void *service_main(void *arg)
             route_cache_refresh_all(&p->rc, SERVICE_RPC_MS);
             next_routes = clock_mono_ms() + ROUTE_POLL_MS;
         }
-        if (n > 0 && (n > known || now >= next_hb)) {
+        /* at once for a new broker or a reconnection (a restarted broker forgot us: it could
+         * not check back transactions until our next heartbeat), else every 30 s */
+        unsigned cn = atomic_load(&p->rc.connects);
+        if (n > 0 && (n > known || cn != connects || now >= next_hb)) {
+            connects = cn;
             heartbeat(p);
             known = n;
             next_hb = clock_mono_ms() + HEARTBEAT_MS;

@@ -304,6 +304,8 @@ int route_cache_conn(struct route_cache *rc, const char *addr, int timeout_ms,
             r = 0;
         if (r)
             log_warn(LOG_CLIENT, "connect %s: %s", addr, err);
+        else
+            atomic_fetch_add(&rc->connects, 1);
     }
     *out = s->cli;
     pthread_mutex_unlock(&s->lock);
