@@ -88,6 +88,34 @@ static void submit(struct ferry_push_consumer *p, struct task *t, int delayed)
     pthread_mutex_unlock(&p->plock);
 }
 
+/* Queue the @n ready tasks @head..@tail with one lock and as few wake-ups as needed. */
+static void submit_many(struct ferry_push_consumer *p, struct task *head, struct task *tail, int n)
+{
+    pthread_mutex_lock(&p->plock);
+    if (p->pool_stop) {
+        pthread_mutex_unlock(&p->plock);
+        for (struct task *t = head, *next; t; t = next) {
+            next = t->next;
+            task_release(t);
+        }
+        return;
+    }
+    if (p->tail)
+        p->tail->next = head;
+    else
+        p->head = head;
+    p->tail = tail;
+    if (p->idle < n && p->nthreads < p->c.cfg.consumeThreadMax &&
+        pthread_create(&p->threads[p->nthreads], NULL, worker_main, p) == 0)
+        p->nthreads++;
+    if (n >= p->idle)
+        pthread_cond_broadcast(&p->pcond);
+    else
+        for (int i = 0; i < n; i++)
+            pthread_cond_signal(&p->pcond);
+    pthread_mutex_unlock(&p->plock);
+}
+
 static void submit_orderly(struct ferry_push_consumer *p, struct pqueue *q)
 {
     pthread_mutex_lock(&q->lock);
@@ -112,6 +140,8 @@ static void on_messages(struct consumer *c, struct pqueue *q, struct msg_batch *
         return;
     }
     uint32_t step = (uint32_t)c->cfg.consumeMessageBatchMaxSize;
+    struct task *head = NULL, *tail = NULL;
+    int n = 0;
     for (uint32_t i = 0, k = 0; i < b->n; i += step, k++) {
         struct task *t = &b->tasks[k];
         memset(t, 0, sizeof *t);
@@ -119,10 +149,19 @@ static void on_messages(struct consumer *c, struct pqueue *q, struct msg_batch *
         t->b = b;
         t->start = i;
         t->n = (uint32_t)(b->n - i < step ? b->n - i : step);
-        msgdec_ref(b, 1);
-        pqueue_ref(q);
-        submit(p, t, 0);
+        if (tail)
+            tail->next = t;
+        else
+            head = t;
+        tail = t;
+        n++;
     }
+    if (!n)
+        return;
+    msgdec_ref(b, n);
+    for (int i = 0; i < n; i++)
+        pqueue_ref(q);
+    submit_many(p, head, tail, n);
 }
 
 static int pull_paused(struct consumer *c, struct pqueue *q)
