@@ -130,8 +130,6 @@ int topics_not_allowed_send(const char *topic);
 int broker_host_parse(const char *s, struct msg_host *h);
 
 /* Stored records copied into new messages (schedule, send-back, transactions; util.c). */
-/* The offset message id of @v (store host + CommitLog offset, upper hex; 33 or 57 bytes). */
-void brec_offset_msg_id(char *out, const struct msg_view *v);
 /* @m with the record's queue id, flag, sysFlag (host bits cleared), born time and host,
  * reconsume times, prepared offset and body; topic and properties left to the caller. */
 void brec_to_msg(const struct msg_view *v, struct store_msg *m);

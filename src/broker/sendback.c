@@ -133,7 +133,7 @@ void broker_on_send_back(conn_t *conn, const struct rcmd *req, void *arg)
     }
     const char *origin = msg_prop_get(v.props, v.props_len, "ORIGIN_MESSAGE_ID", &ol);
     if (!origin) {
-        brec_offset_msg_id(oid, &v);
+        msg_offset_id(&v, oid);
         origin = origin_id[0] ? origin_id : oid;
         ol = strlen(origin);
         brec_prop_add(&props, "ORIGIN_MESSAGE_ID", 17, origin, ol);

@@ -505,7 +505,7 @@ static int send_check(broker_t *b, conn_t *conn, const struct msg_view *v, int64
         memcpy(uk, u, kl);
         uk[kl] = 0;
     }
-    brec_offset_msg_id(oid, v);
+    msg_offset_id(v, oid);
     struct rcmd req;
     rcmd_init_request(&req, REQ_CHECK_TRANSACTION_STATE);
     rcmd_ext_add_i64(&req, "tranStateTableOffset", off);

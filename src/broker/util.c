@@ -650,21 +650,6 @@ const char *bjson_str(const cJSON *obj, const char *key)
 
 /* ---- stored records copied into new messages (schedule, send-back, transactions) ---- */
 
-void brec_offset_msg_id(char *out, const struct msg_view *v)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    uint8_t raw[28];
-    size_t n = (v->sys_flag & SYSFLAG_STOREHOST_V6) ? 20 : 8;
-    memcpy(raw, v->rec + v->store_ts_off + 8, n);
-    for (int i = 7; i >= 0; i--)
-        raw[n++] = (uint8_t)((uint64_t)v->phys_offset >> (8 * i));
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 void brec_to_msg(const struct msg_view *v, struct store_msg *m)
 {
     memset(m, 0, sizeof *m);

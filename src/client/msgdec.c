@@ -28,24 +28,6 @@ static size_t count_props(const char *p, uint32_t len)
     return n + 1;
 }
 
-/* The offset message id: store host (address, port) and CommitLog offset, upper hex. */
-static void offset_id(const struct msg_view *v, char *out)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    uint8_t raw[28];
-    size_t host_off = v->store_ts_off + 8;
-    size_t alen = (v->sys_flag & SYSFLAG_STOREHOST_V6) ? 16 : 4, n = 0;
-    memcpy(raw, v->rec + host_off, alen + 4);
-    n = alen + 4;
-    for (int i = 7; i >= 0; i--)
-        raw[n++] = (uint8_t)((uint64_t)v->phys_offset >> (8 * i));
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 static void *inflate_body(const uint8_t *in, size_t len, size_t *out_len)
 {
     size_t cap = len * 4 + 64;
@@ -135,7 +117,7 @@ int msgdec_batch(const uint8_t *body, size_t len, const char *broker, struct msg
         str += v.topic_len + 1;
         m->topic = topic;
         char *oid = str;
-        offset_id(&v, oid);
+        msg_offset_id(&v, oid);
         str += 64;
         m->offset_msg_id = oid;
         m->msg_id = oid;

@@ -309,3 +309,18 @@ int64_t msg_tags_code(const char *props, size_t props_len)
         return 0;
     return (int64_t)java_string_hash(tags, vlen);
 }
+
+void msg_offset_id(const struct msg_view *v, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    uint8_t raw[28];
+    size_t n = (v->sys_flag & SYSFLAG_STOREHOST_V6) ? 20 : 8; /* STOREHOST follows STORETIMESTAMP */
+    memcpy(raw, v->rec + v->store_ts_off + 8, n);
+    for (int i = 7; i >= 0; i--)
+        raw[n++] = (uint8_t)((uint64_t)v->phys_offset >> (8 * i));
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * n] = 0;
+}

@@ -118,6 +118,10 @@ void msg_seal(uint8_t *rec, size_t len, size_t ts_off, int64_t queue_offset, int
  * A blank (end-of-segment) record is reported as FERRY_ENOTFOUND with v->total_size set. */
 int msg_parse(const uint8_t *p, size_t avail, struct msg_view *v);
 
+/* The offset message id of the parsed record @v: store host (address, port) and CommitLog
+ * offset in upper hex, NUL-terminated (33 bytes for an IPv4 store host, 57 for IPv6). */
+void msg_offset_id(const struct msg_view *v, char *out);
+
 /* Check the record: with the whole-record CRC property, that CRC (it covers the body and the
  * stored body CRC, so one pass does); without it, the body CRC, and @require_rec_crc fails it.
  * 0 or FERRY_ECORRUPT. */
