@@ -605,7 +605,6 @@ static int resend_one(struct resend *rs, const struct msg_view *v, const char *d
     const char *broker = NULL, *addr = NULL;
     struct rcmd req, *resp = NULL;
     const struct rstr *mid;
-    struct timespec ts;
     char *props;
     cJSON *e;
     int qid = 0, rc = 0;
@@ -622,7 +621,6 @@ static int resend_one(struct resend *rs, const struct msg_view *v, const char *d
     if (pick_queue(rs, topic, &broker, &addr, &qid) != 0)
         return 1;
     props = resend_props(v, orig, uniq);
-    clock_gettime(CLOCK_REALTIME, &ts);
     rcmd_init_request(&req, REQ_SEND_MESSAGE);
     rcmd_ext_add(&req, "producerGroup", "PID_MQADMIN");
     rcmd_ext_add(&req, "topic", topic);
@@ -630,7 +628,7 @@ static int resend_one(struct resend *rs, const struct msg_view *v, const char *d
     rcmd_ext_add_i64(&req, "defaultTopicQueueNums", DEFAULT_TOPIC_QUEUES);
     rcmd_ext_add_i64(&req, "queueId", qid);
     rcmd_ext_add_i64(&req, "sysFlag", v->sys_flag & SYSFLAG_COMPRESSED);
-    rcmd_ext_add_i64(&req, "bornTimestamp", (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    rcmd_ext_add_i64(&req, "bornTimestamp", clock_wall_ms());
     rcmd_ext_add_i64(&req, "flag", v->flag);
     rcmd_ext_add(&req, "properties", props);
     rcmd_ext_add_i64(&req, "reconsumeTimes", 0);

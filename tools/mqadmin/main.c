@@ -47,13 +47,6 @@ static int parse_ts(const char *s, int now_ok, int64_t *out)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- command table and option parsing ---- */
 
 struct cmd {
@@ -192,7 +185,7 @@ static int main_consume(const struct cmd *cmd, const struct ctx *c, const char *
 {
     struct consume_opts o = {val['t'], val['b'], val['g'] ? val['g'] : TOOLS_GROUP, -1, -1, 128,
                              0,        0};
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     if (val['i'] && !val['b'])
         return usage(cmd, "%s", "-i queueId needs -b brokerName");
     if (val['o'] && !val['i'])

@@ -6,6 +6,7 @@
 #define FERRY_TOOLS_MQADMIN_H
 
 #include "client/client_int.h"
+#include "common/clock.h"
 
 #include "remoting/codes.h"
 #include "remoting/frame.h"

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- topicList ---- */
 
@@ -383,9 +382,7 @@ static void tx_status_one(const char *name, const char *addr, const cJSON *t, cJ
 
 int cmd_tx_status(const struct ctx *c, const char *addr)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = clock_wall_ms();
     cJSON *out = c->json ? cJSON_CreateArray() : NULL;
     char eb[ERR_MAX];
     int rc = 0, seen = 0;
