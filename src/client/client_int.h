@@ -79,6 +79,9 @@ void uniq_key_new(char out[33]);
 /* The first non-loopback IPv4 address of this host (host order), else 127.0.0.1. */
 uint32_t client_local_ipv4(void);
 
+/* A topic name RocketMQ accepts: 1..127 characters of [%|a-zA-Z0-9_-] (producer.c). */
+int client_topic_ok(const char *t);
+
 /* Java String.hashCode() over the bytes of @s. */
 int32_t java_hash(const char *s);
 

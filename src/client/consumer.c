@@ -229,21 +229,9 @@ void consumer_destroy(struct consumer *c)
 
 /* ---- subscriptions ---- */
 
-static int topic_ok(const char *t)
-{
-    size_t n = strlen(t);
-    if (n == 0 || n > 127)
-        return 0;
-    for (; *t; t++)
-        if (!(*t == '%' || *t == '|' || *t == '_' || *t == '-' || (*t >= '0' && *t <= '9') ||
-              (*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z')))
-            return 0;
-    return 1;
-}
-
 int consumer_subscribe(struct consumer *c, const char *topic, const char *expr)
 {
-    if (!topic || !topic_ok(topic) || (expr && strlen(expr) >= sizeof c->subs[0].expr))
+    if (!topic || !client_topic_ok(topic) || (expr && strlen(expr) >= sizeof c->subs[0].expr))
         return FERRY_EINVAL;
     if (!expr || !*expr)
         expr = "*";

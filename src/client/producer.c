@@ -229,14 +229,9 @@ static int bad_prop(const char *s)
 
 static int check_msg(ferry_producer_t *p, const struct ferry_message *m)
 {
-    if (!m || !m->topic || !*m->topic || strlen(m->topic) > 127 || !m->body || !m->body_len ||
+    if (!m || !m->topic || !client_topic_ok(m->topic) || !m->body || !m->body_len ||
         (m->nprops && !m->props) || m->delay_level < 0)
         return FERRY_EINVAL;
-    for (const char *c = m->topic; *c; c++)
-        if (!(c[0] == '%' || c[0] == '|' || c[0] == '_' || c[0] == '-' ||
-              (c[0] >= '0' && c[0] <= '9') || (c[0] >= 'a' && c[0] <= 'z') ||
-              (c[0] >= 'A' && c[0] <= 'Z')))
-            return FERRY_EINVAL;
     for (size_t i = 0; i < m->nprops; i++)
         if (bad_prop(m->props[i].name) || bad_prop(m->props[i].value))
             return FERRY_EINVAL;
@@ -880,4 +875,16 @@ int producer_set_tx_check(ferry_producer_t *p, ferry_tx_check fn, void *arg)
     }
     pthread_mutex_unlock(&p->lock);
     return rc;
+}
+
+int client_topic_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 127)
+        return 0;
+    for (; *t; t++)
+        if (!(*t == '%' || *t == '|' || *t == '_' || *t == '-' || (*t >= '0' && *t <= '9') ||
+              (*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z')))
+            return 0;
+    return 1;
 }
