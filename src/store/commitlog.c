@@ -178,6 +178,23 @@ struct mfile *commitlog_seg_ref(store_t *st, int64_t phys)
 
 /* ---- pre-allocation ------------------------------------------------------------------- */
 
+static int appends_by_copy(const store_t *st)
+{
+    int mode = st->cfg.writeWithoutMmap;
+    return mode == WRITE_MMAP || (mode == WRITE_AUTO && !st->sync);
+}
+
+/* How a new segment gets its blocks. Appends by pwrite(2) want zero-filled blocks: the
+ * group-commit fdatasync then has no unwritten extents to convert. Appends by copy into the
+ * mapping fault fresh pages in either way, so zero-filling would only add a copy of the whole
+ * segment and its writeback (18% of the broker's CPU in the async 128 B bench): fallocated
+ * blocks are prefaulted here instead (the kernel zeroes the pages, nothing is written back) and
+ * converted from unwritten extents by the flush thread. */
+static enum mfile_alloc seg_alloc(const store_t *st)
+{
+    return appends_by_copy(st) ? MFILE_FALLOCATE : MFILE_ZERO_FILL;
+}
+
 static void *alloc_main(void *arg)
 {
     store_t *st = arg;
@@ -198,7 +215,9 @@ static void *alloc_main(void *arg)
         if (rc == 0 && free_b < (uint64_t)st->seg_size + (uint64_t)st->seg_size / 8 + (4u << 20))
             rc = -ENOSPC;
         else
-            rc = mfile_create(st->cl_dir, start, st->seg_size, MFILE_ZERO_FILL, &mf);
+            rc = mfile_create(st->cl_dir, start, st->seg_size, seg_alloc(st), &mf);
+        if (rc == 0 && appends_by_copy(st))
+            mfile_prefault(mf);
         pthread_mutex_lock(&st->alloc_mu);
         if (rc == 0) {
             if (st->alloc_err)
@@ -287,8 +306,7 @@ struct enc {
  * @locks put_lock */
 static int write_at(store_t *st, struct mfile *seg, int64_t pos, const void *buf, size_t len)
 {
-    int mode = st->cfg.writeWithoutMmap;
-    if (mode == WRITE_MMAP || (mode == WRITE_AUTO && !st->sync)) {
+    if (appends_by_copy(st)) {
         memcpy(seg->base + pos, buf, len);
         return 0;
     }

@@ -38,6 +38,10 @@ void mfile_ref(struct mfile *mf);
 void mfile_unref(struct mfile *mf);
 /* Drop the owner's reference and unlink the file once nobody maps it. */
 void mfile_retire(struct mfile *mf);
+/* Bring every page of the file into the page cache and map it (read-only until first written),
+ * so that the first write into a page takes a light write-protect fault instead of a read of the
+ * page (for fallocated blocks: zeroing it) on the writer's path. Best effort. */
+void mfile_prefault(struct mfile *mf);
 /* fdatasync the file: every byte written into the mapping so far is durable. 0 or -errno. */
 int mfile_sync(struct mfile *mf);
 
