@@ -62,6 +62,24 @@ int fs_fsync_dir(const char *dir)
     return rc;
 }
 
+/* mkdir @path (NUL-terminated, no trailing '/'); when it creates the directory, fsync its
+ * parent so that the new entry survives a power cut (files later made durable inside it would
+ * otherwise vanish with it). 0, or -errno. */
+static int mkdir_durable(char *path)
+{
+    if (mkdir(path, 0755) != 0)
+        return errno == EEXIST ? 0 : -errno;
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return fs_fsync_dir(".");
+    if (slash == path)
+        return fs_fsync_dir("/");
+    *slash = 0;
+    int rc = fs_fsync_dir(path);
+    *slash = '/';
+    return rc;
+}
+
 int fs_mkdirs(const char *path)
 {
     char tmp[FERRY_PATH_MAX];
@@ -69,17 +87,20 @@ int fs_mkdirs(const char *path)
     if (n == 0 || n >= sizeof tmp)
         return -ENAMETOOLONG;
     memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
+    while (n > 1 && tmp[n - 1] == '/')
+        tmp[--n] = 0;
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p)
             continue;
+        char c = *p;
         *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -errno;
+        int rc = mkdir_durable(tmp);
+        if (rc)
+            return rc;
+        if (!c)
+            return 0;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 static void dir_of(const char *path, char *dir, size_t cap)

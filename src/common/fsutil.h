@@ -14,7 +14,7 @@ int fs_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 int fs_pread_all(int fd, void *buf, size_t len, off_t off);
 /* fsync a directory so a create/rename/unlink in it is durable. */
 int fs_fsync_dir(const char *dir);
-/* mkdir -p. */
+/* mkdir -p; each directory it creates is made durable (its parent is fsynced). */
 int fs_mkdirs(const char *path);
 /* Atomically replace @path with @buf: write @path.tmp, fsync, keep the old file as
  * @path.bak, rename, fsync the directory. On failure the old file is untouched. */
