@@ -31,6 +31,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -636,7 +637,50 @@ int index_flush(index_svc_t *ix)
 }
 
 /* @thread writer */
-int index_truncate_after(index_svc_t *ix, int64_t cut)
+static int entry_zero(const uint8_t *e)
+{
+    static const uint8_t zero[ENTRY_SIZE];
+    return memcmp(e, zero, ENTRY_SIZE) == 0;
+}
+
+/* After a crash, the newest file may hold entries written after the durable point @cut, and its
+ * slot table and header may be torn (slots are rewritten in place; the header page can be older
+ * than a slot page), so a slot can point at an entry that is gone and cut its bucket's chain. The
+ * entries below @cut were made durable by the checkpoint and are never written again, so they are
+ * intact: keep exactly those (entries are appended in CommitLog order) and recompute every slot
+ * from them. @locks mu */
+static void rebuild_tail(index_svc_t *ix, struct ixfile *f, int64_t cut)
+{
+    int32_t limit = hdr32(f, H_COUNT);
+    if (limit < 1 || limit > ix->max_entries)
+        limit = ix->max_entries;
+    int32_t n = 1, used = 0;
+    int64_t last = -1;
+    for (; n < limit; n++) {
+        const uint8_t *e = entry_at(ix, f, n);
+        int64_t phys = (int64_t)be64_get(e + E_PHYS);
+        int32_t prev = (int32_t)be32_get(e + E_PREV);
+        if (entry_zero(e) || phys < last || phys >= cut || prev < 0 || prev >= n)
+            break;
+        last = phys;
+    }
+    memset(f->base + HDR_SIZE, 0, (size_t)ix->slots * SLOT_SIZE);
+    for (int32_t i = 1; i < n; i++) {
+        uint8_t *slot = slot_at(ix, f, (int32_t)be32_get(entry_at(ix, f, i) + E_HASH));
+        used += be32_get(slot) == 0;
+        be32_put(slot, (uint32_t)i);
+    }
+    be32_put(f->base + H_SLOTS_USED, (uint32_t)used);
+    be32_put(f->base + H_COUNT, (uint32_t)n);
+    if (n == 1) { /* nothing durable: the first put sets the beginning again */
+        be64_put(f->base + H_BEGIN_TS, 0);
+        be64_put(f->base + H_BEGIN_PHYS, 0);
+    }
+    log_info(LOG_STORE, "index file %s: kept %d entries below CommitLog offset %" PRId64, f->name,
+             n - 1, cut);
+}
+
+int index_truncate_after(index_svc_t *ix, int64_t cut, int torn)
 {
     int rc = 0, removed = 0;
 
@@ -651,8 +695,11 @@ int index_truncate_after(index_svc_t *ix, int64_t cut)
     if (ix->nfiles) {
         struct ixfile *f = ix->files[ix->nfiles - 1];
         pthread_mutex_lock(&ix->mu);
-        if (hdr64(f, H_END_PHYS) > cut) {
-            be64_put(f->base + H_END_PHYS, (uint64_t)cut);
+        int past = hdr64(f, H_END_PHYS) >= cut;
+        if (past || torn) {
+            rebuild_tail(ix, f, cut);
+            if (past)
+                be64_put(f->base + H_END_PHYS, (uint64_t)cut);
             atomic_store(&f->dirty, 1);
         }
         pthread_mutex_unlock(&ix->mu);

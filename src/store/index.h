@@ -45,10 +45,11 @@ int index_query(index_svc_t *ix, const char *topic, const char *key, size_t key_
 /* fdatasync every file written since its last flush. 0 or -errno. */
 int index_flush(index_svc_t *ix);
 
-/* After the CommitLog was truncated at @cut: delete files whose beginPhyOffset >= @cut and
- * lower the newest file's endPhyOffset to at most @cut so records from @cut on are indexed
- * again. */
-int index_truncate_after(index_svc_t *ix, int64_t cut);
+/* Before records from @cut on are dispatched again (recovery: @cut is where the index was last
+ * made durable): delete files whose beginPhyOffset >= @cut; if the newest remaining file was
+ * written at or past @cut, or @torn (after a crash its pages may be torn), keep only its
+ * entries below @cut, recompute its slot table from them and lower its endPhyOffset to @cut. */
+int index_truncate_after(index_svc_t *ix, int64_t cut, int torn);
 
 /* Delete files (never the newest) whose endPhyOffset < @min_phys (expired CommitLog). */
 int index_delete_below(index_svc_t *ix, int64_t min_phys);

@@ -239,6 +239,49 @@ static void check_queue_len(store_t *st, const char *topic, int32_t qid, int64_t
     qc->rebuilt++;
 }
 
+struct qhead {
+    store_t *st;
+    int64_t scan_start;
+    int rc;
+};
+
+/* No CommitLog segment was ever deleted (the log starts at 0), yet the queue's first entry is
+ * past 0: its first files are missing (deleted or lost), not expired. Its remaining files are
+ * dropped and the whole queue rebuilt from the CommitLog (the re-dispatch does the rest). */
+static void check_queue_head(struct qstate *qs, void *arg)
+{
+    struct qhead *h = arg;
+    int64_t min = cq_min_index(qs->cq);
+    if (min == 0 || h->rc)
+        return;
+    log_warn(LOG_STORE,
+             "consumequeue %s/%d starts at entry %" PRId64 " but no CommitLog segment was "
+             "ever deleted: its first files are missing; rebuilding it from the CommitLog",
+             qs->topic, qs->qid, min);
+    char dir[FERRY_PATH_MAX], path[FERRY_PATH_MAX + 300];
+    snprintf(dir, sizeof dir, "%s/%s/%d", h->st->cq_dir, qs->topic, qs->qid);
+    cq_close(qs->cq);
+    qs->cq = NULL;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT && !h->rc)
+            h->rc = -errno;
+    }
+    if (d)
+        closedir(d);
+    int rc = h->rc ? h->rc
+                   : cq_open(h->st->cq_dir, qs->topic, qs->qid,
+                             h->st->cfg.mappedFileSizeConsumeQueue, &qs->cq);
+    if (rc == 0 && h->scan_start > 0)
+        rc = dispatch_rebuild_queue(h->st, qs, 0, h->scan_start);
+    if (rc && !h->rc)
+        h->rc = rc;
+}
+
 static void set_next_offset(struct qstate *qs, void *arg)
 {
     (void)arg;
@@ -320,8 +363,20 @@ int recovery_run(store_t *st, char *err, size_t errlen)
     load_queue_dirs(st);
     struct qfix qf = {end, st->seg_size};
     store_foreach_queue(st, recover_queue, &qf);
+    if (min_phys == 0) {
+        struct qhead qh = {st, scan_start, 0};
+        store_foreach_queue(st, check_queue_head, &qh);
+        if (qh.rc) {
+            snprintf(err, errlen, "recovery: rebuild a ConsumeQueue with missing files: %s",
+                     ferry_strerror(qh.rc));
+            return qh.rc;
+        }
+    }
+    /* The index is durable only up to the checkpoint (write_checkpoint flushes it first): a
+     * newer index file's header can be on disk while its predecessor's last entries are not.
+     * Rebuild it from the checkpoint, keeping only the entries below it. */
     if (st->index)
-        index_truncate_after(st->index, end);
+        index_truncate_after(st->index, from < end ? from : end, st->abnormal);
     struct qcheck qc = {scan_start, 0};
     if ((rc = qtable_read(st, check_queue_len, &qc)) != 0)
         log_warn(LOG_STORE, "queue table unreadable (%s); skipping the queue length check",
