@@ -10,7 +10,8 @@ CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan run test test-normal test-asan test-fuzz fuzz bench-store bench-e2e format docs clean
+.PHONY: all deps build build-asan run test test-normal test-asan test-fuzz fuzz chaos bench \
+	bench-store bench-e2e format docs clean
 
 all: build
 
@@ -52,6 +53,12 @@ fuzz: deps
 
 test-fuzz:
 	$(MAKE) fuzz FUZZ_SECONDS=15
+
+# The chaos suite (tests/chaos): a long round with CHAOS_SECONDS of faults; `make test` runs a
+# short round through CTest.
+CHAOS_SECONDS ?= 600
+chaos: build
+	./tests/chaos/run-chaos.sh $(BUILD) $(CHAOS_SECONDS)
 
 bench-store: build
 	./bench/bench_store.sh $(BUILD)

@@ -1,0 +1,453 @@
+'use strict';
+// The chaos round (README.md): one mqnamesrv and two mqbroker masters (SYNC_FLUSH) on loopback
+// (tests/compat/harness.js), producers and push consumers (chaos_client) recording a history,
+// faults at random moments from a seeded RNG, then the invariant checks (check.js). Prints
+// "RESULT bench=chaos ..." and exits 1 when a check fails; the run directory (client histories,
+// fault log, server logs, merged history) is kept and printed on failure.
+//
+//   node chaos.js [--seconds 60] [--seed N] [--max-faults N] [--faults type,...] [--keep]
+//
+// Environment: FERRY_BIN_DIR / FERRY_MQBROKER_BIN / FERRY_MQNAMESRV_BIN (the servers),
+// FERRY_CHAOS_CLIENT (chaos_client), FERRY_CHAOS_SEED (the seed when --seed is absent),
+// FERRY_TEST_TIMEOUT_MULTIPLIER (scales the waits, not the fault phase).
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const harness = require('../compat/harness');
+const remoting = require('../compat/remoting');
+const { createTopicOn } = require('../integration/examples');
+const check = require('./check');
+
+const { ms, sleep, waitFor } = harness;
+
+const TOPIC = 'ChaosTopic';
+const QUEUES_PER_BROKER = 4;
+const SEND_TIMEOUT_MS = 3000;
+const GROUPS = {
+  conc: { name: 'CG_chaos_conc', orderly: false, members: 2 },
+  ord: { name: 'CG_chaos_ord', orderly: true, members: 2 },
+};
+const PRODUCERS = 2;
+const FAULT_TYPES = [ 'broker-kill', 'namesrv-kill', 'consumer-kill', 'broker-stop', 'producer-kill' ];
+
+function parseArgs(argv) {
+  const o = { seconds: 60, seed: null, maxFaults: null, keep: false, faults: FAULT_TYPES };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--seconds') o.seconds = Number(val());
+    else if (a === '--seed') o.seed = Number(val());
+    else if (a === '--max-faults') o.maxFaults = Number(val());
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--faults') o.faults = val().split(',');
+    else throw new Error(`unknown argument ${a} (usage: chaos.js [--seconds N] [--seed N] [--max-faults N] [--faults type,...] [--keep])`);
+  }
+  if (o.seed === null && process.env.FERRY_CHAOS_SEED) o.seed = Number(process.env.FERRY_CHAOS_SEED);
+  if (o.seed === null) o.seed = Math.floor(Math.random() * 0x7fffffff);
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw new Error('the seed must be a non-negative integer');
+  if (!(o.seconds > 0)) throw new Error('--seconds must be positive');
+  for (const f of o.faults) if (!FAULT_TYPES.includes(f)) throw new Error(`unknown fault ${f} (${FAULT_TYPES.join(', ')})`);
+  if (o.maxFaults === null) o.maxFaults = Math.max(3, Math.ceil(o.seconds / 5));
+  return o;
+}
+
+/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+function rngFrom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** CLOCK_MONOTONIC in microseconds (the clock chaos_client writes). */
+function monoUs() {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+function clientBin() {
+  const file = process.env.FERRY_CHAOS_CLIENT ||
+    (process.env.FERRY_BIN_DIR ? path.join(process.env.FERRY_BIN_DIR, '..', 'tests', 'chaos', 'chaos_client') : '');
+  if (!file) throw new Error('FERRY_CHAOS_CLIENT is not set (the path of the built chaos_client)');
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch (_) {
+    throw new Error(`${file} is missing or not executable (build the chaos_client target)`);
+  }
+  return file;
+}
+
+/** One chaos_client process: history in <runDir>/<name>.log, stderr in <name>.stderr. */
+class Client {
+  constructor(run, name, role, args) {
+    this.run = run;
+    this.name = name;
+    this.role = role; // 'producer' or a group key
+    this.logFile = path.join(run.dir, `${name}.log`);
+    this.args = args.concat([ '--log', this.logFile ]);
+    this.exit = null;
+    this.expectExit = false;
+  }
+
+  start() {
+    const errFd = fs.openSync(path.join(this.run.dir, `${this.name}.stderr`), 'a');
+    const full = harness.pdeathsigPrefix().concat([ clientBin() ], this.args);
+    this.child = harness.trackChild(spawn(full[0], full.slice(1), { stdio: [ 'ignore', errFd, errFd ] }));
+    fs.closeSync(errFd);
+    this.exited = new Promise(resolve => {
+      const done = (code, signal) => {
+        if (this.exit) return;
+        this.exit = { code, signal };
+        if (!this.expectExit) {
+          this.run.problems.push(`${this.name} exited unexpectedly (code=${code} signal=${signal}); ` +
+            `stderr:\n${harness.tail(path.join(this.run.dir, `${this.name}.stderr`), 20)}`);
+        }
+        resolve(this.exit);
+      };
+      this.child.once('exit', done);
+      this.child.once('error', err => done(null, String(err.message)));
+    });
+    return this;
+  }
+
+  get pid() {
+    return this.child.pid;
+  }
+
+  get running() {
+    return this.exit === null;
+  }
+
+  async waitStarted() {
+    await waitFor(() => {
+      if (this.exit) throw new Error(`${this.name} exited before starting: ${JSON.stringify(this.exit)}`);
+      return fs.existsSync(this.logFile) && fs.readFileSync(this.logFile, 'utf8').includes('STARTED');
+    }, { timeoutMs: ms(20000), what: `${this.name} to start` });
+  }
+
+  async kill9() {
+    this.expectExit = true;
+    try { process.kill(this.pid, 'SIGKILL'); } catch (_) { /* gone */ }
+    return this.exited;
+  }
+
+  /** SIGTERM; SIGKILL after graceMs. Returns { code, signal, forced }. */
+  async stop(graceMs = ms(20000)) {
+    this.expectExit = true;
+    if (this.exit) return Object.assign({ forced: false }, this.exit);
+    try { process.kill(this.pid, 'SIGTERM'); } catch (_) { /* gone */ }
+    let timer;
+    const r = await Promise.race([ this.exited, new Promise(res => { timer = setTimeout(() => res(null), graceMs); }) ]);
+    clearTimeout(timer);
+    if (r) return Object.assign({ forced: false }, r);
+    try { process.kill(this.pid, 'SIGKILL'); } catch (_) { /* gone */ }
+    return Object.assign({ forced: true }, await this.exited);
+  }
+
+  /** The last complete line of the history (for "kill a producer mid-send"). */
+  lastLine() {
+    let fd;
+    try {
+      fd = fs.openSync(this.logFile, 'r');
+      const size = fs.fstatSync(fd).size;
+      const n = Math.min(size, 512);
+      const buf = Buffer.alloc(n);
+      fs.readSync(fd, buf, 0, n, size - n);
+      const lines = buf.toString('utf8').split('\n');
+      return lines.length >= 2 ? lines[lines.length - 2] : '';
+    } catch (_) {
+      return '';
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+}
+
+class ChaosRun {
+  constructor(opts) {
+    this.opts = opts;
+    this.rng = rngFrom(opts.seed);
+    this.problems = []; // failures that are not history checks (crashes, unclean exits)
+    this.faults = [];
+    this.events = []; // group membership changes (consumer starts and stops), not faults
+    this.producers = [];
+    this.consumers = [];
+    this.allClients = [];
+    this.nextProducer = 1;
+    this.restarts = new Map();
+    this.stopped = new Set(); // brokers under SIGSTOP
+  }
+
+  log(msg) {
+    const line = `${new Date().toISOString()} ${msg}`;
+    process.stdout.write(`chaos: ${line}\n`);
+    fs.appendFileSync(path.join(this.dir, 'orchestrator.log'), line + '\n');
+  }
+
+  pick(list) {
+    return list[Math.floor(this.rng() * list.length)];
+  }
+
+  between(lo, hi) {
+    return Math.round(lo + this.rng() * (hi - lo));
+  }
+
+  get brokers() {
+    const c = this.cluster;
+    const extra = c.extraBrokers[0];
+    return [
+      { name: c.brokerName, addr: c.brokerAddr, proc: c.broker, start: () => c.startBroker() },
+      { name: extra.brokerName, addr: extra.addr, proc: extra.proc, start: () => extra.start() },
+    ];
+  }
+
+  startProducer() {
+    const id = `p${this.nextProducer++}`;
+    const p = new Client(this, id, 'producer', [ 'produce', '-n', this.cluster.nsAddr, '-t', TOPIC, '--id', id,
+      '--interval-ms', '15', '--ordered-pct', '50', '--keys', '4',
+      '--queues', String(2 * QUEUES_PER_BROKER), '--timeout-ms', String(SEND_TIMEOUT_MS) ]).start();
+    this.producers.push(p);
+    this.allClients.push(p);
+    return p;
+  }
+
+  startConsumer(groupKey, base) {
+    const n = (this.restarts.get(base) || 0) + 1;
+    this.restarts.set(base, n);
+    const name = n === 1 ? base : `${base}.r${n}`;
+    const g = GROUPS[groupKey];
+    const args = [ 'consume', '-n', this.cluster.nsAddr, '-t', TOPIC, '-g', g.name, '--instance', name, '--threads', '4' ];
+    if (g.orderly) args.push('--orderly');
+    this.events.push({ type: 'consumer-start', target: name, startUs: monoUs() });
+    const c = new Client(this, name, groupKey, args).start();
+    c.base = base;
+    this.consumers.push(c);
+    this.allClients.push(c);
+    return c;
+  }
+
+  recordFault(f) {
+    this.faults.push(f);
+    fs.appendFileSync(path.join(this.dir, 'faults.log'),
+      `${new Date().toISOString()} FAULT ${f.type} ${f.target} start=${f.startUs} end=${f.endUs} ${f.detail || ''}\n`);
+    this.log(`fault #${this.faults.length} ${f.type} ${f.target} (${Math.round((f.endUs - f.startUs) / 1000)} ms) ${f.detail || ''}`);
+  }
+
+  async waitRegistered(b) {
+    await waitFor(() => this.cluster.isBrokerRegistered(b.name, b.addr).catch(() => false),
+      { timeoutMs: ms(40000), intervalMs: 200, what: `${b.name} registered at the name server` });
+  }
+
+  async fault(type) {
+    const startUs = monoUs();
+    let target;
+    let detail = '';
+    if (type === 'broker-kill') {
+      const b = this.pick(this.brokers);
+      target = b.name;
+      await b.proc.stop({ signal: 'SIGKILL' });
+      const down = this.between(500, 3000);
+      await sleep(down);
+      await b.start();
+      detail = `down=${down}ms`;
+    } else if (type === 'namesrv-kill') {
+      const ns = this.cluster.namesrv;
+      target = 'namesrv';
+      await ns.stop({ signal: 'SIGKILL' });
+      const down = this.between(500, 3000);
+      await sleep(down);
+      ns.start();
+      await this.cluster._waitListening(ns, this.cluster.nsPort, 'the name server to accept connections');
+      for (const b of this.brokers) await this.waitRegistered(b);
+      detail = `down=${down}ms`;
+    } else if (type === 'consumer-kill') {
+      const victim = this.pick(this.consumers.filter(c => c.running));
+      target = victim.name;
+      await victim.kill9();
+      this.consumers = this.consumers.filter(c => c !== victim);
+      const down = this.between(0, 2000);
+      await sleep(down);
+      const repl = this.startConsumer(victim.role, victim.base);
+      await repl.waitStarted();
+      detail = `replacement=${repl.name}`;
+    } else if (type === 'broker-stop') {
+      const b = this.pick(this.brokers);
+      target = b.name;
+      const hold = SEND_TIMEOUT_MS + this.between(1000, 3000);
+      this.stopped.add(b.proc.pid);
+      process.kill(b.proc.pid, 'SIGSTOP');
+      try {
+        await sleep(hold);
+      } finally {
+        process.kill(b.proc.pid, 'SIGCONT');
+        this.stopped.delete(b.proc.pid);
+      }
+      detail = `stopped=${hold}ms`;
+    } else if (type === 'producer-kill') {
+      const victim = this.pick(this.producers.filter(p => p.running));
+      target = victim.name;
+      // Kill while a send is in flight: the last history line is a SEND (bounded wait).
+      const deadline = Date.now() + 3000;
+      let midSend = false;
+      while (Date.now() < deadline) {
+        if (victim.lastLine().startsWith('SEND ')) {
+          midSend = true;
+          break;
+        }
+        await sleep(1);
+      }
+      await victim.kill9();
+      this.producers = this.producers.filter(p => p !== victim);
+      const repl = this.startProducer();
+      await repl.waitStarted();
+      detail = `midSend=${midSend} replacement=${repl.name}`;
+    }
+    this.recordFault({ type, target, startUs, endUs: monoUs(), detail });
+  }
+
+  async runFaults() {
+    const end = Date.now() + this.opts.seconds * 1000;
+    while (Date.now() < end && this.faults.length < this.opts.maxFaults) {
+      const gap = this.between(1000, 4000);
+      if (Date.now() + gap >= end) break;
+      await sleep(gap);
+      if (this.problems.length) break;
+      await this.fault(this.pick(this.opts.faults));
+    }
+  }
+
+  readHistories() {
+    return this.allClients.map(c => ({
+      name: c.name,
+      role: c.role,
+      group: c.role === 'producer' ? null : GROUPS[c.role].name,
+      text: fs.existsSync(c.logFile) ? fs.readFileSync(c.logFile, 'utf8') : '',
+    }));
+  }
+
+  async main() {
+    const o = this.opts;
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `chaos-run-${o.seed}-`));
+    this.log(`seed=${o.seed} seconds=${o.seconds} maxFaults=${o.maxFaults} runDir=${this.dir} ` +
+      `(reproduce: node tests/chaos/chaos.js --seed ${o.seed} --seconds ${o.seconds})`);
+    let ok = false;
+    let result = null;
+    try {
+      this.cluster = new harness.Cluster({
+        name: 'chaos',
+        flushDiskType: 'SYNC_FLUSH',
+        extraBrokers: [ 'broker-b' ],
+        brokerConf: { registerNameServerPeriod: 10000 },
+      });
+      await this.cluster.start();
+      await createTopicOn(remoting, this.cluster, TOPIC, QUEUES_PER_BROKER,
+        this.brokers.map(b => ({ brokerName: b.name, addr: b.addr })));
+      this.log(`cluster up: namesrv ${this.cluster.nsAddr}, ${this.brokers.map(b => `${b.name} ${b.addr}`).join(', ')}`);
+
+      for (const [ key, g ] of Object.entries(GROUPS)) {
+        for (let i = 1; i <= g.members; i++) this.startConsumer(key, `${key}-${i}`);
+      }
+      for (const c of this.consumers) await c.waitStarted();
+      for (let i = 0; i < PRODUCERS; i++) this.startProducer();
+      for (const p of this.producers) await p.waitStarted();
+      await waitFor(() => check.parse(this.readHistories()).acked.size >= 50,
+        { timeoutMs: ms(30000), intervalMs: 200, what: 'the first 50 acknowledged sends' });
+
+      this.log('fault phase');
+      await this.runFaults();
+      this.log(`fault phase over: ${this.faults.length} faults`);
+
+      for (const p of this.producers) {
+        const r = await p.stop();
+        if (r.forced || r.code !== 0) this.problems.push(`producer ${p.name} did not exit cleanly on SIGTERM (${JSON.stringify(r)})`);
+      }
+      // Every acknowledged copy delivered to every group (bounded wait), then the consumers stop.
+      let pending = null;
+      try {
+        await waitFor(() => {
+          pending = check.undelivered(check.parse(this.readHistories()), Object.values(GROUPS).map(g => g.name));
+          return pending.total === 0;
+        }, { timeoutMs: ms(120000), intervalMs: 1000,
+          what: () => `every acknowledged message delivered to every group (missing: ${JSON.stringify(pending && pending.byGroup)})` });
+        this.log('every acknowledged message was delivered to every group');
+      } catch (e) {
+        this.log(`drain deadline passed: ${e.message}`);
+      }
+      for (const c of this.consumers) this.events.push({ type: 'consumer-stop', target: c.name, startUs: monoUs() });
+      await Promise.all(this.consumers.map(async c => {
+        const r = await c.stop();
+        if (r.forced || r.code !== 0) this.problems.push(`consumer ${c.name} did not exit cleanly on SIGTERM (${JSON.stringify(r)})`);
+      }));
+
+      // A client built with FERRY_SANITIZE reports leaks and errors on its stderr.
+      for (const c of this.allClients) {
+        const err = path.join(this.dir, `${c.name}.stderr`);
+        const text = fs.existsSync(err) ? fs.readFileSync(err, 'utf8') : '';
+        const m = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)[^]*/.exec(text);
+        if (m) this.problems.push(`sanitizer report in ${c.name}.stderr:\n${m[0].split('\n').slice(0, 30).join('\n')}`);
+      }
+      const hist = this.readHistories();
+      result = check.analyze(check.parse(hist), {
+        groups: Object.values(GROUPS).map(g => ({ name: g.name, orderly: g.orderly })),
+        faults: this.faults,
+        events: this.events,
+      });
+      fs.writeFileSync(path.join(this.dir, 'history.txt'), check.mergedHistory(hist, this.faults));
+      process.stdout.write(result.report);
+      for (const p of this.problems) process.stdout.write(`PROBLEM ${p}\n`);
+      ok = result.ok && this.problems.length === 0;
+    } catch (e) {
+      process.stdout.write(`chaos: ERROR ${e.stack || e}\n`);
+      ok = false;
+    } finally {
+      for (const pid of this.stopped) {
+        try { process.kill(pid, 'SIGCONT'); } catch (_) { /* gone */ }
+      }
+      for (const c of this.allClients) {
+        if (c.running) await c.kill9();
+      }
+      if (this.cluster && this.cluster.dir) {
+        for (const f of this.cluster.logFiles) {
+          try { fs.copyFileSync(f, path.join(this.dir, `server-${path.basename(f)}`)); } catch (_) { /* none */ }
+        }
+        const problems = await this.cluster.stop();
+        for (const p of problems) process.stdout.write(`PROBLEM server shutdown: ${p}\n`);
+        if (problems.length) ok = false;
+      }
+    }
+    const r = result || { acked: 0, lost: 0, duplicates: 0, reordered: 0 };
+    process.stdout.write(`RESULT bench=chaos acked=${r.acked} lost=${r.lost} duplicates=${r.duplicates} ` +
+      `reordered=${r.reordered} faults=${this.faults.length}\n`);
+    if (ok && !o.keep) {
+      fs.rmSync(this.dir, { recursive: true, force: true });
+      process.stdout.write(`chaos: PASS (seed ${o.seed})\n`);
+    } else {
+      process.stdout.write(`chaos: ${ok ? 'PASS' : 'FAIL'} (seed ${o.seed}); run directory kept: ${this.dir}\n`);
+    }
+    return ok;
+  }
+}
+
+if (require.main === module) {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`chaos: ${e.message}\n`);
+    process.exit(2);
+  }
+  new ChaosRun(opts).main().then(ok => process.exit(ok ? 0 : 1), e => {
+    process.stderr.write(`chaos: ${e.stack || e}\n`);
+    process.exit(1);
+  });
+}
+
+module.exports = { ChaosRun, parseArgs, rngFrom };
