@@ -218,6 +218,7 @@ void consumer_destroy(struct consumer *c)
         ferry_free(c->pending_reset[i]);
     ferry_free(c->pending_reset);
     ferry_free(c->routes);
+    ferry_free(c->known);
     ferry_free(c->subs);
     ferry_free(c->qs);
     ferry_free(c->timers);
@@ -328,6 +329,15 @@ static void route_store(struct consumer *c, const char *topic, struct route *r)
     route_clear(&e->r);
     e->r = *r;
     e->fetched = clock_mono_ms();
+    for (int i = 0; i < r->nbrokers; i++) {
+        const struct route_broker *b = &r->brokers[i];
+        int k = 0;
+        while (k < c->nknown && strcmp(c->known[k].name, b->name) != 0)
+            k++;
+        if (k == c->nknown)
+            c->known = ferry_realloc(c->known, (size_t)++c->nknown * sizeof *c->known);
+        c->known[k] = *b;
+    }
 }
 
 int consumer_route(struct consumer *c, const char *topic, struct route *out)
@@ -380,6 +390,9 @@ int consumer_broker_addr(struct consumer *c, const char *topic, const char *brok
         a = route_addr(&e->r, broker);
     for (int i = 0; !a && i < c->nroutes; i++)
         a = route_addr(&c->routes[i].r, broker);
+    for (int i = 0; !a && i < c->nknown; i++)
+        if (strcmp(c->known[i].name, broker) == 0)
+            a = c->known[i].addr;
     if (a)
         snprintf(addr, cap, "%s", a);
     pthread_mutex_unlock(&c->lock);

@@ -170,6 +170,11 @@ struct consumer {
     int noffs;
     struct route_entry *routes; /* per subscribed topic, refreshed by the service thread */
     int nroutes;
+    /* Every master address seen in a route, kept when a refreshed route no longer lists the
+     * broker (a name server that restarted lists brokers as they re-register): the offsets of
+     * the queues released then are still committed to it. */
+    struct route_broker *known;
+    int nknown;
     char **pending_reset; /* RESET_CONSUMER_CLIENT_OFFSET bodies to apply */
     int npending_reset;
     int started, stopping, stopped;
