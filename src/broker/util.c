@@ -563,11 +563,19 @@ char *bjson_quote_int_keys(const char *in, size_t len)
 
 /* ---- metadata files ------------------------------------------------------------------- */
 
+/* The whole file must be one JSON object: cJSON_Parse alone accepts a valid prefix, so
+ * garbage starting with a digit parsed as a number and loaded as an empty table. */
 static cJSON *parse_meta(const char *buf, size_t len)
 {
+    if (memchr(buf, 0, len))
+        return NULL;
     char *fixed = bjson_quote_int_keys(buf, len);
-    cJSON *j = cJSON_Parse(fixed);
+    cJSON *j = cJSON_ParseWithOpts(fixed, NULL, 1);
     ferry_free(fixed);
+    if (j && !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
     return j;
 }
 
@@ -580,8 +588,11 @@ int bmeta_load_json(const char *path, cJSON **out, char *err, size_t errlen)
     if (rc == -ENOENT)
         return 0; /* first start: neither the file nor its .bak exists */
     if (rc == 0 && len == 0) {
+        /* The broker never writes an empty file (fs_replace: tmp, fsync, rename), and the
+         * .bak was tried already: an empty table here would overwrite the real one. */
         ferry_free(buf);
-        return 0;
+        snprintf(err, errlen, "%s: empty (and no usable .bak)", path);
+        return FERRY_ECORRUPT;
     }
     if (rc == 0) {
         *out = parse_meta(buf, len);

@@ -151,11 +151,12 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     /* A libuv handle cannot move between loops: hand over a duplicate of the descriptor. */
     dupfd = -1;
-    if (uv_fileno((uv_handle_t *)tmp, &fd) == 0)
-        dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    int dup_err = EBADF;
+    if (uv_fileno((uv_handle_t *)tmp, &fd) == 0 && (dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        dup_err = errno; /* EMFILE at the descriptor limit; uv_close below clobbers errno */
     uv_close((uv_handle_t *)tmp, on_accepted_closed);
     if (dupfd < 0) {
-        accept_error(srv, -errno);
+        accept_error(srv, -dup_err);
         return;
     }
     struct iothr *io = srv->io[srv->next_io++ % (unsigned)srv->n_io];

@@ -539,6 +539,17 @@ int store_get(store_t *st, const struct get_request *req, struct get_result *res
                 rc = FERRY_ECORRUPT;
                 goto done;
             }
+            /* Never serve a damaged record (bit rot in a segment recovery did not scan): it
+             * is left out, as the queue entry matched, and the read goes on after it. */
+            if (msg_verify(&v, 0) != 0) {
+                log_error(LOG_STORE,
+                          "consumequeue %s/%d entry %" PRId64 ": the record at CommitLog offset "
+                          "%" PRId64 " fails its CRC; not served",
+                          qs->topic, qs->qid, off, e->phys);
+                mfile_unref(s->ref);
+                s->ref = NULL;
+                continue;
+            }
             bytes += e->size;
             res->n++;
         }
