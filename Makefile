@@ -9,6 +9,8 @@ CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_SHORT_SECONDS ?= 4
+FUZZ_TARGETS ?=
 
 .PHONY: all deps build build-asan run test test-normal test-asan test-fuzz fuzz chaos bench \
 	bench-store bench-e2e format docs clean
@@ -43,16 +45,15 @@ test-asan: build-asan
 
 test: test-normal test-asan test-fuzz
 
-# libFuzzer (clang) on the frame and header decoders: `make fuzz` runs each target for
-# FUZZ_SECONDS; `make test` runs a short bounded pass. New inputs go to a scratch corpus.
+# libFuzzer (clang) on every decoder of untrusted bytes and on store recovery (tests/fuzz):
+# `make fuzz` runs each target (FUZZ_TARGETS, default all) for FUZZ_SECONDS; `make test` runs
+# a short pass of FUZZ_SHORT_SECONDS each. New inputs go to a scratch corpus in FUZZ_BUILD.
 fuzz: deps
 	@test -f $(FUZZ_BUILD)/CMakeCache.txt || cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_frame
-	mkdir -p $(FUZZ_BUILD)/corpus/frame
-	$(FUZZ_BUILD)/tests/unit/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_BUILD)/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/frame tests/fuzz/corpus/frame
+	JOBS=$(JOBS) ./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 test-fuzz:
-	$(MAKE) fuzz FUZZ_SECONDS=15
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SHORT_SECONDS)
 
 # The chaos suite (tests/chaos): a long round with CHAOS_SECONDS of faults; `make test` runs a
 # short round through CTest.

@@ -360,6 +360,13 @@ void broker_on_check_client_config(conn_t *conn, const struct rcmd *req, void *a
 /* ---- processors (send.c, pull.c, admin.c) --------------------------------------------- */
 
 void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg);
+/* Decode a SEND_BATCH_MESSAGE body (@body_len bytes, untrusted) into *@out (ferry_free), each
+ * entry a copy of @tmpl with its flag, body (pointing into @body) and properties: its own,
+ * then @batch_props', then CLUSTER=@cluster, in one buffer *@props_out (ferry_free). Returns
+ * the entry count, or -1 with @remark set (send.c). */
+int broker_batch_decode(const uint8_t *body, size_t body_len, struct rstr batch_props,
+                        const char *cluster, const struct store_msg *tmpl, struct store_msg **out,
+                        char **props_out, char *remark, size_t cap);
 void broker_on_send_back(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_pull(conn_t *conn, const struct rcmd *req, void *arg);

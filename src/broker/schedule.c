@@ -81,7 +81,9 @@ int sched_parse_levels(const char *s, int64_t *ms, int *n, char *err, size_t err
         if (!*s)
             break;
         char *end;
+        errno = 0;
         long long v = strtoll(s, &end, 10);
+        int range_err = errno == ERANGE;
         int64_t unit = 0;
         switch (*end) {
         case 's':
@@ -99,8 +101,8 @@ int sched_parse_levels(const char *s, int64_t *ms, int *n, char *err, size_t err
         default:
             break;
         }
-        if (end == s || v <= 0 || !unit || (end[1] && end[1] != ' ' && end[1] != '\t') ||
-            *n >= SCHED_MAX_LEVELS) {
+        if (end == s || v <= 0 || range_err || !unit || v > INT64_MAX / unit ||
+            (end[1] && end[1] != ' ' && end[1] != '\t') || *n >= SCHED_MAX_LEVELS) {
             snprintf(err, errlen,
                      "messageDelayLevel: \"%s\": expected up to %d durations such as \"1s 5s "
                      "10s 30s 1m 2m ... 2h\" (units s, m, h, d)",

@@ -97,6 +97,8 @@ static int parse_header(const struct rcmd *req, struct send_hdr *h, char *remark
  * keys the broker sets itself (CLUSTER, the record CRC) and WAIT when @strip_wait. */
 static void add_props(struct sbuf *sb, const char *p, size_t n, int strip_wait)
 {
+    if (n == 0)
+        return; /* @p may be NULL (no properties): NULL + 0 is undefined */
     const char *end = p + n;
     while (p < end) {
         const char *pe = memchr(p, PROP_PAIR_SEP, (size_t)(end - p));
@@ -377,11 +379,12 @@ static int batch_add(broker_t *b, conn_t *conn, struct send_ctx *ctx, const stru
 
 /* Decode a batch body (§3.7) into @msgs; each entry's properties get the batch-level ones and
  * CLUSTER appended. Returns the count, or -1 with @remark. */
-static int decode_batch(broker_t *b, const struct rcmd *req, const struct send_hdr *h,
-                        const struct store_msg *tmpl, struct store_msg **out, char **props_out,
-                        char *remark, size_t cap)
+int broker_batch_decode(const uint8_t *body_in, size_t body_len, struct rstr batch_props,
+                        const char *cluster, const struct store_msg *tmpl, struct store_msg **out,
+                        char **props_out, char *remark, size_t cap)
 {
-    const uint8_t *p = req->body, *end = req->body + req->body_len;
+    /* An empty body may be NULL, and NULL + 0 is undefined. */
+    const uint8_t *p = body_in, *end = body_len ? body_in + body_len : body_in;
     struct sbuf props;
     struct store_msg *msgs = NULL;
     size_t *offs = NULL, *lens = NULL;
@@ -419,8 +422,8 @@ static int decode_batch(broker_t *b, const struct rcmd *req, const struct send_h
         msgs[n].body_len = blen;
         offs[n] = props.len;
         add_props(&props, (const char *)pp, plen, 0);
-        add_props(&props, h->props.p, h->props.len, 0);
-        add_cluster(&props, b->cfg.brokerClusterName);
+        add_props(&props, batch_props.p, batch_props.len, 0);
+        add_cluster(&props, cluster);
         lens[n] = props.len - offs[n];
         n++;
         p = pp + plen;
@@ -592,7 +595,8 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
     one.reconsume_times = h.reconsume;
     if (h.batch) {
         ctx->is_batch = 1;
-        n = decode_batch(b, req, &h, &one, &msgs, &ctx->props_buf, remark, sizeof remark);
+        n = broker_batch_decode(req->body, req->body_len, h.props, b->cfg.brokerClusterName, &one,
+                                &msgs, &ctx->props_buf, remark, sizeof remark);
         if (n < 0) {
             resp.code = RESP_MESSAGE_ILLEGAL;
             goto answer;

@@ -181,7 +181,7 @@ int64_t cq_last_phys_end(cq_t *q)
 /* The mapped bytes of entry @index, or NULL when no file holds it. @locks mu */
 static uint8_t *entry_ptr(cq_t *q, int64_t index)
 {
-    if (q->nfiles == 0)
+    if (q->nfiles == 0 || index < 0 || index > INT64_MAX / CQ_UNIT)
         return NULL;
     int64_t byte = index * CQ_UNIT;
     int64_t first = q->files[0]->start;

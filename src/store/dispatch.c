@@ -164,6 +164,11 @@ static int dispatch_range(store_t *st, int64_t *pos, int64_t to, struct qstate *
             *pos = seg->start + seg->size;
             continue;
         }
+        /* A rebuild reads records recovery may not have scanned: a damaged one must not reach
+         * a queue (its queue offset could be anything). The live dispatch reads what was just
+         * appended, and the recovery replay what the scan checked. */
+        if (prc == 0 && only && msg_verify(&v, st->cfg.enabledAppendPropCRC) != 0)
+            prc = FERRY_ECORRUPT;
         if (prc != 0 || v.phys_offset != *pos) {
             log_error(LOG_STORE,
                       "unreadable record at CommitLog offset %" PRId64

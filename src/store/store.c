@@ -541,7 +541,7 @@ int store_get(store_t *st, const struct get_request *req, struct get_result *res
             }
             /* Never serve a damaged record (bit rot in a segment recovery did not scan): it
              * is left out, as the queue entry matched, and the read goes on after it. */
-            if (msg_verify(&v, 0) != 0) {
+            if (msg_verify(&v, st->cfg.enabledAppendPropCRC) != 0) {
                 log_error(LOG_STORE,
                           "consumequeue %s/%d entry %" PRId64 ": the record at CommitLog offset "
                           "%" PRId64 " fails its CRC; not served",

@@ -3,9 +3,9 @@
  * frame must decode to the same command and encode to the same bytes again, so a decoder that
  * accepts something its encoder cannot reproduce is caught as well as any crash.
  *
- * Built two ways: with clang and -fsanitize=fuzzer as `fuzz_frame` (see tests/unit/remoting.cmake
- * for how to run it), and with replay_main.c as a plain program that replays the corpus in
- * tests/fuzz/corpus/frame under `make test`. */
+ * Built two ways (tests/fuzz/CMakeLists.txt, README.md): with clang and -fsanitize=fuzzer as
+ * `fuzz_frame`, and with replay_main.c as `fuzz_frame_replay`, a plain program that replays the
+ * corpus in tests/fuzz/corpus/frame under CTest. */
 #include "common/alloc.h"
 #include "common/err.h"
 #include "remoting/frame.h"
