@@ -57,8 +57,8 @@ const struct conf_def broker_conf_defs[] = {
         "IPv4 address advertised to clients and written into records and msgIds (empty: the "
         "first non-loopback IPv4 address)"),
     {"brokerRole", CONF_ENUM, F(brokerRole), 0, "ASYNC_MASTER", 0, 0, role_names, 0,
-     "ASYNC_MASTER, SYNC_MASTER (no slave yet: sends answer SLAVE_NOT_AVAILABLE) or SLAVE "
-     "(refuses sends); replication is not implemented yet"},
+     "ASYNC_MASTER (acknowledge without waiting for slaves), SYNC_MASTER (acknowledge once "
+     "inSyncReplicas slaves have the message) or SLAVE (replicates its master, refuses sends)"},
     INT(brokerPermission, "6", 0, 7, "broker perm bits: 4 read, 2 write"),
     BOOL(autoCreateTopicEnable, "true",
          "create TBW102 (perm 7) so that producers may create topics by sending"),
@@ -95,8 +95,25 @@ const struct conf_def broker_conf_defs[] = {
     BOOL(fastListenPortEnable, "false",
          "FerryMQ: also listen on listenPort - 2 (the VIP port old Java clients use)"),
     INT(haListenPort, "0", 0, 65535,
-        "HA port advertised to name servers as haServerAddr (0: listenPort + 1); replication "
-        "is not implemented yet"),
+        "master: port slaves replicate from, advertised to name servers as haServerAddr (0: "
+        "listenPort + 1)"),
+    STR(haMasterAddress, "",
+        "slave: host:port of the master's HA port (empty: the haServerAddr the name server "
+        "returns for this brokerName)"),
+    STR(haSecret, "",
+        "FerryMQ: shared secret of a master and its slaves; the HA port authenticates every peer "
+        "with it and is not opened while it is empty"),
+    INT(haTransferBatchSize, "32768", 1024, 16777216,
+        "most CommitLog bytes a master sends a slave in one transfer"),
+    INT(haSendHeartbeatInterval, "5000", 100, 600000,
+        "slave: ms between offset reports when nothing arrives"),
+    LONG(haMaxGapNotInSync, "268435456", 0, INT64_MAX,
+         "a slave more than this many bytes behind the master is not in sync"),
+    INT(inSyncReplicas, "1", 1, 16,
+        "SYNC_MASTER: slaves that must have a message (durably) before it is acknowledged"),
+    BOOL(slaveReadEnable, "false",
+         "master: when a pull reads data that is no longer in memory, suggest that the consumer "
+         "read from a slave"),
     STR(messageDelayLevel, "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h",
         "delay of each level (DELAY=1..n), units s, m, h, d; level n is queue n-1 of "
         "SCHEDULE_TOPIC_XXXX"),
@@ -408,7 +425,8 @@ int broker_start(broker_t *b, char *err, size_t errlen)
         snprintf(err, errlen, "start the metadata writer thread: %s", ferry_strerror(rc));
         return rc;
     }
-    if ((rc = sched_start(b, err, errlen)) != 0 || (rc = tx_start(b, err, errlen)) != 0)
+    if ((rc = sched_start(b, err, errlen)) != 0 || (rc = tx_start(b, err, errlen)) != 0 ||
+        (rc = ha_start(b, err, errlen)) != 0 || (rc = slave_sync_start(b, err, errlen)) != 0)
         return rc;
     atomic_store_explicit(&b->ready, 1, memory_order_release);
     if ((rc = broker_reg_start(b)) != 0) {
@@ -459,6 +477,8 @@ void broker_free(broker_t *b)
     }
     holds_drain(b);
     broker_reg_stop(b);
+    slave_sync_stop(b);
+    ha_stop(b);
     sched_stop(b);
     tx_stop(b);
     offsets_stop(b);

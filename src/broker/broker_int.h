@@ -474,8 +474,10 @@ struct stats {
 
 struct broker {
     struct broker_config cfg;
-    char addr[128];    /* brokerIP1:port */
-    char ha_addr[128]; /* brokerIP1:port+1 */
+    struct ha *ha;                 /* replication (ha.c); NULL when not running */
+    struct slave_sync *slave_sync; /* a slave's metadata sync from its master (slave_sync.c) */
+    char addr[128];                /* brokerIP1:port */
+    char ha_addr[128];             /* brokerIP1:port+1 */
     char ip[64];
     int port;
     int64_t mem_budget; /* accessMessageInMemoryMaxRatio of RAM, bytes */
@@ -539,6 +541,21 @@ void tx_prepare_half(broker_t *b, struct store_msg *m, struct sbuf *props);
 /* Load config/transaction.json, read the unresolved halves, start the check thread. */
 int tx_start(broker_t *b, char *err, size_t errlen);
 void tx_stop(broker_t *b);
+
+/* ---- replication (ha.c) ---- */
+
+/* Start replication for the broker's role: a master opens its HA port (haListenPort, when
+ * haSecret is set) and streams its CommitLog to slaves; a slave follows its master. 0, or an
+ * error with @err. */
+int ha_start(broker_t *b, char *err, size_t errlen);
+void ha_stop(broker_t *b);
+
+/* ---- a slave's metadata sync (slave_sync.c) ---- */
+
+/* On a slave: copy topics, subscription groups, consumer offsets and delay offsets from the
+ * master periodically. A no-op on a master. */
+int slave_sync_start(broker_t *b, char *err, size_t errlen);
+void slave_sync_stop(broker_t *b);
 /* After store_close(): write the progress when @store_flushed, then free. */
 void tx_free(broker_t *b, int store_flushed);
 /* Unresolved halves, and the store time of the oldest. */
