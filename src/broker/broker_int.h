@@ -550,6 +550,11 @@ void tx_stop(broker_t *b);
 int ha_start(broker_t *b, char *err, size_t errlen);
 void ha_stop(broker_t *b);
 
+/* The master of this broker's set as the name server answered the last REGISTER_BROKER
+ * (masterAddr, haServerAddr; register.c): each copied into its buffer, "" when unknown. 0 when
+ * both are known, else FERRY_ENOROUTE. Safe from any thread. */
+int broker_master_addrs(broker_t *b, char *addr, size_t addr_cap, char *ha_addr, size_t ha_cap);
+
 /* ---- a slave's metadata sync (slave_sync.c) ---- */
 
 /* On a slave: copy topics, subscription groups, consumer offsets and delay offsets from the
