@@ -169,9 +169,44 @@ void rcmd_init_response(struct rcmd *resp, const struct rcmd *req, int32_t code,
         resp->remark = (struct rstr){remark, strlen(remark)};
 }
 
+/* ---- one-letter keys ---- */
+
+static inline int one_slot(struct rstr key)
+{
+    return key.len == 1 && key.p[0] >= 'a' && key.p[0] <= 'z' ? key.p[0] - 'a' : -1;
+}
+
+/* ext[i] was just set: remember where its key is if it is one letter. */
+static inline void one_note(struct rcmd *cmd, unsigned i)
+{
+    int s = one_slot(cmd->ext[i].key);
+    if (s >= 0)
+        cmd->ext_one[s] = (uint8_t)(i + 1);
+}
+
+/* The index of @key by its hint: -1 when it is not one letter (search), -2 when it is absent.
+ * Exact because every function here that puts a key in ext[] notes it (and a removal notes the
+ * entries it moves); a stale hint (ext_n lowered by hand, a reused command) fails the check. */
+static inline int one_find(const struct rcmd *cmd, struct rstr key)
+{
+    int s = one_slot(key);
+    if (s < 0)
+        return -1;
+    unsigned i = cmd->ext_one[s];
+    if (i == 0 || i > cmd->ext_n || cmd->ext[i - 1].key.len != 1 ||
+        cmd->ext[i - 1].key.p[0] != key.p[0])
+        return -2;
+    return (int)i - 1;
+}
+
 static int ext_set(struct rcmd *cmd, struct rstr key, struct rstr val)
 {
-    for (unsigned i = 0; i < cmd->ext_n; i++) {
+    int f = one_find(cmd, key);
+    if (f >= 0) {
+        cmd->ext[f].val = val;
+        return 0;
+    }
+    for (unsigned i = 0; f == -1 && i < cmd->ext_n; i++) {
         if (rstr_eq(cmd->ext[i].key, key)) {
             cmd->ext[i].val = val;
             return 0;
@@ -181,7 +216,7 @@ static int ext_set(struct rcmd *cmd, struct rstr key, struct rstr val)
         return FERRY_EINVAL;
     cmd->ext[cmd->ext_n].key = key;
     cmd->ext[cmd->ext_n].val = val;
-    cmd->ext_n++;
+    one_note(cmd, cmd->ext_n++);
     return 0;
 }
 
@@ -196,7 +231,7 @@ static int ext_set_seen(struct rcmd *cmd, struct rstr key, struct rstr val, uint
         seen[c >> 6] |= bit;
         cmd->ext[cmd->ext_n].key = key;
         cmd->ext[cmd->ext_n].val = val;
-        cmd->ext_n++;
+        one_note(cmd, cmd->ext_n++);
         return 0;
     }
     return ext_set(cmd, key, val);
@@ -208,6 +243,8 @@ static void ext_del(struct rcmd *cmd, struct rstr key)
         if (rstr_eq(cmd->ext[i].key, key)) {
             memmove(&cmd->ext[i], &cmd->ext[i + 1], (cmd->ext_n - i - 1) * sizeof cmd->ext[0]);
             cmd->ext_n--;
+            for (; i < cmd->ext_n; i++)
+                one_note(cmd, i);
             return;
         }
     }
@@ -226,7 +263,7 @@ int rcmd_ext_append(struct rcmd *cmd, const char *key, const char *val)
         return FERRY_EINVAL;
     cmd->ext[cmd->ext_n].key = (struct rstr){key, strlen(key)};
     cmd->ext[cmd->ext_n].val = (struct rstr){val, strlen(val)};
-    cmd->ext_n++;
+    one_note(cmd, cmd->ext_n++);
     return 0;
 }
 
@@ -254,7 +291,12 @@ int rcmd_ext_add_i64(struct rcmd *cmd, const char *key, int64_t v)
 
 const struct rstr *rcmd_ext_get(const struct rcmd *cmd, const char *key)
 {
-    struct rstr k = {key, strlen(key)};
+    struct rstr k = {key, key[0] && !key[1] ? 1 : strlen(key)};
+    int f = one_find(cmd, k);
+    if (f >= 0)
+        return &cmd->ext[f].val;
+    if (f == -2)
+        return NULL;
     for (unsigned i = 0; i < cmd->ext_n; i++)
         if (rstr_eq(cmd->ext[i].key, k))
             return &cmd->ext[i].val;
@@ -1028,17 +1070,28 @@ static int bin_check(const struct rcmd *cmd)
 }
 
 /* Entries with an empty key or value are left out: Java would read them back as null. */
+/* Writes straight into the buffer (sized by ext_bin_len()): a send's header has a dozen short
+ * fields, and four writer calls per field were an eighth of a client's send. */
 static void encode_ext_bin(const struct rcmd *cmd, struct wbuf *w)
 {
+    uint8_t *p = w->p + w->len;
     for (unsigned i = 0; i < cmd->ext_n; i++) {
         const struct rcmd_ext *e = &cmd->ext[i];
         if (e->key.len == 0 || e->val.len == 0)
             continue;
-        w_be16(w, (uint16_t)e->key.len);
-        w_bytes(w, e->key.p, e->key.len);
-        w_be32(w, (uint32_t)e->val.len);
-        w_bytes(w, e->val.p, e->val.len);
+        be16_put(p, (uint16_t)e->key.len);
+        p += 2;
+        if (e->key.len == 1)
+            *p = (uint8_t)e->key.p[0];
+        else
+            memcpy(p, e->key.p, e->key.len);
+        p += e->key.len;
+        be32_put(p, (uint32_t)e->val.len);
+        p += 4;
+        memcpy(p, e->val.p, e->val.len);
+        p += e->val.len;
     }
+    w->len = (size_t)(p - w->p);
 }
 
 /* What encode_ext_bin() writes, in bytes, without walking it as a writer. */

@@ -65,7 +65,10 @@ struct rcmd {
     int32_t opaque;       /* request id, echoed by the response */
     int32_t flag;         /* RCMD_FLAG_* */
     struct rstr remark;   /* absent when remark.p == NULL */
-    unsigned ext_n;       /* extFields; keys are unique (a repeated key keeps the last value) */
+    /* Where the one-letter keys 'a'..'z' (SEND_MESSAGE_V2's header) are: index + 1 in ext[],
+     * kept by the rcmd_ext_* functions; only a hint, checked on use. */
+    uint8_t ext_one[26];
+    unsigned ext_n; /* extFields; keys are unique (a repeated key keeps the last value) */
     struct rcmd_ext ext[RCMD_EXT_MAX];
     const uint8_t *body; /* NULL when body_len == 0 */
     size_t body_len;

@@ -582,6 +582,56 @@ static void test_encode_limits_and_helpers(void **state)
     assert_null(rcmd_lang_name(RCMD_LANG_N));
 }
 
+/* One-letter keys (SEND_MESSAGE_V2) are found through a hint kept by every function that puts a
+ * key in ext[]: it must stay exact through a removal (JSON null), a repeated key, a command
+ * whose ext_n was lowered by hand, and a decode into a used command. */
+static void expect_val(const struct rcmd *cmd, const char *key, const char *want)
+{
+    const struct rstr *v = rcmd_ext_get(cmd, key);
+    if (!want) {
+        assert_null(v);
+        return;
+    }
+    assert_non_null(v);
+    assert_int_equal(v->len, strlen(want));
+    assert_memory_equal(v->p, want, v->len);
+}
+
+static void test_one_letter_keys(void **state)
+{
+    (void)state;
+    struct rcmd cmd;
+    char err[128];
+    char json[] = "{\"code\":310,\"extFields\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"b\":null,"
+                  "\"d\":\"4\",\"a\":\"5\",\"topic\":\"T\"}}";
+    memset(&cmd, 0xAB, sizeof cmd); /* a used command: stale hints everywhere */
+    assert_int_equal(rcmd_decode_json((uint8_t *)json, strlen(json), &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.ext_n, 4);
+    expect_val(&cmd, "a", "5");
+    expect_val(&cmd, "b", NULL);
+    expect_val(&cmd, "c", "3");
+    expect_val(&cmd, "d", "4");
+    expect_val(&cmd, "topic", "T");
+    expect_val(&cmd, "e", NULL);
+
+    rcmd_init_request(&cmd, 310);
+    assert_int_equal(rcmd_ext_add(&cmd, "a", "1"), 0);
+    assert_int_equal(rcmd_ext_append(&cmd, "b", "2"), 0);
+    assert_int_equal(rcmd_ext_add(&cmd, "c", "3"), 0);
+    assert_int_equal(rcmd_ext_add(&cmd, "a", "9"), 0); /* replaces */
+    assert_int_equal(cmd.ext_n, 3);
+    expect_val(&cmd, "a", "9");
+    cmd.ext_n = 1; /* lowered by hand, as a caller reusing the command may */
+    expect_val(&cmd, "b", NULL);
+    expect_val(&cmd, "c", NULL);
+    assert_int_equal(rcmd_ext_add(&cmd, "c", "7"), 0);
+    assert_int_equal(rcmd_ext_add(&cmd, "b", "8"), 0);
+    assert_int_equal(cmd.ext_n, 3);
+    expect_val(&cmd, "a", "9");
+    expect_val(&cmd, "b", "8");
+    expect_val(&cmd, "c", "7");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_bad_lengths),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_encode_limits_and_helpers),
+        cmocka_unit_test(test_one_letter_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
