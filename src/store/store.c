@@ -306,13 +306,23 @@ int store_open(const struct store_config *cfg, store_t **out, char *err, size_t 
     }
     if ((rc = recovery_run(st, err, errlen)) != 0)
         goto fail;
+    /* A full file system must not keep the store from opening (reads go on, and space may
+     * come back): what recovery kept is synced already, the previous checkpoint stays valid
+     * (the next start scans from there), and an empty abort file needs no data block. */
     if ((rc = write_checkpoint(st)) != 0) {
-        snprintf(err, errlen, "write checkpoint: %s", ferry_strerror(rc));
-        goto fail;
+        if (rc != -ENOSPC && rc != -EDQUOT) {
+            snprintf(err, errlen, "write checkpoint: %s", ferry_strerror(rc));
+            goto fail;
+        }
+        log_warn(LOG_STORE, "the file system is full: checkpoint not rewritten at open");
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    if ((rc = fs_replace(st->abort_path, pid, (size_t)n)) != 0) {
+    if ((rc = fs_replace(st->abort_path, pid, (size_t)n)) == -ENOSPC || rc == -EDQUOT) {
+        int fd = open(st->abort_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        rc = fd < 0 ? -errno : (close(fd), fs_fsync_dir(root));
+    }
+    if (rc != 0) {
         snprintf(err, errlen, "create %s: %s", st->abort_path, ferry_strerror(rc));
         goto fail;
     }
