@@ -17,6 +17,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
+#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -610,6 +611,46 @@ void broker_on_all_group_config(conn_t *conn, const struct rcmd *req, void *arg)
         return;
     bsb_init(&sb);
     groups_encode(b, &sb);
+    broker_respond_sb(conn, req, &sb);
+}
+
+/* ---- GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45): what a slave copies ------ */
+
+/* ConsumerOffsetSerializeWrapper: {"offsetTable":{"topic@group":{"0":12,...}}}. */
+void broker_on_all_consumer_offset(conn_t *conn, const struct rcmd *req, void *arg)
+{
+    broker_t *b = arg;
+    struct sbuf sb;
+    if (!broker_ready(b, conn, req))
+        return;
+    bsb_init(&sb);
+    offsets_encode(b, &sb);
+    broker_respond_sb(conn, req, &sb);
+}
+
+/* DelayOffsetSerializeWrapper as last written to config/delayOffset.json (the schedule thread
+ * writes it every flushDelayOffsetInterval); Java answers SYSTEM_ERROR "No delay offset in this
+ * broker" when it has none. */
+void broker_on_all_delay_offset(conn_t *conn, const struct rcmd *req, void *arg)
+{
+    broker_t *b = arg;
+    char path[4200], err[300];
+    cJSON *doc = NULL;
+    if (!broker_ready(b, conn, req))
+        return;
+    snprintf(path, sizeof path, "%s/delayOffset.json", b->config_dir);
+    int rc = bmeta_load_json(path, &doc, err, sizeof err);
+    if (rc || !doc) {
+        broker_respond(conn, req, RESP_SYSTEM_ERROR, "No delay offset in this broker");
+        cJSON_Delete(doc);
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    struct sbuf sb;
+    bsb_init(&sb);
+    bsb_str(&sb, text);
+    cJSON_free(text);
     broker_respond_sb(conn, req, &sb);
 }
 

@@ -349,6 +349,8 @@ static const struct handler_def handlers[] = {
     {REQ_CHECK_CLIENT_CONFIG, broker_on_check_client_config},
     {REQ_UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, broker_on_create_group},
     {REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG, broker_on_all_group_config},
+    {REQ_GET_ALL_CONSUMER_OFFSET, broker_on_all_consumer_offset},
+    {REQ_GET_ALL_DELAY_OFFSET, broker_on_all_delay_offset},
     {REQ_GET_TOPIC_STATS_INFO, broker_on_topic_stats},
     {REQ_GET_CONSUMER_CONNECTION_LIST, broker_on_consumer_connection_list},
     {REQ_GET_PRODUCER_CONNECTION_LIST, broker_on_producer_connection_list},

@@ -386,6 +386,9 @@ void broker_on_runtime_info(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_broker_config(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_create_group(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_all_group_config(conn_t *conn, const struct rcmd *req, void *arg);
+/* GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45): what a slave copies (admin.c). */
+void broker_on_all_consumer_offset(conn_t *conn, const struct rcmd *req, void *arg);
+void broker_on_all_delay_offset(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_delete_group(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_consume_stats(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_reset_offset(conn_t *conn, const struct rcmd *req, void *arg);
@@ -556,6 +559,17 @@ void ha_stop(broker_t *b);
 int broker_master_addrs(broker_t *b, char *addr, size_t addr_cap, char *ha_addr, size_t ha_cap);
 
 /* ---- a slave's metadata sync (slave_sync.c) ---- */
+
+/* Replace the topic table / the subscription groups with a master's GET_ALL_TOPIC_CONFIG /
+ * GET_ALL_SUBSCRIPTIONGROUP_CONFIG body (topic.c, group.c); merge a GET_ALL_CONSUMER_OFFSET
+ * body over the offsets (offset.c). 0 or FERRY_EPROTO. */
+int topics_replace_json(broker_t *b, const char *json, size_t len);
+int groups_replace_json(broker_t *b, const char *json, size_t len);
+int offsets_merge_json(broker_t *b, const char *json, size_t len);
+/* The offset table as ConsumerOffsetSerializeWrapper JSON (offset.c). */
+void offsets_encode(broker_t *b, struct sbuf *sb);
+/* On a slave: whether the last metadata sync reached the master. */
+int slave_sync_master_ok(broker_t *b);
 
 /* On a slave: copy topics, subscription groups, consumer offsets and delay offsets from the
  * master periodically. A no-op on a master. */

@@ -71,6 +71,30 @@ int groups_config_parse(const char *json, size_t len, struct group_config *gc)
     return 0;
 }
 
+/* dataVersion and subscriptionGroupTable of @doc into the table. @locks groups.mu */
+static void load_table_locked(broker_t *b, const cJSON *doc)
+{
+    struct groups *g = &b->groups;
+    struct group_config gc;
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(doc, "dataVersion");
+    if (cJSON_IsObject(dv)) {
+        g->dv.counter = bjson_i64(dv, "counter", 0);
+        g->dv.timestamp = bjson_i64(dv, "timestamp", 0);
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "subscriptionGroupTable"))
+    {
+        const char *name = bjson_str(e, "groupName");
+        if (!name)
+            name = e->string;
+        if (!name || !*name || strlen(name) > NAME_MAX_LEN)
+            continue;
+        group_defaults(&gc, name);
+        parse_into(e, &gc);
+        put_locked(b, &gc);
+    }
+}
+
 int groups_init(broker_t *b, char *err, size_t errlen)
 {
     static const char *const builtin[] = {
@@ -93,23 +117,7 @@ int groups_init(broker_t *b, char *err, size_t errlen)
     if (!doc)
         return 0;
     pthread_mutex_lock(&g->mu);
-    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(doc, "dataVersion");
-    if (cJSON_IsObject(dv)) {
-        g->dv.counter = bjson_i64(dv, "counter", 0);
-        g->dv.timestamp = bjson_i64(dv, "timestamp", 0);
-    }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "subscriptionGroupTable"))
-    {
-        const char *name = bjson_str(e, "groupName");
-        if (!name)
-            name = e->string;
-        if (!name || !*name || strlen(name) > NAME_MAX_LEN)
-            continue;
-        group_defaults(&gc, name);
-        parse_into(e, &gc);
-        put_locked(b, &gc);
-    }
+    load_table_locked(b, doc);
     pthread_mutex_unlock(&g->mu);
     cJSON_Delete(doc);
     return 0;
@@ -214,4 +222,32 @@ int groups_persist(broker_t *b)
         atomic_store(&b->groups.dirty, 1);
     pthread_mutex_unlock(&b->persist_mu);
     return rc;
+}
+
+/* A slave's copy of its master's table (Java SlaveSynchronize.syncSubscriptionGroupConfig):
+ * replaced when the master's dataVersion differs. 1 replaced, 0 equal, -1 bad body. */
+int groups_replace_json(broker_t *b, const char *json, size_t len)
+{
+    char *fixed = bjson_quote_int_keys(json, len);
+    cJSON *doc = cJSON_Parse(fixed);
+    ferry_free(fixed);
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(doc, "dataVersion");
+    if (!cJSON_IsObject(doc) || !cJSON_IsObject(dv) ||
+        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "subscriptionGroupTable"))) {
+        cJSON_Delete(doc);
+        return -1;
+    }
+    pthread_mutex_lock(&b->groups.mu);
+    int same = b->groups.dv.counter == bjson_i64(dv, "counter", 0) &&
+               b->groups.dv.timestamp == bjson_i64(dv, "timestamp", 0);
+    if (!same) {
+        bmap_clear(&b->groups.map, ferry_free);
+        bmap_init(&b->groups.map);
+        load_table_locked(b, doc);
+    }
+    pthread_mutex_unlock(&b->groups.mu);
+    cJSON_Delete(doc);
+    if (!same)
+        atomic_store(&b->groups.dirty, 1);
+    return !same;
 }

@@ -67,6 +67,8 @@ static void set_locked(broker_t *b, const char *key, int32_t qid, int64_t offset
     q->e[q->n++] = (struct qoff){qid, offset};
 }
 
+static int load_doc_locked(broker_t *b, const cJSON *doc);
+
 int offsets_init(broker_t *b, char *err, size_t errlen)
 {
     struct offsets *o = &b->offsets;
@@ -75,24 +77,8 @@ int offsets_init(broker_t *b, char *err, size_t errlen)
     int rc = bmeta_load_json(o->path, &doc, err, errlen);
     if (rc || !doc)
         return rc;
-    int n = 0;
     pthread_mutex_lock(&o->mu);
-    const cJSON *e, *q;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "offsetTable"))
-    {
-        if (!e->string || !strchr(e->string, '@') || !cJSON_IsObject(e))
-            continue;
-        cJSON_ArrayForEach(q, e)
-        {
-            char *end;
-            long qid = q->string ? strtol(q->string, &end, 10) : -1;
-            if (!q->string || *end || qid < 0 || qid > INT32_MAX || !cJSON_IsNumber(q) ||
-                q->valuedouble < 0)
-                continue;
-            set_locked(b, e->string, (int32_t)qid, (int64_t)q->valuedouble);
-            n++;
-        }
-    }
+    int n = load_doc_locked(b, doc);
     pthread_mutex_unlock(&o->mu);
     cJSON_Delete(doc);
     log_info(LOG_BROKER, "loaded %d consumer offsets from %s", n, o->path);
@@ -136,6 +122,69 @@ static int cmp_qoff(const void *a, const void *b)
     return (x->qid > y->qid) - (x->qid < y->qid);
 }
 
+void offsets_encode(broker_t *b, struct sbuf *sb)
+{
+    bsb_str(sb, "{\"offsetTable\":{");
+    pthread_mutex_lock(&b->offsets.mu);
+    const char **keys = bmap_sorted_keys(&b->offsets.map);
+    for (uint32_t i = 0; i < b->offsets.map.n; i++) {
+        struct qoffs *q = bmap_get(&b->offsets.map, keys[i]);
+        qsort(q->e, (size_t)q->n, sizeof q->e[0], cmp_qoff);
+        bsb_jstr(sb, keys[i]);
+        bsb_add(sb, ":{", 2);
+        for (int k = 0; k < q->n; k++)
+            bsb_fmt(sb, "\"%d\":%" PRId64 ",", q->e[k].qid, q->e[k].offset);
+        bsb_trim_comma(sb);
+        bsb_add(sb, "},", 2);
+    }
+    pthread_mutex_unlock(&b->offsets.mu);
+    ferry_free(keys);
+    bsb_trim_comma(sb);
+    bsb_str(sb, "}}");
+}
+
+/* Every valid entry of @doc's offsetTable into the table; the count. @locks offsets.mu */
+static int load_doc_locked(broker_t *b, const cJSON *doc)
+{
+    int n = 0;
+    const cJSON *e, *q;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "offsetTable"))
+    {
+        if (!e->string || !strchr(e->string, '@') || !cJSON_IsObject(e) ||
+            strlen(e->string) > 2 * NAME_MAX_LEN + 1)
+            continue;
+        cJSON_ArrayForEach(q, e)
+        {
+            char *end;
+            long qid = q->string ? strtol(q->string, &end, 10) : -1;
+            if (!q->string || *end || qid < 0 || qid > INT32_MAX || !cJSON_IsNumber(q) ||
+                q->valuedouble < 0)
+                continue;
+            set_locked(b, e->string, (int32_t)qid, (int64_t)q->valuedouble);
+            n++;
+        }
+    }
+    return n;
+}
+
+int offsets_merge_json(broker_t *b, const char *json, size_t len)
+{
+    char *fixed = bjson_quote_int_keys(json, len);
+    cJSON *doc = cJSON_Parse(fixed);
+    ferry_free(fixed);
+    if (!cJSON_IsObject(doc) ||
+        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "offsetTable"))) {
+        cJSON_Delete(doc);
+        return -1;
+    }
+    pthread_mutex_lock(&b->offsets.mu);
+    int n = load_doc_locked(b, doc);
+    pthread_mutex_unlock(&b->offsets.mu);
+    cJSON_Delete(doc);
+    atomic_store(&b->offsets.dirty, 1);
+    return n;
+}
+
 int offsets_persist(broker_t *b)
 {
     /* Held across the write: a caller that finds nothing dirty knows that every earlier write
@@ -147,23 +196,7 @@ int offsets_persist(broker_t *b)
     }
     struct sbuf sb;
     bsb_init(&sb);
-    bsb_str(&sb, "{\"offsetTable\":{");
-    pthread_mutex_lock(&b->offsets.mu);
-    const char **keys = bmap_sorted_keys(&b->offsets.map);
-    for (uint32_t i = 0; i < b->offsets.map.n; i++) {
-        struct qoffs *q = bmap_get(&b->offsets.map, keys[i]);
-        qsort(q->e, (size_t)q->n, sizeof q->e[0], cmp_qoff);
-        bsb_jstr(&sb, keys[i]);
-        bsb_add(&sb, ":{", 2);
-        for (int k = 0; k < q->n; k++)
-            bsb_fmt(&sb, "\"%d\":%" PRId64 ",", q->e[k].qid, q->e[k].offset);
-        bsb_trim_comma(&sb);
-        bsb_add(&sb, "},", 2);
-    }
-    pthread_mutex_unlock(&b->offsets.mu);
-    ferry_free(keys);
-    bsb_trim_comma(&sb);
-    bsb_str(&sb, "}}");
+    offsets_encode(b, &sb);
     int rc = bmeta_write(b, b->offsets.path, &sb);
     bsb_free(&sb);
     if (rc)

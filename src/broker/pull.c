@@ -43,6 +43,8 @@ struct pull_params {
     int64_t offset;
     int32_t max_msgs;
     struct tag_filter filter;
+    int64_t group_broker_id; /* the group's brokerId and whichBrokerWhenConsumeSlowly */
+    int64_t group_slow_id;
 };
 
 struct held {
@@ -100,6 +102,22 @@ static const char *status_name(enum get_status st)
         return "NO_MESSAGE_IN_QUEUE";
     }
     return "UNKNOWN";
+}
+
+/* suggestWhichBrokerId (Java PullMessageProcessor with slaveReadEnable): a master suggests the
+ * group's whichBrokerWhenConsumeSlowly (1) when what was read lies farther behind the end of
+ * the CommitLog than accessMessageInMemoryMaxRatio of RAM, else the group's brokerId (0); without
+ * slaveReadEnable always the master. A slave suggests the master once its metadata sync reaches
+ * it again, itself (1) while the master is gone. */
+static int64_t suggest_broker(broker_t *b, const struct pull_params *pp, int64_t last_phys)
+{
+    if (b->cfg.brokerRole == BROKER_SLAVE)
+        return slave_sync_master_ok(b) ? 0 : (b->cfg.brokerId > 0 ? b->cfg.brokerId : 1);
+    if (!b->cfg.slaveReadEnable)
+        return 0;
+    if (last_phys >= 0 && store_max_phys(b->store) - last_phys > b->mem_budget)
+        return pp->group_slow_id;
+    return pp->group_broker_id;
 }
 
 /* Read from the store for @pp and fill @resp (code, remark, fields, body). Returns the code. */
@@ -175,9 +193,17 @@ static int32_t pull_read(broker_t *b, const struct pull_params *pp, struct rcmd 
         resp->code = RESP_PULL_OFFSET_MOVED;
         break;
     }
+    if (resp->code == RESP_PULL_OFFSET_MOVED && b->cfg.brokerRole == BROKER_SLAVE &&
+        pp->offset > res.max_offset) {
+        /* A slave may lag its master (Java offsetCheckInSlave=false): an offset beyond its
+         * end is not "moved" but not there yet; the consumer keeps it and waits. */
+        resp->code = RESP_PULL_NOT_FOUND;
+        next = pp->offset;
+    }
     const char *name = status_name(st);
     resp->remark = (struct rstr){name, strlen(name)};
-    rcmd_ext_add_i64(resp, "suggestWhichBrokerId", 0);
+    rcmd_ext_add_i64(resp, "suggestWhichBrokerId",
+                     suggest_broker(b, pp, res.n > 0 ? pb->s[res.n - 1].phys_offset : -1));
     rcmd_ext_add_i64(resp, "nextBeginOffset", next);
     rcmd_ext_add_i64(resp, "minOffset", res.min_offset);
     rcmd_ext_add_i64(resp, "maxOffset", res.max_offset);
@@ -580,6 +606,8 @@ void broker_on_pull(conn_t *conn, const struct rcmd *req, void *arg)
                        "subscription group [%s] does not exist", pp.group);
         return;
     }
+    pp.group_broker_id = gc.broker_id;
+    pp.group_slow_id = gc.which_broker_when_slow;
     if (!gc.consume_enable) {
         broker_respond(conn, req, RESP_NO_PERMISSION, "subscription group no permission, %s",
                        pp.group);

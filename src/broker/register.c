@@ -108,6 +108,63 @@ static void add_ids(broker_t *b, struct rcmd *req)
     rcmd_ext_add_i64(req, "brokerId", b->cfg.brokerId);
 }
 
+/* The master as this answer names it (Java BrokerController: a slave takes masterAddr and
+ * haServerAddr from RegisterBrokerResult). An answer without them (the master is not
+ * registered on that name server) clears what an earlier one said, as Java does. */
+static pthread_mutex_t master_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct master_rec {
+    const broker_t *b;
+    char addr[128], ha[128];
+} master_recs[8];
+
+static struct master_rec *master_rec_of(const broker_t *b, int create)
+{
+    struct master_rec *free_rec = NULL;
+    for (size_t i = 0; i < sizeof master_recs / sizeof master_recs[0]; i++) {
+        if (master_recs[i].b == b)
+            return &master_recs[i];
+        if (!master_recs[i].b && !free_rec)
+            free_rec = &master_recs[i];
+    }
+    if (create && free_rec) {
+        memset(free_rec, 0, sizeof *free_rec);
+        free_rec->b = b;
+    }
+    return create ? free_rec : NULL;
+}
+
+static void copy_ext(const struct rcmd *resp, const char *key, char *out, size_t cap)
+{
+    const struct rstr *v = rcmd_ext_get(resp, key);
+    out[0] = 0;
+    if (v && v->len > 0 && v->len < cap) {
+        memcpy(out, v->p, v->len);
+        out[v->len] = 0;
+    }
+}
+
+static void record_master(broker_t *b, const struct rcmd *resp)
+{
+    char addr[128], ha[128];
+    copy_ext(resp, "masterAddr", addr, sizeof addr);
+    copy_ext(resp, "haServerAddr", ha, sizeof ha);
+    pthread_mutex_lock(&master_mu);
+    struct master_rec *m = master_rec_of(b, 1);
+    if (m && (strcmp(m->addr, addr) != 0 || strcmp(m->ha, ha) != 0)) {
+        if (addr[0])
+            log_info(LOG_BROKER, "master of %s: %s (HA %s)", b->cfg.brokerName, addr,
+                     ha[0] ? ha : "none");
+        else
+            log_warn(LOG_BROKER, "master of %s: not registered on the name server",
+                     b->cfg.brokerName);
+        memcpy(m->addr, addr, sizeof addr);
+        memcpy(m->ha, ha, sizeof ha);
+    }
+    pthread_mutex_unlock(&master_mu);
+}
+
+static void master_forget(const broker_t *b);
+
 static void register_one(broker_t *b, struct ns_link *l, const struct sbuf *body)
 {
     char why[400];
@@ -138,6 +195,8 @@ static void register_one(broker_t *b, struct ns_link *l, const struct sbuf *body
         set_state(l, 0, why);
     } else {
         set_state(l, 1, NULL);
+        if (b->cfg.brokerRole == BROKER_SLAVE)
+            record_master(b, resp);
     }
     rcmd_free(resp);
 }
@@ -306,17 +365,31 @@ void broker_reg_close(broker_t *b)
     ferry_free(r->links);
     r->links = NULL;
     r->n_links = 0;
+    master_forget(b);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->mu);
 }
 
 int broker_master_addrs(broker_t *b, char *addr, size_t addr_cap, char *ha_addr, size_t ha_cap)
 {
-    /* Not recorded yet (issue 8): the slave helpers fill this in from the register answer. */
-    (void)b;
+    int known = 0;
+    pthread_mutex_lock(&master_mu);
+    const struct master_rec *m = master_rec_of(b, 0);
     if (addr_cap)
-        addr[0] = 0;
+        snprintf(addr, addr_cap, "%s", m ? m->addr : "");
     if (ha_cap)
-        ha_addr[0] = 0;
-    return FERRY_ENOROUTE;
+        snprintf(ha_addr, ha_cap, "%s", m ? m->ha : "");
+    known = m && m->addr[0] && m->ha[0];
+    pthread_mutex_unlock(&master_mu);
+    return known ? 0 : FERRY_ENOROUTE;
+}
+
+/* Forget what was recorded for @b (broker_reg_close). */
+static void master_forget(const broker_t *b)
+{
+    pthread_mutex_lock(&master_mu);
+    struct master_rec *m = master_rec_of(b, 0);
+    if (m)
+        memset(m, 0, sizeof *m);
+    pthread_mutex_unlock(&master_mu);
 }

@@ -321,3 +321,33 @@ int topics_persist(broker_t *b)
     pthread_mutex_unlock(&b->persist_mu);
     return rc;
 }
+
+/* A slave's copy of its master's table (Java SlaveSynchronize.syncTopicConfig): when the
+ * master's dataVersion differs from ours, our table becomes the master's, with its version.
+ * 1 replaced, 0 already equal, -1 not a TopicConfigSerializeWrapper. */
+int topics_replace_json(broker_t *b, const char *json, size_t len)
+{
+    char *fixed = bjson_quote_int_keys(json, len);
+    cJSON *doc = cJSON_Parse(fixed);
+    ferry_free(fixed);
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(doc, "dataVersion");
+    if (!cJSON_IsObject(doc) || !cJSON_IsObject(dv) ||
+        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "topicConfigTable"))) {
+        cJSON_Delete(doc);
+        return -1;
+    }
+    struct data_version mdv = {bjson_i64(dv, "counter", 0), bjson_i64(dv, "timestamp", 0)};
+    pthread_rwlock_wrlock(&b->topics.lock);
+    int same = b->topics.dv.counter == mdv.counter && b->topics.dv.timestamp == mdv.timestamp;
+    if (!same) {
+        bmap_clear(&b->topics.map, ferry_free);
+        bmap_init(&b->topics.map);
+        load_table(b, doc);
+        b->topics.dv = mdv;
+    }
+    pthread_rwlock_unlock(&b->topics.lock);
+    cJSON_Delete(doc);
+    if (!same)
+        atomic_store(&b->topics.dirty, 1);
+    return !same;
+}

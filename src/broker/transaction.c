@@ -678,7 +678,9 @@ int tx_start(broker_t *b, char *err, size_t errlen)
     topics_create_if_missing(b, TRANS_HALF_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     topics_create_if_missing(b, TRANS_OP_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     b->tx = t;
-    scan(t); /* the state before the first END_TRANSACTION is answered */
+    if (b->cfg.brokerRole == BROKER_SLAVE)
+        return 0; /* a slave checks nothing back: its master does */
+    scan(t);      /* the state before the first END_TRANSACTION is answered */
     if ((rc = pthread_create(&t->thr, NULL, tx_main, t)) != 0) {
         snprintf(err, errlen, "start the transaction check thread: %s", strerror(rc));
         return -rc;

@@ -24,14 +24,17 @@ struct mq {
     int qid;
 };
 
-/* One broker of a route and its master address (empty when it has no master). */
+/* One broker of a route: its master address (empty when the route lists no master) and the
+ * address of its slave with the lowest brokerId (empty when none). */
 struct route_broker {
     char name[CLIENT_NAME_MAX];
     char addr[CLIENT_ADDR_MAX];
+    char slave[CLIENT_ADDR_MAX];
 };
 
-/* What the producer needs from a TopicRouteData: writable queues (sorted by broker name, then
- * queue id) of brokers that have a master. */
+/* What the clients need from a TopicRouteData: writable queues (sorted by broker name, then
+ * queue id) of brokers that have a master, readable queues of brokers that have a master or a
+ * slave. */
 struct route {
     struct mq *mqs; /* writable */
     int nmq;
@@ -46,8 +49,13 @@ struct route {
  * TBW102 fallback). */
 int route_parse(const char *json, size_t len, int max_queues, struct route *out);
 void route_clear(struct route *r);
-/* The master address of @broker, or NULL. */
+/* The master address of @broker, or NULL (also when only a slave is listed: producers never
+ * send to slaves). */
 const char *route_addr(const struct route *r, const char *broker);
+/* The slave address of @broker, or NULL. */
+const char *route_slave_addr(const struct route *r, const char *broker);
+/* Is @broker listed at all (master or slave)? */
+int route_has_broker(const struct route *r, const char *broker);
 
 /* Latency fault tolerance (Java MQFaultStrategy + LatencyFaultToleranceImpl). */
 struct fault_item {

@@ -219,6 +219,7 @@ void consumer_destroy(struct consumer *c)
     ferry_free(c->pending_reset);
     ferry_free(c->routes);
     ferry_free(c->known);
+    ferry_free(c->down);
     ferry_free(c->subs);
     ferry_free(c->qs);
     ferry_free(c->timers);
@@ -334,9 +335,16 @@ static void route_store(struct consumer *c, const char *topic, struct route *r)
         int k = 0;
         while (k < c->nknown && strcmp(c->known[k].name, b->name) != 0)
             k++;
-        if (k == c->nknown)
+        if (k == c->nknown) {
             c->known = ferry_realloc(c->known, (size_t)++c->nknown * sizeof *c->known);
-        c->known[k] = *b;
+            memset(&c->known[k], 0, sizeof c->known[k]);
+            snprintf(c->known[k].name, sizeof c->known[k].name, "%s", b->name);
+        }
+        /* A route that lists only the slave (the master is down) keeps the master known. */
+        if (b->addr[0])
+            memcpy(c->known[k].addr, b->addr, sizeof b->addr);
+        if (b->slave[0])
+            memcpy(c->known[k].slave, b->slave, sizeof b->slave);
     }
 }
 
@@ -380,41 +388,130 @@ static void refresh_routes(struct consumer *c)
     ferry_free(topics);
 }
 
+#define MASTER_RETRY_MS 5000 /* a master that refused a connection is tried again after */
+
+/* Master and slave addresses of @broker ("" when unknown): from the topic's route, else any
+ * route that lists it, else the brokers seen before. *@master_ok: the master may be used first
+ * (a route that lists the broker without its master says it is gone). @locks c->lock */
+static void addrs_locked(struct consumer *c, const char *topic, const char *broker, char *master,
+                         char *slave, int *master_ok)
+{
+    const struct route *r = NULL;
+    struct route_entry *e = topic ? route_find(c, topic) : NULL;
+    if (e && route_has_broker(&e->r, broker))
+        r = &e->r;
+    for (int i = 0; !r && i < c->nroutes; i++)
+        if (route_has_broker(&c->routes[i].r, broker))
+            r = &c->routes[i].r;
+    const char *m = r ? route_addr(r, broker) : NULL, *sl = r ? route_slave_addr(r, broker) : NULL;
+    *master_ok = !r || m != NULL;
+    for (int i = 0; i < c->nknown; i++) {
+        if (strcmp(c->known[i].name, broker) != 0)
+            continue;
+        if (!m && c->known[i].addr[0])
+            m = c->known[i].addr;
+        if (!sl && !r && c->known[i].slave[0])
+            sl = c->known[i].slave;
+    }
+    snprintf(master, CLIENT_ADDR_MAX, "%s", m ? m : "");
+    snprintf(slave, CLIENT_ADDR_MAX, "%s", sl ? sl : "");
+}
+
+/* @locks c->lock */
+static int down_locked(struct consumer *c, const char *addr, int64_t now)
+{
+    for (int i = 0; i < c->ndown; i++)
+        if (strcmp(c->down[i].addr, addr) == 0)
+            return now < c->down[i].until;
+    return 0;
+}
+
+void consumer_master_down(struct consumer *c, const char *addr)
+{
+    int64_t until = clock_mono_ms() + MASTER_RETRY_MS;
+    pthread_mutex_lock(&c->lock);
+    int i = 0;
+    while (i < c->ndown && strcmp(c->down[i].addr, addr) != 0)
+        i++;
+    if (i == c->ndown) {
+        c->down = ferry_realloc(c->down, (size_t)(c->ndown + 1) * sizeof *c->down);
+        snprintf(c->down[c->ndown++].addr, sizeof c->down[0].addr, "%s", addr);
+    }
+    c->down[i].until = until;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int pick_locked(struct consumer *c, const char *topic, const char *broker, int want_slave,
+                       char *addr, size_t cap, char *alt, size_t alt_cap, int *is_master)
+{
+    char m[CLIENT_ADDR_MAX], sl[CLIENT_ADDR_MAX];
+    int master_ok;
+    addrs_locked(c, topic, broker, m, sl, &master_ok);
+    int use_master;
+    if (!m[0] && !sl[0])
+        return FERRY_ENOROUTE;
+    if (!sl[0])
+        use_master = 1;
+    else if (!m[0])
+        use_master = 0;
+    else
+        use_master = !want_slave && master_ok && !down_locked(c, m, clock_mono_ms());
+    snprintf(addr, cap, "%s", use_master ? m : sl);
+    if (alt_cap)
+        snprintf(alt, alt_cap, "%s", use_master ? sl : m);
+    if (is_master)
+        *is_master = use_master;
+    return 0;
+}
+
+int consumer_pick_addr(struct consumer *c, const char *topic, const char *broker, int want_slave,
+                       char *addr, size_t cap, char *alt, size_t alt_cap, int *is_master)
+{
+    pthread_mutex_lock(&c->lock);
+    int rc = pick_locked(c, topic, broker, want_slave, addr, cap, alt, alt_cap, is_master);
+    pthread_mutex_unlock(&c->lock);
+    if (rc == 0 || !topic)
+        return rc;
+    struct route r;
+    if ((rc = consumer_route(c, topic, &r)) != 0)
+        return rc;
+    route_clear(&r); /* now stored: pick again */
+    pthread_mutex_lock(&c->lock);
+    rc = pick_locked(c, topic, broker, want_slave, addr, cap, alt, alt_cap, is_master);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
 int consumer_broker_addr(struct consumer *c, const char *topic, const char *broker, char *addr,
                          size_t cap)
 {
-    const char *a = NULL;
-    pthread_mutex_lock(&c->lock);
-    struct route_entry *e = topic ? route_find(c, topic) : NULL;
-    if (e)
-        a = route_addr(&e->r, broker);
-    for (int i = 0; !a && i < c->nroutes; i++)
-        a = route_addr(&c->routes[i].r, broker);
-    for (int i = 0; !a && i < c->nknown; i++)
-        if (strcmp(c->known[i].name, broker) == 0)
-            a = c->known[i].addr;
-    if (a)
-        snprintf(addr, cap, "%s", a);
-    pthread_mutex_unlock(&c->lock);
-    if (a)
-        return 0;
-    if (!topic)
-        return FERRY_ENOROUTE;
-    struct route r;
-    int rc = consumer_route(c, topic, &r);
+    return consumer_pick_addr(c, topic, broker, 0, addr, cap, NULL, 0, NULL);
+}
+
+/* A connection for reading @broker: the pick, or the other address when the pick refuses (a
+ * master that refuses is marked down). */
+static int read_conn(struct consumer *c, const char *topic, const char *broker, int want_slave,
+                     int timeout_ms, remoting_client_t **cli)
+{
+    char addr[CLIENT_ADDR_MAX], alt[CLIENT_ADDR_MAX];
+    int is_master;
+    int rc = consumer_pick_addr(c, topic, broker, want_slave, addr, sizeof addr, alt, sizeof alt,
+                                &is_master);
     if (rc)
         return rc;
-    a = route_addr(&r, broker);
-    if (a)
-        snprintf(addr, cap, "%s", a);
-    route_clear(&r);
-    return a ? 0 : FERRY_ENOROUTE;
+    if ((rc = route_cache_conn(&c->rc, addr, timeout_ms, cli)) == 0 || !alt[0])
+        return rc;
+    if (is_master) {
+        log_warn(LOG_CLIENT, "broker %s: master %s unreachable (%s); using slave %s", broker, addr,
+                 ferry_strerror(rc), alt);
+        consumer_master_down(c, addr);
+    }
+    return route_cache_conn(&c->rc, alt, timeout_ms, cli);
 }
 
 int consumer_invoke(struct consumer *c, const char *broker, struct rcmd *req, int timeout_ms,
                     struct rcmd **resp)
 {
-    char addr[CLIENT_ADDR_MAX];
     remoting_client_t *cli;
     const struct rstr *t = rcmd_ext_get(req, "topic");
     char topic[256] = "";
@@ -422,10 +519,8 @@ int consumer_invoke(struct consumer *c, const char *broker, struct rcmd *req, in
         memcpy(topic, t->p, t->len);
         topic[t->len] = 0;
     }
-    int rc = consumer_broker_addr(c, topic[0] ? topic : NULL, broker, addr, sizeof addr);
+    int rc = read_conn(c, topic[0] ? topic : NULL, broker, 0, timeout_ms, &cli);
     if (rc)
-        return rc;
-    if ((rc = route_cache_conn(&c->rc, addr, timeout_ms, &cli)) != 0)
         return rc;
     return remoting_client_invoke_sync(cli, req, timeout_ms, resp);
 }
@@ -880,6 +975,12 @@ static void on_pull(int status, const struct rcmd *resp, void *arg)
     }
     if (rcmd_ext_get_i64(resp, "nextBeginOffset", &next) != 0)
         next = -1;
+    int64_t suggest = 0;
+    if (rcmd_ext_get_i64(resp, "suggestWhichBrokerId", &suggest) == 0) {
+        pthread_mutex_lock(&q->lock);
+        q->from_slave = suggest != 0; /* Java pullFromWhichNodeTable */
+        pthread_mutex_unlock(&q->lock);
+    }
     switch (resp->code) {
     case RESP_SUCCESS: {
         struct msg_batch *b = NULL;
@@ -956,15 +1057,18 @@ static void pull_send(struct consumer *c, struct pqueue *q, int may_connect)
     stop |= q->dropped;
     int64_t offset = q->next_offset;
     uint32_t gen = q->gen;
+    int want_slave = q->from_slave;
     if (stop)
         q->pull_busy = 0;
     pthread_mutex_unlock(&q->lock);
     if (stop)
         return;
-    int rc = consumer_broker_addr(c, q->mq.topic, q->mq.broker, addr, sizeof addr);
+    int rc = may_connect ? 0
+                         : consumer_pick_addr(c, q->mq.topic, q->mq.broker, want_slave, addr,
+                                              sizeof addr, NULL, 0, NULL);
     if (rc == 0) {
         if (may_connect) {
-            rc = route_cache_conn(&c->rc, addr, RPC_TIMEOUT_MS, &cli);
+            rc = read_conn(c, q->mq.topic, q->mq.broker, want_slave, RPC_TIMEOUT_MS, &cli);
         } else if (route_cache_conn(&c->rc, addr, 0, &cli) != 0 || !cli ||
                    !remoting_client_is_connected(cli)) {
             consumer_pull_later(c, q, 0); /* connecting blocks: the service thread does it */
@@ -1010,8 +1114,11 @@ static char **broker_addrs(struct consumer *c, int *n)
     int k = 0;
     pthread_mutex_lock(&c->lock);
     for (int i = 0; i < c->nroutes; i++)
-        for (int j = 0; j < c->routes[i].r.nbrokers; j++) {
-            const char *a = c->routes[i].r.brokers[j].addr;
+        for (int j = 0; j < 2 * c->routes[i].r.nbrokers; j++) {
+            const struct route_broker *rb = &c->routes[i].r.brokers[j / 2];
+            const char *a = j % 2 ? rb->slave : rb->addr; /* slaves serve reads too */
+            if (!a[0])
+                continue;
             int dup = 0;
             for (int x = 0; x < k && !dup; x++)
                 dup = strcmp(v[x], a) == 0;

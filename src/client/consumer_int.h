@@ -126,6 +126,7 @@ struct pqueue {
     int consuming;         /* orderly: a worker owns the queue */
     int64_t suspend_until; /* orderly: no consuming before (monotonic ms) */
     int64_t committed;     /* last offset reported to the offset store */
+    int from_slave;        /* the last pull answer suggested a slave (suggestWhichBrokerId) */
     struct task otask;     /* orderly: the queue's task (queued while consuming is set) */
 };
 
@@ -175,6 +176,13 @@ struct consumer {
      * the queues released then are still committed to it. */
     struct route_broker *known;
     int nknown;
+    /* Master addresses that refused a connection: slaves serve until @until (monotonic ms),
+     * then the master is tried again. */
+    struct down_addr {
+        char addr[CLIENT_ADDR_MAX];
+        int64_t until;
+    } * down;
+    int ndown;
     char **pending_reset; /* RESET_CONSUMER_CLIENT_OFFSET bodies to apply */
     int npending_reset;
     int started, stopping, stopped;
@@ -239,6 +247,14 @@ int consumer_invoke(struct consumer *c, const char *broker, struct rcmd *req, in
 /* Master address of @broker per the routes of the subscribed topics (copied to @addr). */
 int consumer_broker_addr(struct consumer *c, const char *topic, const char *broker, char *addr,
                          size_t cap);
+/* The address to read from for @broker: its master, unless @want_slave (the broker suggested
+ * a slave) and a slave is listed, or the master is absent from the route or refused a
+ * connection lately and a slave is listed. *@alt (may be NULL): the other address to try when
+ * connecting to the one picked fails ("" when none); *@is_master: the pick is the master. */
+int consumer_pick_addr(struct consumer *c, const char *topic, const char *broker, int want_slave,
+                       char *addr, size_t cap, char *alt, size_t alt_cap, int *is_master);
+/* A master that refused a connection: read from its slave for a while. */
+void consumer_master_down(struct consumer *c, const char *addr);
 
 /* JSON of a MessageQueue as Java writes it. */
 void mq_to_json(char *buf, size_t cap, const struct ferry_mq *mq);

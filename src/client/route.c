@@ -81,14 +81,29 @@ static int parse_brokers(const cJSON *bds, struct route *out)
     {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(bd, "brokerName"));
         const cJSON *addrs = cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs");
-        const char *master = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(addrs, "0"));
         if (!name || !cJSON_IsObject(addrs))
             return FERRY_EPROTO;
-        if (!master || strlen(name) >= CLIENT_NAME_MAX || strlen(master) >= CLIENT_ADDR_MAX)
-            continue; /* no master: not writable */
+        const char *master = NULL, *slave = NULL;
+        long slave_id = 0;
+        const cJSON *a;
+        cJSON_ArrayForEach(a, addrs)
+        {
+            char *end;
+            long id = a->string ? strtol(a->string, &end, 10) : -1;
+            const char *v = cJSON_GetStringValue(a);
+            if (!a->string || *end || id < 0 || !v || !*v || strlen(v) >= CLIENT_ADDR_MAX)
+                continue;
+            if (id == 0)
+                master = v;
+            else if (!slave || id < slave_id)
+                slave = v, slave_id = id;
+        }
+        if ((!master && !slave) || strlen(name) >= CLIENT_NAME_MAX)
+            continue; /* no address: neither readable nor writable */
         struct route_broker *rb = &out->brokers[out->nbrokers++];
         strcpy(rb->name, name);
-        strcpy(rb->addr, master);
+        strcpy(rb->addr, master ? master : "");
+        strcpy(rb->slave, slave ? slave : "");
     }
     return 0;
 }
@@ -113,7 +128,8 @@ static int parse_queues(const cJSON *qds, int max_queues, struct route *out)
                 break;
             }
             int nr = cJSON_IsNumber(rq) ? rq->valueint : 0;
-            if ((perm->valueint & PERM_READ) && route_addr(out, name) && nr > 0 && nr <= 65536) {
+            if ((perm->valueint & PERM_READ) && route_has_broker(out, name) && nr > 0 &&
+                nr <= 65536) {
                 for (int q = 0; q < nr; q++) {
                     if (pass == 1) {
                         strcpy(out->rmqs[out->nrmq].broker, name);
@@ -173,12 +189,29 @@ void route_clear(struct route *r)
     memset(r, 0, sizeof *r);
 }
 
-const char *route_addr(const struct route *r, const char *broker)
+static const struct route_broker *route_broker_find(const struct route *r, const char *broker)
 {
     for (int i = 0; i < r->nbrokers; i++)
         if (strcmp(r->brokers[i].name, broker) == 0)
-            return r->brokers[i].addr;
+            return &r->brokers[i];
     return NULL;
+}
+
+const char *route_addr(const struct route *r, const char *broker)
+{
+    const struct route_broker *rb = route_broker_find(r, broker);
+    return rb && rb->addr[0] ? rb->addr : NULL;
+}
+
+const char *route_slave_addr(const struct route *r, const char *broker)
+{
+    const struct route_broker *rb = route_broker_find(r, broker);
+    return rb && rb->slave[0] ? rb->slave : NULL;
+}
+
+int route_has_broker(const struct route *r, const char *broker)
+{
+    return route_broker_find(r, broker) != NULL;
 }
 
 int route_copy(struct route *dst, const struct route *src)

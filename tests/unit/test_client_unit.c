@@ -1,4 +1,4 @@
-/* libferry pieces without a network: route parsing (both JSON forms), UNIQ_KEY, the latency
+/* libferry pieces without a network: route parsing (both JSON forms, slaves), UNIQ_KEY, the latency
  * fault table, queue selection and the hash selector. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,6 +142,54 @@ static void test_route_standard_json(void **state)
     /* Garbage. */
     assert_int_equal(route_parse("{\"queueDatas\":[", 15, 0, &r), FERRY_EPROTO);
     assert_int_equal(route_parse("{}", 2, 0, &r), FERRY_EPROTO);
+}
+
+/* Slave addresses (issue 8): the lowest non-zero brokerId is a broker's slave, in both JSON
+ * forms; a broker listed with only its slave (master down) is readable but not writable, so
+ * producers never send to it; ids that are not integers and empty addresses are ignored. */
+static void test_route_slaves(void **state)
+{
+    (void)state;
+    const char *fj =
+        "{\"brokerDatas\":[{\"brokerAddrs\":{2:\"10.0.0.9:1\",0:\"10.0.0.1:1\",1:\"10.0.0.2:1\"},"
+        "\"brokerName\":\"a\",\"cluster\":\"C\"},{\"brokerAddrs\":{1:\"10.0.0.3:1\"},"
+        "\"brokerName\":\"b\",\"cluster\":\"C\"},{\"brokerAddrs\":{\"x\":\"10.0.0.4:1\","
+        "3:\"\"},\"brokerName\":\"c\",\"cluster\":\"C\"}],"
+        "\"queueDatas\":[{\"brokerName\":\"a\",\"perm\":6,\"readQueueNums\":2,"
+        "\"writeQueueNums\":2},{\"brokerName\":\"b\",\"perm\":6,\"readQueueNums\":3,"
+        "\"writeQueueNums\":3},{\"brokerName\":\"c\",\"perm\":6,\"readQueueNums\":1,"
+        "\"writeQueueNums\":1}]}";
+    struct route r, copy;
+    assert_int_equal(route_parse(fj, strlen(fj), 0, &r), 0);
+    assert_int_equal(r.nbrokers, 2); /* c has no usable address */
+    assert_string_equal(route_addr(&r, "a"), "10.0.0.1:1");
+    assert_string_equal(route_slave_addr(&r, "a"), "10.0.0.2:1");
+    assert_null(route_addr(&r, "b"));
+    assert_string_equal(route_slave_addr(&r, "b"), "10.0.0.3:1");
+    assert_true(route_has_broker(&r, "b"));
+    assert_false(route_has_broker(&r, "c"));
+    assert_null(route_slave_addr(&r, "c"));
+    /* writable: a's 2 queues only; readable: a's 2 and b's 3 */
+    assert_int_equal(r.nmq, 2);
+    for (int i = 0; i < r.nmq; i++)
+        assert_string_equal(r.mqs[i].broker, "a");
+    assert_int_equal(r.nrmq, 5);
+    assert_string_equal(r.rmqs[2].broker, "b");
+    assert_int_equal(r.rmqs[4].qid, 2);
+    route_copy(&copy, &r);
+    assert_string_equal(route_slave_addr(&copy, "b"), "10.0.0.3:1");
+    route_clear(&copy);
+    route_clear(&r);
+
+    /* Standard JSON, master only: no slave. */
+    const char *std = "{\"brokerDatas\":[{\"brokerAddrs\":{\"0\":\"10.0.0.1:1\"},"
+                      "\"brokerName\":\"a\"}],\"queueDatas\":[{\"brokerName\":\"a\","
+                      "\"perm\":6,\"readQueueNums\":1,\"writeQueueNums\":1}]}";
+    assert_int_equal(route_parse(std, strlen(std), 0, &r), 0);
+    assert_null(route_slave_addr(&r, "a"));
+    assert_int_equal(r.nmq, 1);
+    assert_int_equal(r.nrmq, 1);
+    route_clear(&r);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -417,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_hash_selector),       cmocka_unit_test(test_config),
         cmocka_unit_test(test_public_error_values), cmocka_unit_test(test_procq_out_of_order),
         cmocka_unit_test(test_procq_take),          cmocka_unit_test(test_allocate_average),
+        cmocka_unit_test(test_route_slaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
