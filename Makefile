@@ -61,6 +61,11 @@ CHAOS_SECONDS ?= 600
 chaos: build
 	./tests/chaos/run-chaos.sh $(BUILD) $(CHAOS_SECONDS)
 
+# Every benchmark, side by side with its peers and ceilings: writes docs/BENCHMARKS.md and plots.
+bench: build
+	@./scripts/install-deps.sh --bench
+	./bench/bench_all.sh $(BUILD)
+
 bench-store: build
 	./bench/bench_store.sh $(BUILD)
 

@@ -66,24 +66,11 @@ for tool in redis-server redis-benchmark redis-cli ss; do
     }
 done
 
+prog=bench_e2e
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 cd "$root"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    if command -v ninja >/dev/null 2>&1; then
-        cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-    else
-        cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-    fi
-fi
-[ "${FERRY_BENCH_NOBUILD:-0}" = 1 ] || cmake --build "$build" --target ferrymq mqbench mqadmin
-btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
-sanitize=$(sed -n 's/^FERRY_SANITIZE:[A-Z]*=//p' "$build/CMakeCache.txt")
-case "$btype:$sanitize" in
-Release:OFF | RelWithDebInfo:OFF | Release: | RelWithDebInfo:) ;;
-*) echo "bench_e2e.sh: WARNING: $build is a '$btype' build (FERRY_SANITIZE=$sanitize); numbers are not representative" ;;
-esac
-ferrymq=$build/tools/ferrymq
-mqbench=$build/tools/mqbench
-mqadmin=$build/src/client/mqadmin
+bench_build ferrymq mqbench mqadmin
 
 out=${FERRY_BENCH_DIR:-$root/bench/out}
 mkdir -p "$out"
@@ -91,17 +78,6 @@ dir=$(mktemp -d "$out/bench_e2e.XXXXXX")
 fm_pid=""
 redis_pid=""
 
-stop_pid() { # pid: TERM, then KILL after 10 s; always reaped
-    [ -n "$1" ] || return 0
-    kill "$1" 2>/dev/null || true
-    i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 cleanup() {
     stop_pid "$fm_pid"
     stop_pid "$redis_pid"
@@ -115,114 +91,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# A port nobody listens on (nor on port-2..port+1, RocketMQ's neighbours); not atomic, but the
-# servers fail loudly on a taken port.
-used_ports() { ss -Htln | awk '{n = split($4, a, ":"); print a[n]}'; }
-free_port() {
-    while :; do
-        p=$(awk -v s="$(od -An -N2 -tu2 /dev/urandom)" 'BEGIN { srand(s); print 20000 + int(rand() * 30000) }')
-        if ! used_ports | grep -qxE "$((p - 2))|$((p - 1))|$p|$((p + 1))"; then
-            echo "$p"
-            return
-        fi
-    done
-}
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
-field() { # key, SUMMARY line on stdin
-    tr ' ' '\n' | sed -n "s/^$1=//p"
-}
-
-start_ferrymq() { # flushDiskType
-    ns_port=$(free_port)
-    br_port=$(free_port)
-    store=$dir/store-$1
-    conf=$dir/ferrymq-$1.conf
-    cat >"$conf" <<EOF
-brokerClusterName=BenchCluster
-brokerName=bench-a
-namesrv.listenAddress=127.0.0.1
-namesrv.listenPort=$ns_port
-namesrv.kvConfigPath=$dir/kvConfig.json
-listenPort=$br_port
-bindAddress=127.0.0.1
-brokerIP1=127.0.0.1
-namesrvAddr=127.0.0.1:$ns_port
-autoCreateTopicEnable=true
-storePathRootDir=$store
-flushDiskType=$1
-mappedFileSizeCommitLog=268435456
-maxHashSlotNum=500000
-maxIndexNum=2000000
-EOF
-    "$ferrymq" -c "$conf" >"$dir/ferrymq-$1.log" 2>&1 &
-    fm_pid=$!
-    namesrv=127.0.0.1:$ns_port
-    i=0
-    until "$mqadmin" updateTopic -n "$namesrv" -t BenchTopic -r 8 -w 8 -c BenchCluster >/dev/null 2>&1; do
-        kill -0 "$fm_pid" 2>/dev/null || { tail -20 "$dir/ferrymq-$1.log" >&2; exit 1; }
-        i=$((i + 1))
-        [ $i -lt 200 ] || { echo "bench_e2e: ferrymq did not come up" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-
-start_redis() { # appendfsync
-    redis_port=$(free_port)
-    rdir=$dir/redis-$1
-    mkdir -p "$rdir"
-    # No AOF rewrites during the run (a stronger baseline: no fork), no RDB snapshots.
-    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$rdir" --appendonly yes --save '' \
-        --appendfsync "$1" --auto-aof-rewrite-percentage 0 --daemonize no \
-        --logfile "$rdir/redis.log" &
-    redis_pid=$!
-    i=0
-    until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
-        kill -0 "$redis_pid" 2>/dev/null || { tail -20 "$rdir/redis.log" >&2; exit 1; }
-        i=$((i + 1))
-        [ $i -lt 100 ] || { echo "bench_e2e: redis-server did not come up" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-
-# redis-benchmark runs a count, not a duration: the count is the rate of the previous run (or of
-# a short calibration run) times FERRY_BENCH_SECS. Prints "rps p50_ms p99_ms".
-redis_rate=""
-redis_run() { # pipeline, size, count
-    payload=$(head -c "$2" /dev/zero | tr '\0' r)
-    redis-cli -p "$redis_port" del bench >/dev/null
-    redis-benchmark -p "$redis_port" -c $conns -P "$1" -n "$3" --csv XADD bench '*' f "$payload" |
-        awk -F'","' 'NR == 2 { print $2, $5, $7 }'
-}
-redis_case() { # pipeline, size
-    if [ -z "$redis_rate" ]; then
-        redis_rate=$(redis_run "$1" "$2" $((20000 * $1)) | awk '{ printf "%d", $1 }')
-    fi
-    r=$(redis_run "$1" "$2" $((redis_rate * secs + 1000)))
-    redis_rate=$(echo "$r" | awk '{ printf "%d", $1 }')
-    echo "$r"
-}
-
-ferry_case() { # mode, size: prints "tps p50_ms p99_ms"
-    if [ "$1" = send_sync ]; then
-        set -- -w $conns -s "$2"
-    else
-        set -- -a -p $conns -i $inflight -s "$2"
-    fi
-    line=$("$mqbench" producer -n "$namesrv" -t BenchTopic -d "$secs" "$@" | grep '^SUMMARY')
-    failed=$(echo "$line" | field failed)
-    unknown=$(echo "$line" | field unknown)
-    if [ "$failed" != 0 ] || [ "$unknown" != 0 ]; then
-        echo "bench_e2e: WARNING: $failed failed, $unknown unknown sends: $line" >&2
-    fi
-    echo "$(echo "$line" | field tps) $(echo "$line" | field p50_ms) $(echo "$line" | field p99_ms)"
-}
-
-result() { # name, value, baseline
-    awk -v n="$1" -v v="$2" -v b="$3" 'BEGIN {
-        printf "RESULT bench=%s value=%.0f unit=msg/s baseline=%.0f ratio=%.3f\n", n, v, b, (b > 0 ? v / b : 0) }'
-}
 
 consumer_case() {
     "$mqadmin" updateTopic -n "$namesrv" -t BenchDrain -r 8 -w 8 -c BenchCluster >/dev/null

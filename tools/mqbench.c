@@ -477,6 +477,20 @@ static void *async_main(void *arg)
     return NULL;
 }
 
+/* Printable bytes from a fixed xorshift sequence: the client compresses bodies from
+ * compressMsgBodyOverHowmuch (4 KiB) on, and a body of one repeated byte would shrink to a few
+ * hundred bytes, so large sizes would not measure what their size says. */
+static void fill_body(char *body, size_t n)
+{
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        body[i] = (char)('!' + x % 94);
+    }
+}
+
 static int run_producer(const struct opts *o)
 {
     int np = o->producers, nw = o->async ? np : o->threads, rc = 0;
@@ -484,7 +498,7 @@ static int run_producer(const struct opts *o)
     struct sync_worker *ws = calloc((size_t)nw, sizeof *ws);
     struct stats *st = aligned_alloc(64, sizeof(struct stats) * (size_t)nw);
     char *body = malloc((size_t)o->size);
-    memset(body, 'm', (size_t)o->size);
+    fill_body(body, (size_t)o->size);
     memset(st, 0, sizeof(struct stats) * (size_t)nw);
 
     for (int i = 0; i < np; i++) {
