@@ -16,6 +16,7 @@
  * DELAY or a timer property goes to the schedule or timer topic (schedule.c);
  * CONSUMER_SEND_MSG_BACK is in sendback.c. */
 #include "broker/broker_int.h"
+#include "broker/ha.h"
 
 #include "common/alloc.h"
 #include "common/bytes.h"
@@ -189,9 +190,17 @@ static void send_finish(struct send_ctx *ctx, int rc)
 
     switch (rc) {
     case 0:
-        /* No replication yet: a SYNC_MASTER has no slave, as Java reports then. */
-        code = b->cfg.brokerRole == BROKER_SYNC_MASTER && ctx->wait ? RESP_SLAVE_NOT_AVAILABLE
-                                                                    : RESP_SUCCESS;
+        code = RESP_SUCCESS;
+        break;
+    case HA_ENOSLAVE:
+        /* As RocketMQ: stored on the master, not replicated (docs/REPLICATION.md). */
+        code = RESP_SLAVE_NOT_AVAILABLE;
+        rm = "stored on the master only: no in-sync slave (replication not confirmed)";
+        break;
+    case HA_ETIMEDOUT:
+        code = RESP_FLUSH_SLAVE_TIMEOUT;
+        rm = "stored on the master; no slave confirmed it within syncFlushTimeout (replication "
+             "not confirmed)";
         break;
     case FERRY_ETIMEDOUT:
         code = RESP_FLUSH_DISK_TIMEOUT;
@@ -230,7 +239,7 @@ static void send_finish(struct send_ctx *ctx, int rc)
     rcmd_ext_add(&resp, "MSG_REGION", b->cfg.regionId);
     rcmd_ext_add(&resp, "TRACE_ON", b->cfg.traceOn ? "true" : "false");
     char *ids = NULL, ids_small[2 * 58 + 1]; /* a plain send's id without an allocation */
-    if (rc == 0 || rc == FERRY_ETIMEDOUT) {
+    if (rc == 0 || rc == FERRY_ETIMEDOUT || rc == HA_ENOSLAVE || rc == HA_ETIMEDOUT) {
         struct msg_host sh;
         if (host_parse_cached(b->cfg.store.storeHost, &sh, 1) != 0)
             memset(&sh, 0, sizeof sh);
@@ -256,9 +265,33 @@ static void send_finish(struct send_ctx *ctx, int rc)
     ctx_free(ctx);
 }
 
-static void on_stored(void *arg, int rc)
+static void on_replicated(void *arg, int rc)
 {
     send_finish(arg, rc);
+}
+
+/* A SYNC_MASTER answers a stored message (that asked to WAIT) only once inSyncReplicas slaves
+ * have it durably (ha.c). */
+static int wants_replica(const broker_t *b, const struct send_ctx *ctx)
+{
+    return b->cfg.brokerRole == BROKER_SYNC_MASTER && ctx->wait;
+}
+
+/* The store is done with @ctx (@rc): wait for the slaves if needed, then answer. */
+static void send_complete(struct send_ctx *ctx, int rc)
+{
+    if (rc == 0 && wants_replica(ctx->b, ctx)) {
+        const struct put_result *last = &ctx->res[ctx->n - 1];
+        rc = ha_wait(ctx->b->ha, last->phys_offset + last->size, on_replicated, ctx);
+        if (rc == 1)
+            return;
+    }
+    send_finish(ctx, rc);
+}
+
+static void on_stored(void *arg, int rc)
+{
+    send_complete(arg, rc);
 }
 
 /* ---- the sends of one I/O loop turn, appended together ---------------------------------
@@ -278,6 +311,7 @@ struct send_batch {
     broker_t *b;
     conn_t *conn; /* referenced: its I/O thread answers the batch */
     int n, rc;
+    int ha_rc; /* SYNC_MASTER: the replication result of the batch */
     size_t bytes;
     struct send_ctx *ctx[SEND_BATCH_MAX];
     struct store_msg msgs[SEND_BATCH_MAX];
@@ -298,10 +332,53 @@ static void batch_answer(void *arg)
         struct send_ctx *ctx = sb->ctx[i];
         ctx->one = sb->res[i];
         ctx->res = &ctx->one;
-        send_finish(ctx, sb->rcs[i] ? sb->rcs[i] : sb->rc);
+        int rc = sb->rcs[i] ? sb->rcs[i] : sb->rc;
+        if (rc == 0 && wants_replica(sb->b, ctx))
+            rc = sb->ha_rc;
+        send_finish(ctx, rc);
     }
     remoting_conn_unref(sb->conn);
     ferry_free(sb);
+}
+
+static void batch_post(struct send_batch *sb)
+{
+    if (remoting_conn_post(sb->conn, batch_answer, sb) != 0)
+        batch_answer(sb); /* the I/O thread is gone: the answers fail, the memory is freed */
+}
+
+/* The slaves have the batch (or not). @thread HA */
+static void on_batch_replicated(void *arg, int rc)
+{
+    struct send_batch *sb = arg;
+    sb->ha_rc = rc;
+    batch_post(sb);
+}
+
+/* SYNC_MASTER: one replication wait for the whole batch, up to its last stored record.
+ * Returns 1 when on_batch_replicated() will finish it, else 0 (sb->ha_rc set). */
+static int batch_replicate(struct send_batch *sb)
+{
+    int64_t end = -1;
+    int any = 0;
+    sb->ha_rc = 0;
+    if (sb->rc != 0 || sb->b->cfg.brokerRole != BROKER_SYNC_MASTER)
+        return 0;
+    for (int i = 0; i < sb->n; i++) {
+        if (sb->rcs[i] != 0)
+            continue;
+        any |= sb->ctx[i]->wait;
+        int64_t e = sb->res[i].phys_offset + sb->res[i].size;
+        if (e > end)
+            end = e;
+    }
+    if (!any)
+        return 0;
+    int rc = ha_wait(sb->b->ha, end, on_batch_replicated, sb);
+    if (rc == 1)
+        return 1;
+    sb->ha_rc = rc;
+    return 0;
 }
 
 /* The group commit covered the batch (or failed, or timed out). @thread store flush/service */
@@ -309,8 +386,9 @@ static void on_batch_stored(void *arg, int rc)
 {
     struct send_batch *sb = arg;
     sb->rc = rc;
-    if (remoting_conn_post(sb->conn, batch_answer, sb) != 0)
-        batch_answer(sb); /* the I/O thread is gone: the answers fail, the memory is freed */
+    if (batch_replicate(sb))
+        return;
+    batch_post(sb);
 }
 
 static void batch_store(struct send_batch *sb)
@@ -322,6 +400,8 @@ static void batch_store(struct send_batch *sb)
     if (rc == 1)
         return;
     sb->rc = rc;
+    if (batch_replicate(sb))
+        return;
     batch_answer(sb);
 }
 
@@ -352,6 +432,7 @@ static int batch_add(broker_t *b, conn_t *conn, struct send_ctx *ctx, const stru
         sb->conn = conn;
         sb->n = 0;
         sb->rc = 0;
+        sb->ha_rc = 0;
         sb->bytes = 0;
         if (remoting_defer(conn, batch_turn_end, NULL) != 0) {
             ferry_free(sb);
@@ -635,7 +716,7 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
     if (msgs != &one)
         ferry_free(msgs);
     if (rc != 1)
-        send_finish(ctx, rc);
+        send_complete(ctx, rc);
     return;
 
 answer:

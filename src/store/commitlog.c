@@ -430,6 +430,9 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
         pthread_mutex_unlock(&st->flush_mu);
     }
     atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
+    /* Under the lock, so that store_set_repl_cbs(NULL) is final once it returns. */
+    if (st->append_cb)
+        st->append_cb(st->repl_arg);
     pthread_mutex_unlock(&st->put_lock);
     if (enc != stack_enc)
         ferry_free(enc);
@@ -604,6 +607,9 @@ int commitlog_put_multi(store_t *st, const struct store_msg *msgs, int n, int *r
         pthread_mutex_unlock(&st->flush_mu);
     }
     atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
+    /* Under the lock, so that store_set_repl_cbs(NULL) is final once it returns. */
+    if (st->append_cb)
+        st->append_cb(st->repl_arg);
     pthread_mutex_unlock(&st->put_lock);
     if (stored && st->sync && atomic_load(&st->flusher_idle)) {
         pthread_mutex_lock(&st->flush_mu);
@@ -757,6 +763,10 @@ int commitlog_sync_all(store_t *st)
     atomic_store(&st->flushed_ts, clock_wall_ms());
     complete_waiters(st, target, 0, 0);
     dispatch_kick(st);
+    pthread_mutex_lock(&st->flush_mu); /* see store_set_repl_cbs */
+    if (st->flush_cb)
+        st->flush_cb(st->repl_arg, target);
+    pthread_mutex_unlock(&st->flush_mu);
     return 0;
 }
 
@@ -848,4 +858,249 @@ int commitlog_wait(store_t *st, struct waiter *w)
     }
     sem_destroy(&w->sem);
     return w->rc;
+}
+
+/* ---- replication ---------------------------------------------------------------------- */
+
+int64_t store_read_raw(store_t *st, int64_t phys, int64_t max, struct store_slice *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t end = atomic_load_explicit(&st->max_phys, memory_order_acquire);
+    if (phys >= end || max <= 0)
+        return 0;
+    if (phys < atomic_load(&st->min_phys))
+        return FERRY_ENOTFOUND;
+    struct mfile *mf = commitlog_seg_ref(st, phys);
+    if (!mf)
+        return FERRY_ENOTFOUND;
+    int64_t seg_end = mf->start + mf->size;
+    int64_t n = (end < seg_end ? end : seg_end) - phys;
+    if (n > max)
+        n = max;
+    out->data = mf->base + (phys - mf->start);
+    out->len = (uint32_t)n;
+    out->phys_offset = phys;
+    out->queue_offset = -1;
+    out->ref = mf;
+    return n;
+}
+
+int64_t store_received_phys(store_t *st)
+{
+    int64_t r = atomic_load(&st->recv_pos), m = atomic_load(&st->max_phys);
+    return r > m ? r : m;
+}
+
+int64_t store_seg_size(store_t *st)
+{
+    return st->seg_size;
+}
+
+void store_set_repl_cbs(store_t *st, void (*on_append)(void *arg),
+                        void (*on_flush)(void *arg, int64_t flushed), void *arg)
+{
+    pthread_mutex_lock(&st->put_lock);
+    pthread_mutex_lock(&st->flush_mu);
+    st->append_cb = on_append;
+    st->flush_cb = on_flush;
+    st->repl_arg = arg;
+    pthread_mutex_unlock(&st->flush_mu);
+    pthread_mutex_unlock(&st->put_lock);
+}
+
+/* Advance the written end over the whole records in [max_phys, write_pos). Returns 0, or
+ * FERRY_ECORRUPT for bytes that cannot be a record at their place. @locks put_lock */
+static int replica_scan(store_t *st)
+{
+    int64_t pos = atomic_load(&st->max_phys), end = st->write_pos;
+    int rc = 0;
+    while (pos < end) {
+        struct mfile *mf = commitlog_seg_ref(st, pos);
+        if (!mf)
+            break;
+        int64_t off = pos - mf->start, seg_end = mf->start + mf->size;
+        int64_t avail = (end < seg_end ? end : seg_end) - pos;
+        const uint8_t *p = mf->base + off;
+        if (avail < 8) {
+            mfile_unref(mf);
+            break;
+        }
+        uint32_t total = be32_get(p), magic = be32_get(p + 4);
+        if (magic == MSG_MAGIC_BLANK) {
+            mfile_unref(mf);
+            if ((int64_t)total != mf->size - off) {
+                rc = FERRY_ECORRUPT;
+                break;
+            }
+            if (end < seg_end)
+                break; /* the rest of the segment (zeros) is still on its way */
+            pos = seg_end;
+            continue;
+        }
+        if (total < 8 || (int64_t)total > mf->size - off) {
+            mfile_unref(mf);
+            rc = FERRY_ECORRUPT;
+            break;
+        }
+        if ((int64_t)total > avail) {
+            mfile_unref(mf);
+            break;
+        }
+        struct msg_view v;
+        int prc = msg_parse(p, (size_t)total, &v);
+        mfile_unref(mf);
+        if (prc != 0 || v.phys_offset != pos || v.total_size != total) {
+            rc = FERRY_ECORRUPT;
+            break;
+        }
+        pos += total;
+    }
+    atomic_store(&st->max_phys, pos);
+    return rc;
+}
+
+int store_append_replica(store_t *st, int64_t phys, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    int rc = 0;
+    pthread_mutex_lock(&st->put_lock);
+    if (atomic_load(&st->stopping))
+        rc = FERRY_ECLOSED;
+    else if (atomic_load(&st->fenced))
+        rc = FERRY_EFENCED;
+    else if (phys < atomic_load(&st->max_phys) || phys > st->write_pos)
+        rc = FERRY_EINVAL;
+    else
+        st->write_pos = phys; /* a reconnect resends the partial record after the last whole one */
+    while (rc == 0 && len > 0) {
+        struct mfile *seg = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
+        if (!seg || st->write_pos >= seg->start + seg->size) {
+            int tries = 0;
+            do
+                rc = take_next_segment(st);
+            while (rc == -EAGAIN && ++tries < 3);
+            if (rc == -ENOSPC || rc == -EDQUOT)
+                rc = FERRY_EDISKFULL;
+            if (rc)
+                break;
+            seg = st->segs[st->nsegs - 1];
+            if (seg->start != st->write_pos) {
+                rc = FERRY_ECORRUPT;
+                break;
+            }
+        }
+        int64_t pos = st->write_pos - seg->start;
+        size_t n = (size_t)(seg->size - pos) < len ? (size_t)(seg->size - pos) : len;
+        if ((rc = write_at(st, seg, pos, p, n)) != 0) {
+            pthread_mutex_unlock(&st->put_lock);
+            commitlog_fence(st, rc, "CommitLog write (replica)");
+            return FERRY_EFENCED;
+        }
+        st->write_pos += (int64_t)n;
+        p += n;
+        len -= n;
+    }
+    atomic_store(&st->recv_pos, st->write_pos);
+    int64_t before = atomic_load(&st->max_phys);
+    int src = replica_scan(st);
+    if (rc == 0)
+        rc = src;
+    int advanced = atomic_load(&st->max_phys) > before;
+    if (rc == FERRY_ECORRUPT) {
+        /* Keep nothing past the last whole record: the next append starts there. */
+        st->write_pos = atomic_load(&st->max_phys);
+        atomic_store(&st->recv_pos, st->write_pos);
+    }
+    if (advanced && st->nsegs)
+        want_next_segment(st);
+    pthread_mutex_unlock(&st->put_lock);
+    if (advanced) {
+        if (st->sync && atomic_load(&st->flusher_idle)) {
+            pthread_mutex_lock(&st->flush_mu);
+            pthread_cond_signal(&st->flush_cv);
+            pthread_mutex_unlock(&st->flush_mu);
+        }
+        if (!st->sync)
+            dispatch_kick(st);
+    }
+    return rc;
+}
+
+int store_compare_raw(store_t *st, int64_t phys, const void *data, size_t len)
+{
+    if (phys < atomic_load(&st->min_phys) || phys + (int64_t)len > atomic_load(&st->max_phys))
+        return 0;
+    const uint8_t *p = data;
+    while (len > 0) {
+        struct mfile *mf = commitlog_seg_ref(st, phys);
+        if (!mf)
+            return 0;
+        int64_t off = phys - mf->start;
+        size_t n = (size_t)(mf->size - off) < len ? (size_t)(mf->size - off) : len;
+        int eq = memcmp(mf->base + off, p, n) == 0;
+        mfile_unref(mf);
+        if (!eq)
+            return 0;
+        phys += (int64_t)n;
+        p += n;
+        len -= n;
+    }
+    return 1;
+}
+
+int64_t store_record_start_before(store_t *st, int64_t end)
+{
+    int64_t min = atomic_load(&st->min_phys);
+    if (end <= min)
+        return end == min ? end : -1;
+    if (end > atomic_load(&st->max_phys))
+        return -1;
+    struct mfile *mf = commitlog_seg_ref(st, end - 1);
+    if (!mf)
+        return -1;
+    int64_t pos = mf->start, found = -1;
+    while (pos < end) {
+        const uint8_t *p = mf->base + (pos - mf->start);
+        uint32_t total = be32_get(p);
+        if (total < 8 || pos + (int64_t)total > mf->start + mf->size)
+            break;
+        if (pos + (int64_t)total == end) {
+            found = pos;
+            break;
+        }
+        if (be32_get(p + 4) == MSG_MAGIC_BLANK)
+            break;
+        pos += total;
+    }
+    mfile_unref(mf);
+    return found;
+}
+
+/* Cut the CommitLog at @end (a record boundary): zero the rest of its segment, retire the
+ * segments after it, sync, and move every end back. @locks put_lock */
+int commitlog_truncate(store_t *st, int64_t end)
+{
+    struct mfile *retired[64];
+    int nret = 0, rc = 0;
+    pthread_rwlock_wrlock(&st->segs_lock);
+    while (st->nsegs > 0 && st->segs[st->nsegs - 1]->start >= end && nret < 64 &&
+           !(st->nsegs == 1 && st->segs[0]->start == end))
+        retired[nret++] = st->segs[--st->nsegs];
+    pthread_rwlock_unlock(&st->segs_lock);
+    for (int i = 0; i < nret; i++)
+        mfile_retire(retired[i]);
+    struct mfile *seg = st->nsegs ? st->segs[st->nsegs - 1] : NULL;
+    if (seg && end >= seg->start && end < seg->start + seg->size) {
+        int64_t off = end - seg->start;
+        memset(seg->base + off, 0, (size_t)(seg->size - off));
+        rc = mfile_sync(seg);
+    }
+    if (rc == 0 && nret > 0)
+        rc = fs_fsync_dir(st->cl_dir);
+    st->write_pos = end;
+    atomic_store(&st->recv_pos, end);
+    atomic_store(&st->max_phys, end);
+    if (atomic_load(&st->flushed) > end)
+        atomic_store(&st->flushed, end);
+    return rc;
 }

@@ -356,6 +356,7 @@ int recovery_run(store_t *st, char *err, size_t errlen)
         return rc;
     }
     st->write_pos = end;
+    atomic_store(&st->recv_pos, end);
     atomic_store(&st->max_phys, end);
     atomic_store(&st->flushed, end);
     int64_t t_cut = clock_mono_ms();

@@ -137,7 +137,19 @@ static void flush_queue(struct qstate *qs, void *arg)
 }
 
 /* Flush every queue and the index, then record how far dispatch is durable. */
+static int write_checkpoint_locked(store_t *st);
+
+/* The service thread and a replica truncation both write checkpoints: one at a time. */
 static int write_checkpoint(store_t *st)
+{
+    static pthread_mutex_t ckpt_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&ckpt_mu);
+    int rc = write_checkpoint_locked(st);
+    pthread_mutex_unlock(&ckpt_mu);
+    return rc;
+}
+
+static int write_checkpoint_locked(store_t *st)
 {
     struct checkpoint ck = {0};
     ck.dispatched = atomic_load(&st->dispatched);
@@ -676,6 +688,51 @@ int64_t store_offset_by_time(store_t *st, const char *topic, int32_t qid, int64_
             hi = mid;
     }
     return lo;
+}
+
+static void cut_queue(struct qstate *qs, void *arg)
+{
+    int64_t end = *(int64_t *)arg;
+    int64_t idx = cq_max_index(qs->cq), min = cq_min_index(qs->cq);
+    struct cq_entry e;
+    while (idx > min && cq_read(qs->cq, idx - 1, 1, &e) == 1 && e.phys + e.size > end)
+        idx--;
+    if (idx < cq_max_index(qs->cq)) {
+        log_warn(LOG_STORE,
+                 "consumequeue %s/%d cut at entry %" PRId64 " (CommitLog cut at %" PRId64 ")",
+                 qs->topic, qs->qid, idx, end);
+        cq_truncate(qs->cq, idx);
+    }
+    qs->next_offset = cq_max_index(qs->cq);
+}
+
+int store_truncate_replica(store_t *st, int64_t end)
+{
+    if (end < atomic_load(&st->min_phys) || end > atomic_load(&st->max_phys) ||
+        store_record_start_before(st, end) < 0)
+        return FERRY_EINVAL;
+    pthread_mutex_lock(&st->put_lock);
+    /* Let dispatch finish what it has, then lower the ends so that it stays idle while the
+     * queues and the index are cut (it is their only other writer). */
+    int rc = store_wait_dispatched(st, 30000);
+    int64_t old = atomic_load(&st->max_phys);
+    if (rc == 0)
+        rc = commitlog_truncate(st, end);
+    if (rc == 0) {
+        store_foreach_queue(st, cut_queue, &end);
+        if (st->index)
+            rc = index_truncate_after(st->index, end, 0);
+        if (atomic_load(&st->dispatched) > end)
+            atomic_store(&st->dispatched, end);
+    }
+    if (rc == 0)
+        rc = write_checkpoint(st);
+    pthread_mutex_unlock(&st->put_lock);
+    if (rc)
+        commitlog_fence(st, rc, "CommitLog truncation");
+    else
+        log_warn(LOG_STORE, "CommitLog truncated from %" PRId64 " to %" PRId64, old, end);
+    return rc;
 }
 
 int64_t store_min_phys(store_t *st)

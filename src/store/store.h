@@ -190,4 +190,38 @@ int64_t store_recovery_ms(store_t *st, int *abnormal);
 /* Block until dispatch has caught up with the confirmed offset (tests, shutdown). */
 int store_wait_dispatched(store_t *st, int timeout_ms);
 
+/* ---- replication (docs/REPLICATION.md) ----------------------------------------------- */
+
+int64_t store_seg_size(store_t *st);
+/* Master: up to @max raw CommitLog bytes from @phys, within one segment and below the written
+ * end, without copying: @out->data points into the mapping (release with store_release()).
+ * Returns the byte count (0: nothing at @phys yet), or FERRY_ENOTFOUND when @phys is below
+ * the oldest segment. */
+int64_t store_read_raw(store_t *st, int64_t phys, int64_t max, struct store_slice *out);
+/* Slave: append @len bytes received from the master, verbatim, at @phys, which must lie
+ * between the written end (the last whole record) and the received end (store_received_phys);
+ * received bytes from @phys on are replaced. The bytes may split records and cross segment ends
+ * (the master's blank markers are kept). Only whole records advance the written end
+ * (store_max_phys) and so reach flush and dispatch. Returns 0, FERRY_EINVAL (@phys is not
+ * the end), FERRY_ECORRUPT (the bytes do not form valid records: nothing after the last whole
+ * record is kept), or the write errors of store_put. */
+int store_append_replica(store_t *st, int64_t phys, const void *data, size_t len);
+int64_t store_received_phys(store_t *st);
+/* Slave: compare @len bytes at @phys with @data (1 equal, 0 different or not there). */
+int store_compare_raw(store_t *st, int64_t phys, const void *data, size_t len);
+/* Start of the record (or blank marker) that ends exactly at @end (a record boundary below
+ * the written end), or -1 when no record ends there. @end == min phys gives @end. */
+int64_t store_record_start_before(store_t *st, int64_t end);
+/* Slave: cut the log at @end (a record boundary below the written end; the caller checked
+ * it against the master): ConsumeQueue entries and the index from @end on go, the CommitLog
+ * bytes are zeroed and later segments deleted, then a checkpoint is written. Returns 0 or an
+ * error (FERRY_EINVAL: not a record boundary). */
+int store_truncate_replica(store_t *st, int64_t end);
+/* Callbacks for the HA service: @on_append after every append that advanced the written end
+ * (from the appending thread), @on_flush after each flush with the new durable end (flush
+ * thread). Either may be NULL. They run under store locks: they must be short and never block
+ * or call into the store. Once a call with NULLs returned, neither runs any more. */
+void store_set_repl_cbs(store_t *st, void (*on_append)(void *arg),
+                        void (*on_flush)(void *arg, int64_t flushed), void *arg);
+
 #endif

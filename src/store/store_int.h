@@ -106,6 +106,12 @@ struct store {
 
     index_svc_t *index;
 
+    /* Replication hooks (store_set_repl_cbs): after each append, after each flush. */
+    void (*append_cb)(void *arg);
+    void (*flush_cb)(void *arg, int64_t flushed);
+    void *repl_arg;
+    atomic_int_least64_t recv_pos; /* slave: end of the bytes received (may split a record) */
+
     /* Service thread: queue flush, checkpoint, expiry, disk space, waiter timeouts. */
     pthread_t service_thread;
     pthread_mutex_t svc_mu;
@@ -140,6 +146,7 @@ void commitlog_fence(store_t *st, int err, const char *what);
 void commitlog_expire_waiters(store_t *st);
 int commitlog_sync_all(store_t *st);
 int64_t commitlog_confirm(store_t *st);
+int commitlog_truncate(store_t *st, int64_t end);
 
 /* dispatch.c */
 int dispatch_start(store_t *st);
