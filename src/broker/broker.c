@@ -157,8 +157,15 @@ int broker_config_load(struct broker_config *cfg, const char *path, char *err, s
 
 void broker_config_print(const struct broker_config *cfg, FILE *out)
 {
-    conf_print(broker_conf_defs, cfg, out);
-    conf_print(store_conf_defs, &cfg->store, out);
+    /* The printout goes to consoles and to GET_BROKER_CONFIG answers: whoever reads haSecret
+     * can pose as a slave, so it is masked. */
+    struct broker_config *c = ferry_malloc(sizeof *c);
+    *c = *cfg;
+    if (c->haSecret[0])
+        snprintf(c->haSecret, sizeof c->haSecret, "******");
+    conf_print(broker_conf_defs, c, out);
+    conf_print(store_conf_defs, &c->store, out);
+    ferry_free(c);
 }
 
 /* The first non-loopback IPv4 address of this host, or 127.0.0.1. */

@@ -96,7 +96,8 @@ int broker_config_load(struct broker_config *cfg, const char *path, char *err, s
  * Returns 0 or FERRY_ECONFIG with @err naming the key and the allowed values. */
 int broker_config_check(struct broker_config *cfg, char *err, size_t errlen);
 
-/* Print the effective configuration (broker keys, then store keys) as `key=value`. */
+/* Print the effective configuration (broker keys, then store keys) as `key=value`; a set
+ * haSecret prints as ******. */
 void broker_config_print(const struct broker_config *cfg, FILE *out);
 
 /* A broker with a copy of @cfg (checked with broker_config_check()). Nothing is opened yet.

@@ -169,7 +169,8 @@ static void test_bad_values_exit_nonzero_naming_the_key(void **state)
         free(err);
     }
     /* An unknown key is only a warning: -p still works and shows the effective config. */
-    write_conf(conf, "someUnknownKey=1\nbrokerName=broker-p\nflushDiskType=SYNC_FLUSH\n");
+    write_conf(conf, "someUnknownKey=1\nbrokerName=broker-p\nflushDiskType=SYNC_FLUSH\n"
+                     "haSecret=TOPSECRET\n");
     char *argv[] = {MQBROKER_PATH, "-c", conf, "-n", "127.0.0.1:9876;127.0.0.2:9876", "-p", NULL};
     pid_t pid = spawn(&r, argv);
     int st = wait_exit(pid, 10000);
@@ -180,6 +181,8 @@ static void test_bad_values_exit_nonzero_naming_the_key(void **state)
     assert_non_null(strstr(out, "namesrvAddr=127.0.0.1:9876;127.0.0.2:9876\n"));
     assert_non_null(strstr(out, "flushDiskType=SYNC_FLUSH\n"));
     assert_non_null(strstr(out, "listenPort=10911\n"));
+    assert_non_null(strstr(out, "haSecret=******\n")); /* never printed: it authenticates slaves */
+    assert_null(strstr(out, "TOPSECRET"));
     assert_non_null(strstr(err, "someUnknownKey"));
     free(out);
     free(err);
