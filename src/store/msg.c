@@ -240,13 +240,17 @@ const char *msg_prop_get(const char *props, size_t len, const char *name, size_t
     size_t nlen = strlen(name);
     const char *p = props, *end = props + len;
     while (p < end) {
-        const char *pair_end = memchr(p, PROP_PAIR_SEP, (size_t)(end - p));
+        /* Compare the name in place (names hold no separator), then find the pair's end:
+         * one scan per pair, not two. */
+        int hit =
+            (size_t)(end - p) > nlen && p[nlen] == PROP_NAME_SEP && memcmp(p, name, nlen) == 0;
+        const char *from = hit ? p + nlen + 1 : p;
+        const char *pair_end = memchr(from, PROP_PAIR_SEP, (size_t)(end - from));
         if (!pair_end)
             pair_end = end;
-        const char *sep = memchr(p, PROP_NAME_SEP, (size_t)(pair_end - p));
-        if (sep && (size_t)(sep - p) == nlen && memcmp(p, name, nlen) == 0 && sep + 1 < pair_end) {
-            *vlen = (size_t)(pair_end - sep - 1);
-            return sep + 1;
+        if (hit && from < pair_end) {
+            *vlen = (size_t)(pair_end - from);
+            return from;
         }
         p = pair_end + 1;
     }
