@@ -72,7 +72,9 @@ struct ferry_producer_config {
     int retryTimesWhenSendAsyncFailed;    /* async sends: extra attempts before the request is
                                            * written (connect failures); 2 */
     int retryAnotherBrokerWhenNotStoreOK; /* retry when stored with a flush/slave timeout; 0 */
-    int compressMsgBodyOverHowmuch;       /* zlib-compress bodies of at least this size; 4096 */
+    int compressMsgBodyOverHowmuch;       /* compress bodies of at least this size (zlib
+                                           * format, ISA-L's fastest level; sent as they are
+                                           * when that is not smaller); 4096 */
     int maxMessageSize;                   /* largest body accepted (before compression); 4 MiB */
     int sendLatencyFaultEnable;           /* avoid slow/failed brokers for a while; 1 */
 };

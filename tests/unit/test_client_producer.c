@@ -297,6 +297,18 @@ static void test_compression_and_size(void **state)
     m.body_len = 4095; /* under compressMsgBodyOverHowmuch */
     assert_int_equal(ferry_send_sync(p, &m, &res), 0);
     check_stored(&e->b[0], &res, body, 4095, 0);
+    char *noise = malloc(8192); /* incompressible: sent as it is, not flagged */
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < 8192; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        noise[i] = (char)x;
+    }
+    struct ferry_message mn = {.topic = "TopicA", .body = noise, .body_len = 8192};
+    assert_int_equal(ferry_send_sync(p, &mn, &res), 0);
+    check_stored(&e->b[0], &res, noise, 8192, 0);
+    free(noise);
     m.body_len = 64 * 1024; /* the limit itself is fine */
     assert_int_equal(ferry_send_sync(p, &m, &res), 0);
     m.body_len = 64 * 1024 + 1;
