@@ -1,6 +1,6 @@
 #!/bin/sh
-# `make bench`: every FerryMQ benchmark side by side with its peer (Redis Streams XADD) and its
-# ceilings (raw disk, loopback), each figure measured in the same run as its baseline and
+# `make bench`: every FerryMQ benchmark side by side with its peers (Redis Streams XADD; NATS
+# JetStream in the size series) and its ceilings (raw disk, loopback), each figure measured in the same run as its baseline and
 # printed as
 #
 #   RESULT bench=<name> value=<n> unit=<u> baseline=<n> ratio=<value/baseline>
@@ -9,12 +9,15 @@
 #
 #   size       ASYNC_FLUSH, mqbench -a -p 16 -i 16 (16 producers x 16 sends in flight) with
 #              128 B .. 64 KiB bodies  vs  redis-benchmark -c 16 -P 16 XADD (appendfsync
-#              everysec), raw disk (append + fdatasync every 500 ms) and loopback (16
+#              everysec), NATS JetStream (bench/nats/natsbench.go -a -p 16 -i 16: 16
+#              connections x 16 PublishAsync acks in flight, file storage; it fsyncs every
+#              2 min), raw disk (append + fdatasync every 500 ms) and loopback (16
 #              connections x 16 requests in flight to bench_e2e_echo)
 #   producers  SYNC_FLUSH, mqbench -w N (N threads in ferry_send_sync, one producer), 1 KiB,
 #              N = 1 4 16 64 128  vs  redis-benchmark -c N -P 1 (appendfsync always), raw disk
 #              (write N records + fdatasync: a perfect group commit) and loopback (1
-#              connection, N requests in flight)
+#              connection, N requests in flight); no NATS: JetStream 2.9 cannot fsync each
+#              write, so it has no SYNC_FLUSH counterpart
 #   latency    p50/p99/p999 of mqbench -w 16 -s 1024 under SYNC_FLUSH and ASYNC_FLUSH  vs
 #              redis-benchmark -c 16 -P 1 (always / everysec)
 #   recovery   fill a fresh store with N MiB, kill -9 ferrymq, time from its restart until a
@@ -38,8 +41,10 @@
 #   FERRY_BENCH_NOBUILD=1   use the binaries already in builddir
 #   FERRY_BENCH_KEEP=1      keep the run's directory
 #
-# Needs redis-server, redis-benchmark and gnuplot (`scripts/install-deps.sh --bench`). Every
-# process started here is stopped on exit, also on Ctrl-C; the temporary directory is removed.
+# Needs redis-server, redis-benchmark and gnuplot (`scripts/install-deps.sh --bench`), and for
+# the NATS column nats-server, golang-go and golang-github-nats-io-go-nats-dev (same script;
+# without them NATS is skipped with a note). Every process started here is stopped on exit, also
+# on Ctrl-C; the temporary directory is removed.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -98,6 +103,14 @@ for b in bench_ceiling bench_e2e_echo; do
         ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -o "$build/bench/$b" "$here/$b.c"
     fi
 done
+# NATS JetStream, the size series' second peer: measured when nats-server and natsbench are there.
+if nats_missing=$(nats_build 2>&1 >/dev/null); then
+    nats_missing=""
+else
+    nats_missing=$(echo "${nats_missing:-natsbench did not build}" | tail -1)
+    echo "bench_all: NATS JetStream skipped: $nats_missing" >&2
+fi
+natsbench=$build/bench/natsbench
 
 # ---- the run's directory, on a real disk ----------------------------------------------------
 out=${FERRY_BENCH_DIR:-$root/bench/out}
@@ -112,13 +125,16 @@ esac
 dir=$(mktemp -d "$out/bench_all.XXXXXX")
 fm_pid=""
 redis_pid=""
+nats_pid=""
 echo_pid=""
 cleanup() {
     stop_pid "$fm_pid"
     stop_pid "$redis_pid"
+    stop_pid "$nats_pid"
     stop_pid "$echo_pid"
     fm_pid=""
     redis_pid=""
+    nats_pid=""
     echo_pid=""
     if [ "${FERRY_BENCH_KEEP:-0}" = 1 ]; then
         echo "bench_all: kept $dir"
@@ -207,6 +223,8 @@ memory() { # phase
     fh=$(proc_kb "$fm_pid" VmHWM)
     rh=$(proc_kb "$redis_pid" VmHWM)
     emit memory "$1" "mem_hwm_$1" "$fh" KiB "$rh" redis
+    [ -z "$nats_pid" ] || echo "INFO bench=mem_hwm_$1 nats_hwm_kb=$(proc_kb "$nats_pid" VmHWM)" \
+        "nats_rss_kb=$(proc_kb "$nats_pid" VmRSS) nats_anon_kb=$(proc_kb "$nats_pid" RssAnon)" | tee -a "$dir/info"
     echo "INFO bench=mem_hwm_$1 ferry_rss_kb=$(proc_kb "$fm_pid" VmRSS)" \
         "ferry_anon_kb=$(proc_kb "$fm_pid" RssAnon) ferry_file_kb=$(proc_kb "$fm_pid" RssFile)" \
         "redis_rss_kb=$(proc_kb "$redis_pid" VmRSS) redis_anon_kb=$(proc_kb "$redis_pid" RssAnon)" |
@@ -216,10 +234,13 @@ memory() { # phase
 
 col() { cut -d' ' -f"$1" "$2" | median; }
 
-# A point: $runs rounds of (redis, ferry, disk, loopback), medians; four RESULT lines.
-# ferry options are the mqbench producer options; disk/loop arguments for bench_ceiling.
-point() { # series x name redis_clients redis_pipeline size "mqbench opts" "disk args" "loop args"
-    : >"$dir/r" && : >"$dir/f" && : >"$dir/d" && : >"$dir/l" && : >"$dir/b"
+# A point: $runs rounds of (redis, ferry, [nats,] disk, loopback), medians; a RESULT line per
+# baseline. ferry options are the mqbench producer options; disk/loop arguments for
+# bench_ceiling; nats options (natsbench) when NATS runs ($nats_pid) and the series has them.
+point() { # series x name redis_clients redis_pipeline size "mqbench opts" "disk args" "loop args" ["nats opts"]
+    : >"$dir/r" && : >"$dir/f" && : >"$dir/d" && : >"$dir/l" && : >"$dir/b" && : >"$dir/n"
+    nopts=""
+    [ -z "$nats_pid" ] || nopts=${10:-}
     rrate=""
     run=0
     while [ $run -lt "$runs" ]; do
@@ -230,6 +251,8 @@ point() { # series x name redis_clients redis_pipeline size "mqbench opts" "disk
         # CommitLog bytes per message (libferry zlib-compresses bodies of 4 KiB and more).
         tail -1 "$dir/f" | awk -v a="$off0" -v b="$(cl_offset)" '{ printf "%.0f\n", ($5 > 0 ? (b - a) / $5 : 0) }' >>"$dir/b"
         # shellcheck disable=SC2086
+        [ -z "$nopts" ] || nats_run $nopts >>"$dir/n"
+        # shellcheck disable=SC2086
         "$ceiling" disk "$dir/disk.dat" $8 | field ops >>"$dir/d"
         # shellcheck disable=SC2086
         "$ceiling" loop "$echo_port" $9 | field ops >>"$dir/l"
@@ -237,6 +260,7 @@ point() { # series x name redis_clients redis_pipeline size "mqbench opts" "disk
     done
     fv=$(col 1 "$dir/f")
     emit "$1" "$2" "$3_vs_redis" "$fv" msg/s "$(col 1 "$dir/r")" redis
+    [ -z "$nopts" ] || emit "$1" "$2" "$3_vs_nats" "$fv" msg/s "$(col 1 "$dir/n")" nats
     emit "$1" "$2" "$3_vs_disk" "$fv" msg/s "$(median <"$dir/d")" disk
     emit "$1" "$2" "$3_vs_loopback" "$fv" msg/s "$(median <"$dir/l")" loopback
     echo "$1 $2 $(median <"$dir/b")" >>"$dir/stored"
@@ -246,6 +270,9 @@ point() { # series x name redis_clients redis_pipeline size "mqbench opts" "disk
         "ferry_runs=\"$(cut -d' ' -f1 "$dir/f" | tr '\n' ' ' | sed 's/ $//')\"" \
         "redis_runs=\"$(cut -d' ' -f1 "$dir/r" | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }')\"" |
         tee -a "$dir/info"
+    [ -z "$nopts" ] || echo "INFO bench=$3 nats_p50_ms=$(col 2 "$dir/n") nats_p99_ms=$(col 3 "$dir/n")" \
+        "nats_p999_ms=$(col 4 "$dir/n")" \
+        "nats_runs=\"$(cut -d' ' -f1 "$dir/n" | tr '\n' ' ' | sed 's/ $//')\"" | tee -a "$dir/info"
 }
 
 latency() { # flushDiskType
@@ -281,13 +308,21 @@ if on size || on latency; then
     start_redis everysec
     "$mqbench" producer -n "$namesrv" -t BenchTopic -a -p $size_prod -i $size_infl -d 1 >/dev/null
     if on size; then
+        if [ -z "$nats_missing" ]; then
+            start_nats size
+            "$natsbench" -url "$nats_url" -a -p $size_prod -i $size_infl -d 1 >/dev/null # warm-up
+        fi
         for s in $sizes; do
             echo "bench_all: size $s B"
             point size "$s" "size_${s}B_async" $size_prod $size_infl "$s" \
                 "-a -p $size_prod -i $size_infl -s $s" \
-                "$(record_of "$s") 0 $secs 2048" "$size_prod $size_infl $s $secs"
+                "$(record_of "$s") 0 $secs 2048" "$size_prod $size_infl $s $secs" \
+                "-a -p $size_prod -i $size_infl -s $s"
         done
         memory async_size_series
+        stop_pid "$nats_pid"
+        nats_pid=""
+        rm -rf "$dir/nats-size"
     fi
     on latency && latency ASYNC_FLUSH
     stop_pid "$fm_pid"
@@ -419,11 +454,13 @@ table() { # series
     awk -v s="$1" '$1 == s {
         x = $2; if (!(x in seen)) { seen[x] = 1; xs[++n] = x }
         v[x] = $4; b[x, $8] = $6 }
-        END { for (i = 1; i <= n; i++) { x = xs[i]; print x, v[x], b[x, "redis"] + 0, b[x, "disk"] + 0, b[x, "loopback"] + 0 } }' "$res"
+        END { for (i = 1; i <= n; i++) { x = xs[i]; print x, v[x], b[x, "redis"] + 0, b[x, "disk"] + 0, b[x, "loopback"] + 0, b[x, "nats"] + 0 } }' "$res"
 }
 plot_series() { # series png title xlabel logx
     table "$1" >"$dir/$1.dat"
     [ -s "$dir/$1.dat" ] || return 0
+    nats_plot=""
+    awk '$6 > 0 { f = 1 } END { exit !f }' "$dir/$1.dat" && nats_plot=', "" u 1:6 w lp pt 9 t "NATS JetStream"'
     gnuplot <<EOF
 set terminal pngcairo size 720,420 font "sans,9" noenhanced
 set output "$plotdir/$2"
@@ -437,7 +474,7 @@ set grid
 plot "$dir/$1.dat" u 1:2 w lp lw 2 pt 7 t "FerryMQ", \
      "" u 1:3 w lp pt 5 t "Redis XADD", \
      "" u 1:4 w l dt 2 t "raw disk", \
-     "" u 1:5 w l dt 3 t "loopback"
+     "" u 1:5 w l dt 3 t "loopback"$nats_plot
 EOF
 }
 plot_series size size.png "Throughput vs body size (ASYNC_FLUSH, 16 x 16 in flight)" "body bytes" "set logscale x 2"
@@ -474,24 +511,43 @@ EOF
 fi
 
 nats_note() {
-    srv=$(apt-cache policy nats-server 2>/dev/null | sed -n 's/^ *Candidate: //p')
-    cli=$(apt-cache policy natscli 2>/dev/null | sed -n 's/^ *Candidate: //p')
-    echo "NATS JetStream is not measured: it needs both nats-server and a benchmark client from"
-    echo "Debian. \`apt-cache policy\` here: nats-server ${srv:-(none)}, natscli ${cli:-(none)}; the"
-    echo "golang-github-nats-io-* packages are Go library sources (no \`nats bench\` binary), so"
-    echo "there is no packaged client to drive JetStream with."
+    if awk '$8 == "nats" { f = 1 } END { exit !f }' "$res"; then
+        echo "NATS JetStream $(nats-server --version | awk '{ sub("^v", "", $NF); print $NF }') (Debian's nats-server, \`-js\`, one server) is"
+        echo "the second peer of the size series: a stream \`BENCH\` on file storage"
+        echo "(replicas 1, capped at 256 MiB with discard old, as Redis's MAXLEN), recreated before"
+        echo "each run, driven by bench/nats/natsbench.go (nats.go $nats_go_version from Debian's"
+        echo "golang-github-nats-io-go-nats-dev, built offline): \`-a -p $size_prod -i $size_infl -s <size>\`, $size_prod"
+        echo "connections each with $size_infl \`js.PublishAsync\` acks in flight, incompressible bodies,"
+        echo "latency from the publish call to the stream's ack."
+    else
+        echo "NATS JetStream was not measured in this run (${nats_missing:-the size series did not run});"
+        echo "\`scripts/install-deps.sh --bench\` installs what it needs (nats-server, golang-go,"
+        echo "golang-github-nats-io-go-nats-dev)."
+    fi
+    echo
+    echo "Its durability, checked in the nats-server 2.9.10 sources (server/stream.go,"
+    echo "server/filestore.go): a stream's file store writes each message to its block file (a"
+    echo "write(2) into the page cache) before the ack, and fsyncs the blocks from a timer every"
+    echo "2 minutes (\`SyncInterval = 2 * time.Minute\`, not configurable in 2.9). An acknowledged"
+    echo "message survives a kill -9 of the server but not a crash of the machine within those 2"
+    echo "minutes: weaker than ASYNC_FLUSH (fsync every 500 ms) and Redis everysec (1 s), so the"
+    echo "size-series pairing favours NATS. It is left out of the SYNC_FLUSH series (producers,"
+    echo "latency): JetStream 2.9 has no way to fsync before the ack, so no figure of it would"
+    echo "compare with an fsync per group commit."
 }
 
-fmt_rows() { # series -> markdown rows: x | value | baseline | ratio per kind | stored B/msg
-    awk -v s="$1" 'FILENAME != ARGV[1] { if ($1 == s) st[$2] = $3; next }
+fmt_rows() { # series [nats] -> markdown rows: x | value | baseline | ratio per kind | stored B/msg
+    awk -v s="$1" -v nats="${2:-}" 'FILENAME != ARGV[1] { if ($1 == s) st[$2] = $3; next }
         $1 == s {
         x = $2; if (!(x in seen)) { seen[x] = 1; xs[++n] = x }
         v[x] = $4; b[x, $8] = $6; r[x, $8] = $7 }
         END { for (i = 1; i <= n; i++) { x = xs[i]
-            printf "| %s | %.0f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %s |\n", x, v[x],
-                b[x, "redis"], r[x, "redis"], b[x, "disk"], r[x, "disk"], b[x, "loopback"], r[x, "loopback"], st[x] } }' "$res" "$dir/stored"
+            printf "| %s | %.0f | %.0f | %.2f |", x, v[x], b[x, "redis"], r[x, "redis"]
+            if (nats) printf " %.0f | %.2f |", b[x, "nats"], r[x, "nats"]
+            printf " %.0f | %.2f | %.0f | %.2f | %s |\n", b[x, "disk"], r[x, "disk"], b[x, "loopback"], r[x, "loopback"], st[x] } }' "$res" "$dir/stored"
 }
 
+nats_go_version=$(dpkg-query -W -f '${Version}' golang-github-nats-io-go-nats-dev 2>/dev/null | sed 's/-[^-]*$//')
 tmpdoc=$dir/BENCHMARKS.md
 {
     echo "# FerryMQ benchmarks"
@@ -511,6 +567,7 @@ tmpdoc=$dir/BENCHMARKS.md
     echo "| kernel | Linux $(uname -r) |"
     echo "| data dir file system | ${mfs:-$fstype} ($dev) |"
     echo "| Redis | $(redis-server --version | awk '{ sub("v=", "", $3); print $3 }') |"
+    [ -n "$nats_missing" ] || echo "| NATS | nats-server $(nats-server --version | awk '{ sub("^v", "", $NF); print $NF }'), nats.go $nats_go_version |"
     echo "| load average (1 min) at start, at each phase | $load0 /$loads |"
     echo "| duration | $((t_end - t_start)) s |"
     echo
@@ -520,8 +577,8 @@ tmpdoc=$dir/BENCHMARKS.md
     echo "## Reproduce"
     echo
     echo '```sh'
-    echo 'make bench                                     # ~11 min on 2 cores: 3 runs x 4 s per point'
-    echo 'FERRY_BENCH_QUICK=1 make bench                 # ~2.5 min: 1 run x 2 s per point'
+    echo 'make bench                                     # ~12 min on 2 cores: 3 runs x 4 s per point'
+    echo 'FERRY_BENCH_QUICK=1 make bench                 # ~2.7 min: 1 run x 2 s per point'
     echo 'FERRY_BENCH_QUICK=1 bench/bench_all.sh build-bench   # another build directory'
     echo '```'
     echo
@@ -548,9 +605,17 @@ tmpdoc=$dir/BENCHMARKS.md
     echo "for a compression attempt and the CommitLog holds about the whole body (last column), as"
     echo "Redis does (its payload is not compressed)."
     echo
-    echo "| body B | FerryMQ | Redis | ratio | disk | ratio | loopback | ratio | FerryMQ CommitLog B/msg |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    fmt_rows size
+    if awk '$1 == "size" && $8 == "nats" { f = 1 } END { exit !f }' "$res"; then
+        echo "NATS JetStream: natsbench \`-a -p $size_prod -i $size_infl -s <size>\` (see above; fsync every 2 min)."
+        echo
+        echo "| body B | FerryMQ | Redis | ratio | NATS | ratio | disk | ratio | loopback | ratio | FerryMQ CommitLog B/msg |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        fmt_rows size nats
+    else
+        echo "| body B | FerryMQ | Redis | ratio | disk | ratio | loopback | ratio | FerryMQ CommitLog B/msg |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        fmt_rows size
+    fi
     echo
     [ -f "$plotdir/size.png" ] && echo "![throughput vs size](bench/size.png)" && echo
     echo "## Throughput vs producer threads (SYNC_FLUSH, 1 KiB)"

@@ -7,9 +7,11 @@
 #   dir        the run's temporary directory (stores, configs, logs, the Redis AOF)
 #   ferrymq mqbench mqadmin      binaries (set by bench_build)
 #   secs       seconds per run;  conns  connections/threads;  inflight  sends in flight
-#   fm_pid redis_pid             the servers started here (stop them with stop_pid)
+#   fm_pid redis_pid nats_pid    the servers started here (stop them with stop_pid)
 #   namesrv    set by start_ferrymq (host:port of its embedded name server)
 #   redis_port set by start_redis
+#   natsbench  the NATS JetStream client (bench/nats/natsbench.go, built by nats_build)
+#   nats_url   set by start_nats
 
 # Configures the build directory when needed, builds the targets named (unless
 # FERRY_BENCH_NOBUILD=1), warns about a build that is not optimized, and sets ferrymq, mqbench,
@@ -134,6 +136,53 @@ start_redis() { # appendfsync
         [ $i -lt 100 ] || { echo "$prog: redis-server did not come up" >&2; exit 1; }
         sleep 0.1
     done
+}
+
+# Builds bench/nats/natsbench.go into $build/bench/natsbench offline from Debian's Go sources
+# (golang-go, golang-github-nats-io-go-nats-dev) when it is missing or older than its source;
+# sets natsbench. Fails (status 1, reason on stderr) when a tool or the sources are missing.
+nats_build() {
+    natsbench=$build/bench/natsbench
+    command -v nats-server >/dev/null 2>&1 || { echo "nats-server is not installed" >&2; return 1; }
+    command -v go >/dev/null 2>&1 || { echo "go (golang-go) is not installed" >&2; return 1; }
+    [ -d /usr/share/gocode/src/github.com/nats-io/nats.go ] ||
+        { echo "golang-github-nats-io-go-nats-dev is not installed" >&2; return 1; }
+    if [ ! -x "$natsbench" ] || [ "$root/bench/nats/natsbench.go" -nt "$natsbench" ]; then
+        mkdir -p "$build/bench/gocache"
+        GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$build/bench/gocache GOFLAGS='' \
+            go build -o "$natsbench" "$root/bench/nats/natsbench.go" || return 1
+    fi
+}
+
+# Starts nats-server with JetStream on a free port, its store in $dir/nats-<name>, and waits
+# until it answers (natsbench -create makes the stream BENCH on file storage); sets nats_url.
+start_nats() { # name
+    nats_port=$(free_port)
+    ndir=$dir/nats-$1
+    mkdir -p "$ndir"
+    nats_url=nats://127.0.0.1:$nats_port
+    nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$ndir" -l "$ndir/nats.log" &
+    nats_pid=$!
+    i=0
+    until "$natsbench" -url "$nats_url" -create 2>"$ndir/create.err"; do
+        kill -0 "$nats_pid" 2>/dev/null || { tail -20 "$ndir/nats.log" >&2; exit 1; }
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "$prog: nats-server did not come up" >&2; cat "$ndir/create.err" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+# One natsbench run of $secs seconds on a fresh stream (as redis_xadd empties its stream);
+# prints "tps p50_ms p99_ms p999_ms ok" and warns about failed publishes.
+nats_run() { # natsbench options...
+    "$natsbench" -url "$nats_url" -create
+    line=$("$natsbench" -url "$nats_url" -d "$secs" "$@" | grep '^SUMMARY')
+    failed=$(echo "$line" | field failed)
+    if [ "$failed" != 0 ]; then
+        echo "$prog: WARNING: $failed failed NATS publishes: $line" >&2
+    fi
+    echo "$(echo "$line" | field tps) $(echo "$line" | field p50_ms) $(echo "$line" | field p99_ms)" \
+        "$(echo "$line" | field p999_ms) $(echo "$line" | field ok)"
 }
 
 # redis-benchmark runs a count, not a duration: the count is the rate of the previous run (or of

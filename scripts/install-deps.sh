@@ -10,7 +10,7 @@ PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-r
 libuv1-dev libcjson-dev zlib1g-dev libisal-dev libcmocka-dev libssl-dev"
 for arg in "$@"; do
     case $arg in
-    --bench) PKGS="$PKGS redis-server redis-tools gnuplot-nox" ;;
+    --bench) PKGS="$PKGS redis-server redis-tools gnuplot-nox nats-server golang-go golang-github-nats-io-go-nats-dev" ;;
     *) echo "install-deps: unknown option $arg (known: --bench)" >&2; exit 2 ;;
     esac
 done
