@@ -3,8 +3,10 @@
 # Runs apt-get only as root; otherwise it names what is missing and fails.
 #
 #   scripts/install-deps.sh           what the build and `make test` need
-#   scripts/install-deps.sh --bench   also the baselines of `make bench-e2e` (redis-server and
-#                                     redis-tools for redis-benchmark); `make test` never needs them
+#   scripts/install-deps.sh --bench   also what `make bench-e2e` and `make bench` use (redis-server,
+#                                     redis-tools for redis-benchmark, gnuplot-nox for the plots,
+#                                     nats-server, and golang-go with the nats.go sources to build
+#                                     the NATS benchmark client); `make test` never needs them
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev \
 libuv1-dev libcjson-dev zlib1g-dev libisal-dev libcmocka-dev libssl-dev"
