@@ -17,10 +17,10 @@
 #   RESULT bench=<name> value=<msgs/s> unit=msg/s baseline=<redis msgs/s> ratio=<ours/redis>
 #
 # plus an INFO line with the median p50/p99 latencies of both. Then, with ASYNC_FLUSH, the
-# consumer case: a backlog of FERRY_BENCH_DRAIN messages (128 B) is produced (async) to a fresh
-# topic and a new push-consumer group drains it (mqbench consumer); its RESULT has the drain
-# rate as value and the producer rate of that backlog as baseline. It is skipped (a SKIP line)
-# while libferry has no push consumer. Nothing is asserted.
+# consumer case, FERRY_BENCH_RUNS rounds: a backlog of FERRY_BENCH_DRAIN messages (128 B) is
+# produced (async) to a fresh topic and a new push-consumer group drains it (mqbench consumer);
+# its RESULT has the median drain rate as value and the median producer rate of those backlogs
+# as baseline. Nothing is asserted.
 #
 #   bench/bench_e2e.sh [builddir]          builddir defaults to build
 #
@@ -92,17 +92,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-consumer_case() {
-    "$mqadmin" updateTopic -n "$namesrv" -t BenchDrain -r 8 -w 8 -c BenchCluster >/dev/null
-    line=$("$mqbench" producer -n "$namesrv" -t BenchDrain -a -p $conns -i $inflight -s 128 -c "$drain" | grep '^SUMMARY')
+# One fill of $drain messages into a new topic, then a new push-consumer group drains it; prints
+# "fill_tps drain_tps backlog consumed first_msg_ms p50_ms p99_ms", or nothing (SKIP printed).
+drain_once() { # run
+    topic=BenchDrain$1
+    "$mqadmin" updateTopic -n "$namesrv" -t "$topic" -r 8 -w 8 -c BenchCluster >/dev/null
+    line=$("$mqbench" producer -n "$namesrv" -t "$topic" -a -p $conns -i $inflight -s 128 -c "$drain" | grep '^SUMMARY')
     ok=$(echo "$line" | field ok)
-    prate=$(echo "$line" | field tps)
     set +e
-    cline=$("$mqbench" consumer -n "$namesrv" -t BenchDrain -g GID_bench_drain -c "$ok" -d 600 2>"$dir/consumer.err")
+    cline=$("$mqbench" consumer -n "$namesrv" -t "$topic" -g "GID_bench_drain$1" -c "$ok" -d 600 2>"$dir/consumer.err")
     rc=$?
     set -e
     if [ $rc = 3 ]; then
-        echo "SKIP bench=e2e_consume_drain_128B: $(cat "$dir/consumer.err")"
+        echo "SKIP bench=e2e_consume_drain_128B: $(cat "$dir/consumer.err")" >&2
         return
     fi
     cline=$(echo "$cline" | grep '^SUMMARY' || true)
@@ -110,10 +112,26 @@ consumer_case() {
         echo "bench_e2e: the consumer failed (exit $rc): $(cat "$dir/consumer.err")" >&2
         return
     fi
-    result e2e_consume_drain_128B "$(echo "$cline" | field drain_tps)" "$prate"
-    echo "INFO bench=e2e_consume_drain_128B backlog=$ok consumed=$(echo "$cline" | field ok)" \
-        "first_msg_after_ms=$(echo "$cline" | field first_msg_after_ms)" \
-        "e2e_p50_ms=$(echo "$cline" | field p50_ms) e2e_p99_ms=$(echo "$cline" | field p99_ms)"
+    echo "$(echo "$line" | field tps) $(echo "$cline" | field drain_tps) $ok $(echo "$cline" | field ok)" \
+        "$(echo "$cline" | field first_msg_after_ms) $(echo "$cline" | field p50_ms) $(echo "$cline" | field p99_ms)"
+}
+
+# The drain rate against the fill rate, medians of $runs rounds (each its own topic and group).
+consumer_case() {
+    : >"$dir/drain"
+    run=0
+    while [ $run -lt "$runs" ]; do
+        drain_once $run >>"$dir/drain"
+        run=$((run + 1))
+    done
+    [ -s "$dir/drain" ] || return 0
+    result e2e_consume_drain_128B "$(cut -d' ' -f2 "$dir/drain" | median)" "$(cut -d' ' -f1 "$dir/drain" | median)"
+    echo "INFO bench=e2e_consume_drain_128B backlog=$(head -1 "$dir/drain" | cut -d' ' -f3)" \
+        "consumed=$(cut -d' ' -f4 "$dir/drain" | tr '\n' ' ' | sed 's/ $//')" \
+        "first_msg_after_ms=$(cut -d' ' -f5 "$dir/drain" | median)" \
+        "e2e_p50_ms=$(cut -d' ' -f6 "$dir/drain" | median) e2e_p99_ms=$(cut -d' ' -f7 "$dir/drain" | median)" \
+        "drain_runs=\"$(cut -d' ' -f2 "$dir/drain" | tr '\n' ' ' | sed 's/ $//')\"" \
+        "fill_runs=\"$(cut -d' ' -f1 "$dir/drain" | tr '\n' ' ' | sed 's/ $//')\""
 }
 
 echo "bench_e2e: ferrymq and mqbench from $build, data under $dir, $(nproc) cores," \
