@@ -22,8 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FILLER_SIZE INT32_MAX
-
 struct cq {
     char topic[128];
     int32_t qid;
@@ -203,7 +201,7 @@ static void get_entry(const uint8_t *p, struct cq_entry *e)
 
 static int is_filler(const struct cq_entry *e)
 {
-    return e->phys == 0 && e->size == FILLER_SIZE && e->tags_code == 0;
+    return e->phys == 0 && e->size == CQ_HOLE_SIZE && e->tags_code == 0;
 }
 
 /* Drop files from index @i on. @locks mu */
@@ -239,6 +237,12 @@ int64_t cq_recover(cq_t *q, int64_t cl_end, int32_t max_size)
         struct cq_entry e;
         get_entry(entry_ptr(q, idx), &e);
         if (is_filler(&e) && first_real < 0) {
+            idx++;
+            continue;
+        }
+        if (first_real >= 0 && cq_entry_is_hole(&e) && e.tags_code == 0 && e.phys >= prev_end &&
+            e.phys <= cl_end) {
+            prev_end = e.phys;
             idx++;
             continue;
         }
@@ -336,7 +340,7 @@ int cq_put(cq_t *q, int64_t index, int64_t phys, int32_t size, int64_t tags_code
         pthread_mutex_lock(&q->mu);
         int64_t first = q->files[0]->start / CQ_UNIT;
         for (int64_t j = first; j < index; j++)
-            put_entry(entry_ptr(q, j), 0, FILLER_SIZE, 0);
+            put_entry(entry_ptr(q, j), 0, CQ_HOLE_SIZE, 0);
         q->flushed_index = first;
         pthread_mutex_unlock(&q->mu);
         atomic_store_explicit(&q->min_index, index, memory_order_release);
@@ -348,6 +352,26 @@ int cq_put(cq_t *q, int64_t index, int64_t phys, int32_t size, int64_t tags_code
     pthread_mutex_unlock(&q->mu);
     q->last_phys_end = phys + size;
     atomic_store_explicit(&q->max_index, index + 1, memory_order_release);
+    return 0;
+}
+
+int cq_put_holes(cq_t *q, int64_t index, int64_t phys)
+{
+    int64_t max = cq_max_index(q);
+    if (index <= max)
+        return 0;
+    if (max == cq_min_index(q) || phys < q->last_phys_end)
+        return FERRY_EINVAL;
+    for (int64_t j = max; j < index; j++) {
+        int rc = ensure_file(q, j);
+        if (rc)
+            return rc;
+        pthread_mutex_lock(&q->mu);
+        put_entry(entry_ptr(q, j), phys, CQ_HOLE_SIZE, 0);
+        pthread_mutex_unlock(&q->mu);
+        atomic_store_explicit(&q->max_index, j + 1, memory_order_release);
+    }
+    q->last_phys_end = phys;
     return 0;
 }
 
@@ -390,7 +414,7 @@ int cq_truncate(cq_t *q, int64_t index)
     if (index > min) {
         struct cq_entry e;
         get_entry(entry_ptr(q, index - 1), &e);
-        q->last_phys_end = e.phys + e.size;
+        q->last_phys_end = cq_entry_end(&e);
     }
     pthread_mutex_unlock(&q->mu);
     return 0;
@@ -462,7 +486,7 @@ int cq_delete_below(cq_t *q, int64_t min_phys)
         /* The file's last entry decides: all entries point below min_phys. */
         struct cq_entry e;
         get_entry(mf->base + mf->size - CQ_UNIT, &e);
-        if (e.size <= 0 || is_filler(&e) || e.phys + e.size > min_phys)
+        if (e.size <= 0 || is_filler(&e) || cq_entry_end(&e) > min_phys)
             break;
         memmove(q->files, q->files + 1, (size_t)(q->nfiles - 1) * sizeof *q->files);
         q->nfiles--;

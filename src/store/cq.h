@@ -4,7 +4,10 @@
  * named by the byte offset of their first entry (entry n at byte n*20).
  *
  * Entries before the queue's first real entry (a queue rebuilt after old CommitLog segments
- * expired) are fillers: offset 0, size INT32_MAX, tags 0, as RocketMQ writes them.
+ * expired) are fillers: offset 0, size INT32_MAX, tags 0, as RocketMQ writes them. An entry
+ * whose record is lost for good (damaged in a CommitLog segment recovery did not scan) is a
+ * hole: size INT32_MAX, tags 0, and the CommitLog offset where it was, so that offsets stay
+ * in order. Readers skip both.
  *
  * Threads: one writer (the dispatch thread: cq_put, cq_truncate); readers (cq_read) and the
  * service thread (cq_flush, cq_delete_below) run concurrently. @locks: a per-queue mutex
@@ -23,6 +26,19 @@ struct cq_entry {
     int32_t size;
     int64_t tags_code;
 };
+
+#define CQ_HOLE_SIZE INT32_MAX
+
+static inline int cq_entry_is_hole(const struct cq_entry *e)
+{
+    return e->size == CQ_HOLE_SIZE;
+}
+
+/* CommitLog end of an entry's record; a hole has no extent. */
+static inline int64_t cq_entry_end(const struct cq_entry *e)
+{
+    return cq_entry_is_hole(e) ? e->phys : e->phys + e->size;
+}
 
 /* Open the queue's directory (created on first write) and map its files. */
 int cq_open(const char *root, const char *topic, int32_t qid, int64_t file_size, cq_t **out);
@@ -46,6 +62,10 @@ int64_t cq_last_phys_end(cq_t *q);
  * stored entry (idempotent re-dispatch) else FERRY_ECORRUPT; @index > max on an empty queue
  * starts it there (fillers before); otherwise FERRY_EINVAL (a gap). */
 int cq_put(cq_t *q, int64_t index, int64_t phys, int32_t size, int64_t tags_code);
+
+/* Make entries [max, @index) holes at CommitLog offset @phys, which must not be before the
+ * last entry's end; the queue must have an entry. 0, FERRY_EINVAL or an I/O error. */
+int cq_put_holes(cq_t *q, int64_t index, int64_t phys);
 
 /* Copy up to @n entries starting at @index into @out; returns how many (0 when none). */
 int cq_read(cq_t *q, int64_t index, int n, struct cq_entry *out);

@@ -6,9 +6,15 @@
  * already there is skipped, a different one is replaced (the queue was damaged), and a gap
  * (a queue that lost entries, or was deleted) is filled by re-scanning the CommitLog for that
  * queue alone. A queue file that cannot be written (disk full) stops dispatch, which retries;
- * nothing is skipped. */
+ * nothing is skipped.
+ *
+ * A re-scan may cross records that recovery never checked (bit rot in an older segment). Such
+ * a record is lost, but it must not stop the queue: the re-scan steps over it to the next
+ * record that parses, sits at its own offset and passes its CRC, and the queue entries that
+ * only the lost record could fill become holes, which readers skip. */
 #include "store/store_int.h"
 
+#include "common/bytes.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -77,8 +83,9 @@ int64_t dispatch_rebuild_point(store_t *st, struct qstate *qs)
         struct cq_entry e;
         if (cq_read(qs->cq, max - 1, 1, &e) != 1)
             break;
-        if (e.phys + e.size <= atomic_load(&st->min_phys) || entry_matches(st, qs, max - 1, &e))
-            return e.phys + e.size; /* expired records cannot be checked: trusted as before */
+        if (cq_entry_is_hole(&e) || e.phys + e.size <= atomic_load(&st->min_phys) ||
+            entry_matches(st, qs, max - 1, &e))
+            return cq_entry_end(&e); /* expired records cannot be checked: trusted as before */
         log_warn(LOG_STORE,
                  "consumequeue %s/%d entry %" PRId64 " (CommitLog %" PRId64 ", %d bytes) does "
                  "not match its record; dropping it",
@@ -86,6 +93,19 @@ int64_t dispatch_rebuild_point(store_t *st, struct qstate *qs)
         cq_truncate(qs->cq, max - 1);
     }
     return atomic_load(&st->min_phys);
+}
+
+/* Entries [max, v's queue offset) of @qs have no record left: make them holes so that @v's
+ * entry can follow. */
+static int put_holes_before(struct qstate *qs, const struct msg_view *v)
+{
+    int64_t from = cq_max_index(qs->cq);
+    int64_t at = cq_last_phys_end(qs->cq);
+    log_error(LOG_STORE,
+              "consumequeue %s/%d: entries %" PRId64 "..%" PRId64 " have no readable record in "
+              "the CommitLog (damaged); they are skipped",
+              qs->topic, qs->qid, from, v->queue_offset - 1);
+    return cq_put_holes(qs->cq, v->queue_offset, at < 0 ? v->phys_offset : at);
 }
 
 int dispatch_record(store_t *st, const struct msg_view *v, struct qstate *only)
@@ -117,10 +137,16 @@ int dispatch_record(store_t *st, const struct msg_view *v, struct qstate *only)
             if (rc == 0)
                 rc = cq_put(qs->cq, v->queue_offset, v->phys_offset, (int32_t)v->total_size, tags);
         }
+        if (rc == FERRY_EINVAL && v->queue_offset > cq_max_index(qs->cq)) {
+            /* The re-scan found nothing for the gap: those records are lost, this one is not. */
+            rc = put_holes_before(qs, v);
+            if (rc == 0)
+                rc = cq_put(qs->cq, v->queue_offset, v->phys_offset, (int32_t)v->total_size, tags);
+        }
         if (rc == FERRY_EINVAL) {
             log_error(LOG_STORE,
                       "consumequeue %s/%d: record at %" PRId64 " has queue offset %" PRId64
-                      " but the queue ends at %" PRId64 "; the CommitLog lacks records",
+                      " but the queue ends at %" PRId64 "; not added",
                       qs->topic, qs->qid, v->phys_offset, v->queue_offset, cq_max_index(qs->cq));
             return 0;
         }
@@ -136,6 +162,35 @@ int dispatch_record(store_t *st, const struct msg_view *v, struct qstate *only)
     if (st->index)
         index_record(st, v);
     return 0;
+}
+
+/* Is there a sound record at offset @at of @seg: it parses, names @at as its own offset and
+ * passes its CRC? A blank end-of-segment marker counts when it reaches the segment's end. */
+static int sound_record_at(store_t *st, const struct mfile *seg, int64_t at)
+{
+    int64_t off = at - seg->start;
+    const uint8_t *p = seg->base + off;
+    if (seg->size - off < 8)
+        return 0;
+    uint32_t magic = be32_get(p + 4);
+    if (magic != MSG_MAGIC_V1 && magic != MSG_MAGIC_BLANK)
+        return 0;
+    struct msg_view v;
+    int prc = msg_parse(p, (size_t)(seg->size - off), &v);
+    if (prc == FERRY_ENOTFOUND)
+        return off + v.total_size == seg->size;
+    return prc == 0 && v.phys_offset == at && msg_verify(&v, st->cfg.enabledAppendPropCRC) == 0;
+}
+
+/* The first sound record after the damaged one at @at, within @to; the segment's end if none
+ * is left in it. */
+static int64_t resync(store_t *st, const struct mfile *seg, int64_t at, int64_t to)
+{
+    int64_t end = seg->start + seg->size < to ? seg->start + seg->size : to;
+    for (int64_t p = at + 1; p < end; p++)
+        if (sound_record_at(st, seg, p))
+            return p;
+    return end;
 }
 
 /* Dispatch records in [*pos, to). Advances *pos past each record done. */
@@ -169,6 +224,15 @@ static int dispatch_range(store_t *st, int64_t *pos, int64_t to, struct qstate *
          * appended, and the recovery replay what the scan checked. */
         if (prc == 0 && only && msg_verify(&v, st->cfg.enabledAppendPropCRC) != 0)
             prc = FERRY_ECORRUPT;
+        if ((prc != 0 || v.phys_offset != *pos) && only) {
+            int64_t next = resync(st, seg, *pos, to);
+            log_error(LOG_STORE,
+                      "CommitLog bytes %" PRId64 "..%" PRId64 " are damaged; the rebuild of "
+                      "%s/%d steps over them (the records there are lost)",
+                      *pos, next - 1, only->topic, only->qid);
+            *pos = next;
+            continue;
+        }
         if (prc != 0 || v.phys_offset != *pos) {
             log_error(LOG_STORE,
                       "unreadable record at CommitLog offset %" PRId64
@@ -203,6 +267,7 @@ int dispatch_replay(store_t *st, int64_t from, int64_t to)
 void dispatch_request_rebuild(store_t *st, struct qstate *qs, int64_t index)
 {
     pthread_mutex_lock(&st->disp_mu);
+    atomic_store(&qs->repairing, 1);
     if (qs->rebuild_from < 0 || index < qs->rebuild_from) {
         if (qs->rebuild_from < 0) {
             qs->rebuild_next = st->rebuild_list;
@@ -248,6 +313,10 @@ static void run_rebuilds(store_t *st)
         if (rc)
             log_error(LOG_STORE, "rebuild of %s/%d failed: %s", qs->topic, qs->qid,
                       ferry_strerror(rc));
+        pthread_mutex_lock(&st->disp_mu);
+        if (qs->rebuild_from < 0) /* no new request for it meanwhile */
+            atomic_store(&qs->repairing, 0);
+        pthread_mutex_unlock(&st->disp_mu);
     }
 }
 

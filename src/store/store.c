@@ -503,6 +503,12 @@ int store_get(store_t *st, const struct get_request *req, struct get_result *res
     res->min_offset = min;
     res->max_offset = max;
     int64_t off = req->offset;
+    if (off >= max && atomic_load(&qs->repairing)) {
+        /* The queue is cut while it is rebuilt: its end is not known yet. */
+        res->status = GET_NO_MATCHED_MESSAGE;
+        res->next_offset = off;
+        return FERRY_ECORRUPT;
+    }
     if (max == min) {
         res->status = GET_NO_MESSAGE_IN_QUEUE;
         res->next_offset = max;
@@ -533,8 +539,8 @@ int store_get(store_t *st, const struct get_request *req, struct get_result *res
             break;
         for (int i = 0; i < got && res->n < max_msgs; i++, off++, scanned++) {
             const struct cq_entry *e = &ents[i];
-            if (e->size == INT32_MAX && e->phys == 0)
-                continue; /* filler */
+            if (cq_entry_is_hole(e))
+                continue; /* a filler, or a record lost to damage */
             if (!tag_ok(req, e->tags_code))
                 continue;
             if (res->n > 0 && bytes + e->size > req->max_bytes)
@@ -695,7 +701,7 @@ static void cut_queue(struct qstate *qs, void *arg)
     int64_t end = *(int64_t *)arg;
     int64_t idx = cq_max_index(qs->cq), min = cq_min_index(qs->cq);
     struct cq_entry e;
-    while (idx > min && cq_read(qs->cq, idx - 1, 1, &e) == 1 && e.phys + e.size > end)
+    while (idx > min && cq_read(qs->cq, idx - 1, 1, &e) == 1 && cq_entry_end(&e) > end)
         idx--;
     if (idx < cq_max_index(qs->cq)) {
         log_warn(LOG_STORE,

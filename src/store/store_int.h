@@ -21,6 +21,7 @@ struct qstate {
     int64_t next_offset;         /* @locks store.put_lock */
     int64_t rebuild_from;        /* @locks store.disp_mu: -1 or first entry to rebuild */
     struct qstate *rebuild_next; /* @locks store.disp_mu */
+    atomic_int repairing;        /* a rebuild is asked for or running: the queue may be short */
     int32_t qid;
     uint8_t topic_len;
     char topic[128];
