@@ -292,7 +292,7 @@ void broker_on_query_message(conn_t *conn, const struct rcmd *req, void *arg)
 
 static int slave_refuses(broker_t *b, conn_t *conn, const struct rcmd *req)
 {
-    if (b->cfg.brokerRole != BROKER_SLAVE)
+    if (broker_role(b) != BROKER_SLAVE)
         return 0;
     broker_respond(conn, req, RESP_SYSTEM_ERROR,
                    "Can't modify topic or subscription group from slave broker, please execute it "
@@ -551,9 +551,9 @@ void broker_on_runtime_info(conn_t *conn, const struct rcmd *req, void *arg)
        "[ %" PRId64 " days, %" PRId64 " hours, %" PRId64 " minutes, %" PRId64 " seconds ]",
        up / 86400, up / 3600 % 24, up / 60 % 60, up % 60);
     kv(&sb, "brokerRole", "%s",
-       b->cfg.brokerRole == BROKER_SLAVE         ? "SLAVE"
-       : b->cfg.brokerRole == BROKER_SYNC_MASTER ? "SYNC_MASTER"
-                                                 : "ASYNC_MASTER");
+       broker_role(b) == BROKER_SLAVE         ? "SLAVE"
+       : broker_role(b) == BROKER_SYNC_MASTER ? "SYNC_MASTER"
+                                              : "ASYNC_MASTER");
     bsb_trim_comma(&sb);
     bsb_str(&sb, "}}");
     broker_respond_sb(conn, req, &sb);

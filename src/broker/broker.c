@@ -111,6 +111,18 @@ const struct conf_def broker_conf_defs[] = {
          "a slave more than this many bytes behind the master is not in sync"),
     INT(inSyncReplicas, "1", 1, 16,
         "SYNC_MASTER: slaves that must have a message (durably) before it is acknowledged"),
+    BOOL(enableControllerMode, "false",
+         "RocketMQ 5: roles are decided by the controllers in controllerAddr (docs/CONTROLLER.md); "
+         "brokerRole then only says which master flavour this broker is when elected"),
+    STR(controllerAddr, "", "controller mode: host:port of every controller, ';'-separated"),
+    LONG(brokerHeartbeatInterval, "1000", 50, 60000,
+         "controller mode: ms between heartbeats to every controller (each also reads the "
+         "replica info of this broker set)"),
+    LONG(checkSyncStateSetPeriod, "5000", 100, 600000,
+         "controller mode, master: ms between checks of which slaves are in sync"),
+    LONG(controllerHeartBeatTimeoutMills, "10000", 500, 600000,
+         "controller mode: the controllers' broker lease; a master that has not reached a "
+         "majority of controllers for half of it stops accepting messages"),
     BOOL(slaveReadEnable, "false",
          "master: when a pull reads data that is no longer in memory, suggest that the consumer "
          "read from a slave"),
@@ -257,6 +269,26 @@ int broker_config_check(struct broker_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "bindAddress=%s: expected an IPv4 or IPv6 address", cfg->bindAddress);
         return FERRY_ECONFIG;
     }
+    if (cfg->enableControllerMode) {
+        if (!cfg->controllerAddr[0]) {
+            snprintf(err, errlen, "controllerAddr: required with enableControllerMode=true");
+            return FERRY_ECONFIG;
+        }
+        if (!cfg->haSecret[0]) {
+            snprintf(err, errlen,
+                     "haSecret: required with enableControllerMode=true (the "
+                     "replicas of a set replicate over the authenticated HA port)");
+            return FERRY_ECONFIG;
+        }
+        if (cfg->brokerId <= 0) {
+            snprintf(err, errlen,
+                     "brokerId=%" PRId64 ": with enableControllerMode=true every broker of a "
+                     "set needs its own brokerId >= 1 (the controller names the master)",
+                     cfg->brokerId);
+            return FERRY_ECONFIG;
+        }
+        return 0;
+    }
     if (cfg->brokerRole == BROKER_SLAVE && cfg->brokerId <= 0) {
         snprintf(err, errlen,
                  "brokerId=%" PRId64 ": a broker with brokerRole=SLAVE needs "
@@ -296,6 +328,8 @@ int broker_new(const struct broker_config *cfg, broker_t **out, char *err, size_
     broker_t *b = ferry_calloc(1, sizeof *b);
     b->cfg = *cfg;
     int rc = broker_config_check(&b->cfg, err, errlen);
+    /* Controller mode: a slave with no master (refusing sends) until the controller says. */
+    atomic_init(&b->role, b->cfg.enableControllerMode ? BROKER_SLAVE : b->cfg.brokerRole);
     pthread_rwlock_init(&b->topics.lock, NULL);
     pthread_mutex_init(&b->groups.mu, NULL);
     pthread_mutex_init(&b->offsets.mu, NULL);
@@ -442,6 +476,8 @@ int broker_start(broker_t *b, char *err, size_t errlen)
         snprintf(err, errlen, "start the registration thread: %s", ferry_strerror(rc));
         return rc;
     }
+    if (b->cfg.enableControllerMode && (rc = ctl_link_start(b, err, errlen)) != 0)
+        return rc;
     if (b->cfg.fastListenPortEnable && b->cfg.listenPort > 2) {
         if ((rc = start_server(b, b->cfg.listenPort - 2, &b->fast_srv, err, errlen)) != 0) {
             size_t n = strlen(err);
@@ -450,7 +486,7 @@ int broker_start(broker_t *b, char *err, size_t errlen)
         }
     }
     log_info(LOG_BROKER, "broker %s (cluster %s, %s) serving at %s, store %s, name servers: %s",
-             b->cfg.brokerName, b->cfg.brokerClusterName, role_names[b->cfg.brokerRole], b->addr,
+             b->cfg.brokerName, b->cfg.brokerClusterName, role_names[broker_role(b)], b->addr,
              b->cfg.store.storePathRootDir, b->cfg.namesrvAddr[0] ? b->cfg.namesrvAddr : "none");
     return 0;
 }
@@ -485,9 +521,11 @@ void broker_free(broker_t *b)
         pthread_join(b->svc_thread, NULL);
     }
     holds_drain(b);
+    ctl_link_stop(b);
     broker_reg_stop(b);
     slave_sync_stop(b);
     ha_stop(b);
+    ctl_link_free(b);
     sched_stop(b);
     tx_stop(b);
     offsets_stop(b);

@@ -60,22 +60,27 @@ struct broker_config {
     int32_t defaultQueryMaxNum;
     int32_t serverChannelMaxIdleTimeSeconds;
     int32_t serverSelectorThreads;
-    int32_t channelExpiredTimeout;    /* ms without heartbeat before a client channel is dropped */
-    int fastListenPortEnable;         /* FerryMQ: also listen on listenPort - 2 (the "VIP" port) */
-    int32_t haListenPort;             /* advertised as haServerAddr; 0: listenPort + 1 */
-    char haMasterAddress[128];        /* slave: the master's HA host:port (empty: ask namesrv) */
-    char haSecret[256];               /* shared secret of the HA port (empty: port closed) */
-    int32_t haTransferBatchSize;      /* most bytes per transfer to a slave */
-    int32_t haSendHeartbeatInterval;  /* slave: ms between idle offset reports */
-    int64_t haMaxGapNotInSync;        /* bytes behind beyond which a slave is not in sync */
-    int32_t inSyncReplicas;           /* SYNC_MASTER: slaves that must have a message */
-    int slaveReadEnable;              /* master: suggest slave reads for cold data */
-    char messageDelayLevel[512];      /* the delay levels, "1s 5s ... 2h" */
-    int32_t flushDelayOffsetInterval; /* ms between writes of config/delayOffset.json */
-    int32_t timerMaxDelaySec;         /* farthest delivery time of a timed message */
-    int64_t transactionTimeOut;       /* ms before an unresolved half is checked */
-    int32_t transactionCheckMax;      /* checks before a half goes to the discard topic */
-    int64_t transactionCheckInterval; /* ms between check rounds */
+    int32_t channelExpiredTimeout;   /* ms without heartbeat before a client channel is dropped */
+    int fastListenPortEnable;        /* FerryMQ: also listen on listenPort - 2 (the "VIP" port) */
+    int32_t haListenPort;            /* advertised as haServerAddr; 0: listenPort + 1 */
+    char haMasterAddress[128];       /* slave: the master's HA host:port (empty: ask namesrv) */
+    char haSecret[256];              /* shared secret of the HA port (empty: port closed) */
+    int32_t haTransferBatchSize;     /* most bytes per transfer to a slave */
+    int32_t haSendHeartbeatInterval; /* slave: ms between idle offset reports */
+    int64_t haMaxGapNotInSync;       /* bytes behind beyond which a slave is not in sync */
+    int32_t inSyncReplicas;          /* SYNC_MASTER: slaves that must have a message */
+    int enableControllerMode;        /* roles decided by the controllers */
+    char controllerAddr[1024];       /* "host:port;host:port" */
+    int64_t brokerHeartbeatInterval; /* ms between heartbeats to the controllers */
+    int64_t checkSyncStateSetPeriod; /* master: ms between sync state set checks */
+    int64_t controllerHeartBeatTimeoutMills; /* lease; a master fences after half of it */
+    int slaveReadEnable;                     /* master: suggest slave reads for cold data */
+    char messageDelayLevel[512];             /* the delay levels, "1s 5s ... 2h" */
+    int32_t flushDelayOffsetInterval;        /* ms between writes of config/delayOffset.json */
+    int32_t timerMaxDelaySec;                /* farthest delivery time of a timed message */
+    int64_t transactionTimeOut;              /* ms before an unresolved half is checked */
+    int32_t transactionCheckMax;             /* checks before a half goes to the discard topic */
+    int64_t transactionCheckInterval;        /* ms between check rounds */
     struct store_config store;
 };
 

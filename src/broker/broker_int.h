@@ -477,7 +477,9 @@ struct stats {
 
 struct broker {
     struct broker_config cfg;
-    struct ha *ha;                 /* replication (ha.c); NULL when not running */
+    atomic_int role;      /* enum broker_role now: cfg.brokerRole, or the controller's word */
+    struct ctl_link *ctl; /* controller mode (ctl_link.c); NULL otherwise */
+    struct ha *ha;        /* replication (ha.c); NULL when not running */
     struct slave_sync *slave_sync; /* a slave's metadata sync from its master (slave_sync.c) */
     char addr[128];                /* brokerIP1:port */
     char ha_addr[128];             /* brokerIP1:port+1 */
@@ -503,6 +505,34 @@ struct broker {
     int svc_started;
     char config_dir[4096];
 };
+
+/* The broker's role now (any thread). */
+static inline int broker_role(const broker_t *b)
+{
+    return atomic_load_explicit(&b->role, memory_order_acquire);
+}
+
+/* ---- controller mode (ctl_link.c) ---- */
+
+/* Start the link to the controllers (enableControllerMode): register, heartbeat, follow the
+ * controller's choice of master (role switches, epoch file, HA restarts), keep the sync state
+ * set, fence a master cut off from the controllers. The broker starts as a slave with no
+ * master (refusing sends) until the controller names one. */
+int ctl_link_start(broker_t *b, char *err, size_t errlen);
+/* Stop the thread (no more role switches); ctl_link_free() after ha_stop(), which reads the
+ * master address and epochs. */
+void ctl_link_stop(broker_t *b);
+void ctl_link_free(broker_t *b);
+/* Controller mode, slave: the current master's remoting address ("" when none). */
+void ctl_link_master(broker_t *b, char *addr, size_t cap);
+/* The epoch list (copy) and its path, for the HA handshake. */
+struct epoch_list;
+void ctl_link_epochs(broker_t *b, struct epoch_list *out);
+/* A slave took its master's epoch list after cutting its CommitLog at @end if needed. */
+void ctl_link_adopt_epochs(broker_t *b, const struct epoch_list *master, int64_t end);
+/* Master: bit i set when slave i's acknowledgement is required for a SYNC_MASTER send (the
+ * sync state set, and slaves about to join it). Any thread, lock-free. */
+uint64_t ctl_link_required_mask(broker_t *b);
 
 /* ---- delayed and timed messages (schedule.c) ---- */
 
@@ -552,6 +582,11 @@ void tx_stop(broker_t *b);
  * error with @err. */
 int ha_start(broker_t *b, char *err, size_t errlen);
 void ha_stop(broker_t *b);
+/* Master: the slaves streaming now (id, durable end reported, ms since it was last heard). */
+struct ha_slave {
+    int64_t broker_id, acked, idle_ms;
+};
+int ha_slaves(broker_t *b, struct ha_slave *out, int max);
 
 /* The master of this broker's set as the name server answered the last REGISTER_BROKER
  * (masterAddr, haServerAddr; register.c): each copied into its buffer, "" when unknown. 0 when
@@ -568,6 +603,8 @@ int groups_replace_json(broker_t *b, const char *json, size_t len);
 int offsets_merge_json(broker_t *b, const char *json, size_t len);
 /* The offset table as ConsumerOffsetSerializeWrapper JSON (offset.c). */
 void offsets_encode(broker_t *b, struct sbuf *sb);
+/* Copy the master's metadata now (a slave that starts following a new master). */
+void slave_sync_kick(broker_t *b);
 /* On a slave: whether the last metadata sync reached the master. */
 int slave_sync_master_ok(broker_t *b);
 

@@ -15,6 +15,7 @@
 #include "broker/ha.h"
 
 #include "broker/broker_int.h"
+#include "broker/epoch.h"
 
 #include "common/alloc.h"
 #include "common/bytes.h"
@@ -44,9 +45,12 @@
 #define HA_MAGIC     "FHA1"
 #define NONCE_LEN    32
 #define MAC_LEN      32
-#define HELLO_FIXED  (4 + 1 + 8 + NONCE_LEN + 1) /* magic role segsize nonce namelen */
-#define DATA_HDR     13                          /* 'D' phys(8) len(4) */
-#define REPORT_LEN   17                          /* 'R' received(8) durable(8) */
+#define HELLO_ID     (13 + NONCE_LEN) /* the sender's brokerId */
+#define HELLO_NL     (HELLO_ID + 8)   /* length of its brokerName */
+#define HELLO_FIXED  (HELLO_NL + 1)   /* magic role segsize nonce id namelen */
+#define HA_EPOCHS    32               /* last epochs sent in the handshake */
+#define DATA_HDR     13               /* 'D' phys(8) len(4) */
+#define REPORT_LEN   17               /* 'R' received(8) durable(8) */
 #define HANDSHAKE_MS 5000
 #define MAX_PEERS    16
 #define SLAVE_BUF    (256 * 1024)
@@ -61,7 +65,7 @@ struct peer {
     uint8_t nonce[NONCE_LEN], peer_nonce[NONCE_LEN];
     uint8_t in[512];
     size_t in_len;
-    uint8_t out[512];
+    uint8_t out[1024];
     size_t out_len, out_off;
     struct store_slice cur; /* data being sent (zero-copy) */
     size_t cur_off;
@@ -71,6 +75,7 @@ struct peer {
     int64_t last_rx_ms; /* monotonic */
     int64_t last_tx_ms; /* last data frame queued (an empty one is a heartbeat) */
     int64_t t0_ms;
+    int64_t broker_id; /* the slave's, from its HELLO */
 };
 
 struct ha_waiter {
@@ -154,7 +159,8 @@ static size_t hello(const struct ha *ha, char role, const uint8_t *nonce, uint8_
     out[4] = (uint8_t)role;
     be64_put(out + 5, (uint64_t)store_seg_size(ha->st));
     memcpy(out + 13, nonce, NONCE_LEN);
-    out[13 + NONCE_LEN] = (uint8_t)nl;
+    be64_put(out + HELLO_ID, (uint64_t)ha->b->cfg.brokerId);
+    out[HELLO_NL] = (uint8_t)nl;
     memcpy(out + HELLO_FIXED, ha->name, nl);
     return HELLO_FIXED + nl;
 }
@@ -162,11 +168,11 @@ static size_t hello(const struct ha *ha, char role, const uint8_t *nonce, uint8_
 /* Check a peer's HELLO in @p (@n bytes). Returns its length (0: incomplete, -1: refused and
  * logged). */
 static int hello_check(const struct ha *ha, const uint8_t *p, size_t n, char want_role,
-                       const char *who, uint8_t *nonce_out)
+                       const char *who, uint8_t *nonce_out, int64_t *id_out)
 {
     if (n < HELLO_FIXED)
         return 0;
-    size_t nl = p[13 + NONCE_LEN];
+    size_t nl = p[HELLO_NL];
     if (n < HELLO_FIXED + nl)
         return 0;
     if (memcmp(p, HA_MAGIC, 4) != 0 || p[4] != (uint8_t)want_role) {
@@ -188,6 +194,7 @@ static int hello_check(const struct ha *ha, const uint8_t *p, size_t n, char wan
         return -1;
     }
     memcpy(nonce_out, p + 13, NONCE_LEN);
+    *id_out = (int64_t)be64_get(p + HELLO_ID);
     return (int)(HELLO_FIXED + nl);
 }
 
@@ -223,9 +230,43 @@ static int parse_hostport(const char *s, struct sockaddr_in *sa)
 
 /* ---- SYNC_MASTER waiters -------------------------------------------------------------- */
 
+/* Controller mode: the slaves whose acknowledgement a SYNC_MASTER send needs (the sync state
+ * set, plus slaves about to join it). Outside controller mode: 0 (any inSyncReplicas). */
+static uint64_t required_mask(struct ha *ha)
+{
+    return ha->b->cfg.enableControllerMode ? ctl_link_required_mask(ha->b) : 0;
+}
+
+static int popcount64(uint64_t m)
+{
+    return __builtin_popcountll(m);
+}
+
+/* Controller mode: the durable end every required slave has reached (-1: one is not
+ * streaming, or there are fewer than inSyncReplicas). @locks mu */
+static int64_t required_end(struct ha *ha, uint64_t mask)
+{
+    if (popcount64(mask) < ha->b->cfg.inSyncReplicas)
+        return -1;
+    int64_t end = INT64_MAX;
+    uint64_t seen = 0;
+    for (int i = 0; i < ha->npeers; i++) {
+        struct peer *p = ha->peers[i];
+        if (!p->streaming || p->broker_id <= 0 || p->broker_id > 63 || !(mask >> p->broker_id & 1))
+            continue;
+        seen |= 1ULL << p->broker_id;
+        if (p->acked < end)
+            end = p->acked;
+    }
+    return seen == mask ? end : -1;
+}
+
 /* The durable end that inSyncReplicas streaming slaves have reached. @locks mu */
 static int64_t quorum_end(struct ha *ha)
 {
+    uint64_t mask = required_mask(ha);
+    if (ha->b->cfg.enableControllerMode)
+        return required_end(ha, mask);
     int need = ha->b->cfg.inSyncReplicas;
     int64_t acks[MAX_PEERS];
     int n = 0;
@@ -247,6 +288,8 @@ static int64_t quorum_end(struct ha *ha)
 
 static int in_sync_count(struct ha *ha)
 {
+    if (ha->b->cfg.enableControllerMode) /* every required slave must be there */
+        return required_end(ha, required_mask(ha)) >= 0 ? ha->b->cfg.inSyncReplicas : 0;
     int64_t max = store_max_phys(ha->st);
     int n = 0;
     for (int i = 0; i < ha->npeers; i++)
@@ -414,7 +457,7 @@ static int master_input(struct ha *ha, struct peer *p, int *acked)
             const uint8_t *m = p->in + off;
             size_t n = p->in_len - off;
             if (p->state == P_HELLO) {
-                int hl = hello_check(ha, m, n, 'S', p->addr, p->peer_nonce);
+                int hl = hello_check(ha, m, n, 'S', p->addr, p->peer_nonce, &p->broker_id);
                 if (hl < 0)
                     return -1;
                 if (hl == 0)
@@ -433,12 +476,23 @@ static int master_input(struct ha *ha, struct peer *p, int *acked)
                     return -1;
                 }
                 off += 1 + MAC_LEN;
-                uint8_t a[1 + MAC_LEN + 9];
+                /* 'A' mac 'I' end(8), then the last epochs (count(2) + 16 each). */
+                uint8_t a[1 + MAC_LEN + 9 + 2 + 16 * HA_EPOCHS];
                 a[0] = 'A';
                 mac(ha, p->peer_nonce, p->nonce, 'M', a + 1);
                 a[1 + MAC_LEN] = 'I';
                 be64_put(a + 2 + MAC_LEN, (uint64_t)store_max_phys(ha->st));
-                queue_out(p, a, sizeof a);
+                struct epoch_list *el = ferry_malloc(sizeof *el);
+                el->n = 0;
+                if (ha->b->cfg.enableControllerMode)
+                    ctl_link_epochs(ha->b, el);
+                if (el->n > HA_EPOCHS) {
+                    memmove(el->e, el->e + el->n - HA_EPOCHS, HA_EPOCHS * sizeof el->e[0]);
+                    el->n = HA_EPOCHS;
+                }
+                size_t el_len = epoch_encode(el, a + 1 + MAC_LEN + 9);
+                ferry_free(el);
+                queue_out(p, a, 1 + MAC_LEN + 9 + el_len);
                 p->state = P_START;
             } else if (p->state == P_START) {
                 if (n < 9)
@@ -670,10 +724,11 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     RAND_bytes(nonce, NONCE_LEN);
     size_t hl = hello(ha, 'S', nonce, buf);
     int rc = -1;
+    int64_t master_id;
     if (write_full(fd, buf, hl) != 0 || read_full(fd, buf, HELLO_FIXED) != 0 ||
-        read_full(fd, buf + HELLO_FIXED, buf[13 + NONCE_LEN]) != 0)
+        read_full(fd, buf + HELLO_FIXED, buf[HELLO_NL]) != 0)
         goto fail;
-    if (hello_check(ha, buf, HELLO_FIXED + buf[13 + NONCE_LEN], 'M', addr, mnonce) <= 0) {
+    if (hello_check(ha, buf, HELLO_FIXED + buf[HELLO_NL], 'M', addr, mnonce, &master_id) <= 0) {
         rc = -2;
         goto fail;
     }
@@ -697,7 +752,40 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
         goto fail;
     }
     int64_t mend = (int64_t)be64_get(a + 2 + MAC_LEN);
+    uint8_t eb[2 + 16 * HA_EPOCHS];
+    struct epoch_list *theirs = ferry_malloc(sizeof *theirs), *mine = ferry_malloc(sizeof *mine);
+    if (read_full(fd, eb, 2) != 0 || be16_get(eb) > HA_EPOCHS ||
+        read_full(fd, eb + 2, 16 * (size_t)be16_get(eb)) != 0 ||
+        epoch_decode(eb, 2 + 16 * (size_t)be16_get(eb), theirs) < 0) {
+        log_error(LOG_BROKER, "HA: master %s sent a bad epoch list", addr);
+        ferry_free(theirs);
+        ferry_free(mine);
+        goto fail;
+    }
     int64_t end = store_max_phys(ha->st);
+    if (ha->b->cfg.enableControllerMode) {
+        /* Cut what this replica wrote under an epoch the master's history does not share
+         * (an old master's unacknowledged tail) before anything is compared. */
+        ctl_link_epochs(ha->b, mine);
+        int64_t cp = epoch_consistent_point(mine, end, theirs, mend);
+        if (cp >= 0 && cp < end) {
+            log_warn(LOG_BROKER,
+                     "HA: this replica's CommitLog (end %" PRId64 ") holds %" PRId64
+                     " bytes the new master's history does not have (epochs); cutting at %" PRId64,
+                     end, end - cp, cp);
+            if (store_truncate_replica(ha->st, cp) != 0) {
+                log_error(LOG_BROKER, "HA: cannot cut the CommitLog at %" PRId64, cp);
+                ferry_free(theirs);
+                ferry_free(mine);
+                rc = -2;
+                goto fail;
+            }
+            end = cp;
+        }
+        ctl_link_adopt_epochs(ha->b, theirs, end);
+    }
+    ferry_free(theirs);
+    ferry_free(mine);
     int64_t common = end < mend ? end : mend;
     int64_t start = store_record_start_before(ha->st, common);
     if (start < 0) {
@@ -842,10 +930,24 @@ static void slave_loop(struct ha *ha)
                 drain_wake(ha);
             continue;
         }
-        char addr[128], maddr[128];
+        char addr[128], maddr[128], want[128];
         snprintf(addr, sizeof addr, "%s", ha->b->cfg.haMasterAddress);
-        if (!addr[0] && broker_master_addrs(ha->b, maddr, sizeof maddr, addr, sizeof addr) != 0)
+        if (ha->b->cfg.enableControllerMode) {
+            /* Follow the master the controller names, at the HA address the name server
+             * has for it (a stale answer is asked again). */
+            ctl_link_master(ha->b, want, sizeof want);
+            if (!want[0] ||
+                broker_master_addrs(ha->b, maddr, sizeof maddr, addr, sizeof addr) != 0 ||
+                strcmp(maddr, want) != 0)
+                addr[0] = 0;
+            if (want[0] && !addr[0])
+                broker_reg_trigger(ha->b);
+            if (!addr[0] && backoff > 500)
+                backoff = 500;
+        } else if (!addr[0] &&
+                   broker_master_addrs(ha->b, maddr, sizeof maddr, addr, sizeof addr) != 0) {
             addr[0] = 0;
+        }
         struct slave_conn c;
         int rc = addr[0] ? slave_connect(ha, addr, &c) : -1;
         if (rc != 0) {
@@ -891,6 +993,24 @@ static void slave_loop(struct ha *ha)
     ferry_free(buf);
 }
 
+int ha_slaves(broker_t *b, struct ha_slave *out, int max)
+{
+    struct ha *ha = b->ha;
+    if (!ha || ha->role == BROKER_SLAVE)
+        return 0;
+    int n = 0;
+    int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&ha->mu);
+    for (int i = 0; i < ha->npeers && n < max; i++) {
+        struct peer *p = ha->peers[i];
+        if (!p->streaming)
+            continue;
+        out[n++] = (struct ha_slave){p->broker_id, p->acked, now - p->last_rx_ms};
+    }
+    pthread_mutex_unlock(&ha->mu);
+    return n;
+}
+
 /* ---- life cycle ----------------------------------------------------------------------- */
 
 static void *ha_main(void *arg)
@@ -928,7 +1048,7 @@ static int open_listener(struct ha *ha, char *err, size_t errlen)
 
 int ha_start(broker_t *b, char *err, size_t errlen)
 {
-    int role = b->cfg.brokerRole;
+    int role = broker_role(b);
     if (!b->cfg.haSecret[0]) {
         if (role != BROKER_ASYNC_MASTER)
             log_warn(LOG_BROKER,

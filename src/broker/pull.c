@@ -111,7 +111,7 @@ static const char *status_name(enum get_status st)
  * it again, itself (1) while the master is gone. */
 static int64_t suggest_broker(broker_t *b, const struct pull_params *pp, int64_t last_phys)
 {
-    if (b->cfg.brokerRole == BROKER_SLAVE)
+    if (broker_role(b) == BROKER_SLAVE)
         return slave_sync_master_ok(b) ? 0 : (b->cfg.brokerId > 0 ? b->cfg.brokerId : 1);
     if (!b->cfg.slaveReadEnable)
         return 0;
@@ -193,7 +193,7 @@ static int32_t pull_read(broker_t *b, const struct pull_params *pp, struct rcmd 
         resp->code = RESP_PULL_OFFSET_MOVED;
         break;
     }
-    if (resp->code == RESP_PULL_OFFSET_MOVED && b->cfg.brokerRole == BROKER_SLAVE &&
+    if (resp->code == RESP_PULL_OFFSET_MOVED && broker_role(b) == BROKER_SLAVE &&
         pp->offset > res.max_offset) {
         /* A slave may lag its master (Java offsetCheckInSlave=false): an offset beyond its
          * end is not "moved" but not there yet; the consumer keeps it and waits. */
@@ -649,7 +649,7 @@ void broker_on_pull(conn_t *conn, const struct rcmd *req, void *arg)
 
     rcmd_init_response(&resp, req, RESP_SYSTEM_ERROR, NULL);
     int32_t code = pull_read(b, &pp, &resp);
-    if ((sys_flag & PULL_COMMIT_OFFSET) && b->cfg.brokerRole != BROKER_SLAVE)
+    if ((sys_flag & PULL_COMMIT_OFFSET) && broker_role(b) != BROKER_SLAVE)
         offsets_commit(b, pp.group, pp.topic, pp.qid, commit_offset);
     if (code == RESP_PULL_NOT_FOUND && (sys_flag & PULL_SUSPEND)) {
         int64_t hold_ms = b->cfg.longPollingEnable ? suspend_ms : b->cfg.shortPollingTimeMills;

@@ -105,7 +105,8 @@ static void add_ids(broker_t *b, struct rcmd *req)
     rcmd_ext_add(req, "brokerName", b->cfg.brokerName);
     rcmd_ext_add(req, "brokerAddr", b->addr);
     rcmd_ext_add(req, "clusterName", b->cfg.brokerClusterName);
-    rcmd_ext_add_i64(req, "brokerId", b->cfg.brokerId);
+    /* A master registers as id 0 (also one the controller elected), a slave with its own. */
+    rcmd_ext_add_i64(req, "brokerId", broker_role(b) == BROKER_SLAVE ? b->cfg.brokerId : 0);
 }
 
 /* The master as this answer names it (Java BrokerController: a slave takes masterAddr and
@@ -195,7 +196,7 @@ static void register_one(broker_t *b, struct ns_link *l, const struct sbuf *body
         set_state(l, 0, why);
     } else {
         set_state(l, 1, NULL);
-        if (b->cfg.brokerRole == BROKER_SLAVE)
+        if (broker_role(b) == BROKER_SLAVE)
             record_master(b, resp);
     }
     rcmd_free(resp);

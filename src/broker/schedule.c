@@ -649,7 +649,7 @@ int sched_start(broker_t *b, char *err, size_t errlen)
                              &created);
     topics_create_if_missing(b, TIMER_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     b->sched = s;
-    if (b->cfg.brokerRole == BROKER_SLAVE)
+    if (broker_role(b) == BROKER_SLAVE)
         return 0; /* a slave delivers nothing: its master does (the offsets come from it) */
     if ((rc = pthread_create(&s->thr, NULL, sched_main, s)) != 0) {
         snprintf(err, errlen, "start the schedule thread: %s", strerror(rc));

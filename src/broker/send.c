@@ -274,7 +274,7 @@ static void on_replicated(void *arg, int rc)
  * have it durably (ha.c). */
 static int wants_replica(const broker_t *b, const struct send_ctx *ctx)
 {
-    return b->cfg.brokerRole == BROKER_SYNC_MASTER && ctx->wait;
+    return broker_role(b) == BROKER_SYNC_MASTER && ctx->wait;
 }
 
 /* The store is done with @ctx (@rc): wait for the slaves if needed, then answer. */
@@ -362,7 +362,7 @@ static int batch_replicate(struct send_batch *sb)
     int64_t end = -1;
     int any = 0;
     sb->ha_rc = 0;
-    if (sb->rc != 0 || sb->b->cfg.brokerRole != BROKER_SYNC_MASTER)
+    if (sb->rc != 0 || broker_role(sb->b) != BROKER_SYNC_MASTER)
         return 0;
     for (int i = 0; i < sb->n; i++) {
         if (sb->rcs[i] != 0)
@@ -630,11 +630,11 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
         goto answer;
     if (req->code == REQ_SEND_BATCH_MESSAGE && rcmd_ext_get(req, "m") == NULL)
         h.batch = 1; /* the batch code without the flag: its body is a batch all the same */
-    if (b->cfg.brokerRole == BROKER_SLAVE || !(b->cfg.brokerPermission & PERM_WRITE)) {
+    if (broker_role(b) == BROKER_SLAVE || !(b->cfg.brokerPermission & PERM_WRITE)) {
         resp.code =
-            b->cfg.brokerRole == BROKER_SLAVE ? RESP_SERVICE_NOT_AVAILABLE : RESP_NO_PERMISSION;
+            broker_role(b) == BROKER_SLAVE ? RESP_SERVICE_NOT_AVAILABLE : RESP_NO_PERMISSION;
         snprintf(remark, sizeof remark, "the broker[%s] sending message is forbidden%s", b->ip,
-                 b->cfg.brokerRole == BROKER_SLAVE ? ": it is a slave" : "");
+                 broker_role(b) == BROKER_SLAVE ? ": it is a slave" : "");
         goto answer;
     }
     if (check_topic(b, conn, req, &h, &resp, &tc) != 0)

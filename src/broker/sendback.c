@@ -77,7 +77,7 @@ void broker_on_send_back(conn_t *conn, const struct rcmd *req, void *arg)
                        "subscription group not exist, %s", group);
         return;
     }
-    if (!(b->cfg.brokerPermission & PERM_WRITE) || b->cfg.brokerRole == BROKER_SLAVE) {
+    if (!(b->cfg.brokerPermission & PERM_WRITE) || broker_role(b) == BROKER_SLAVE) {
         broker_respond(conn, req, RESP_NO_PERMISSION, "the broker[%s] sending message is forbidden",
                        b->ip);
         return;

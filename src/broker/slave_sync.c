@@ -194,7 +194,11 @@ static void *sync_main(void *arg)
         char master[128], ha[128], why[512] = "";
         int64_t wait = SYNC_INTERVAL_MS;
         broker_master_addrs(b, master, sizeof master, ha, sizeof ha);
-        if (!master[0]) {
+        if (broker_role(b) != BROKER_SLAVE) {
+            /* Controller mode: this broker is the master now; it copies from nobody. */
+            s->state = -1;
+            wait = WAIT_MASTER_MS;
+        } else if (!master[0]) {
             /* Ask the name server again now rather than at the next registration round
              * (registerNameServerPeriod): the master may have come back. */
             broker_reg_trigger(b);
@@ -231,7 +235,7 @@ static void *sync_main(void *arg)
 
 int slave_sync_start(broker_t *b, char *err, size_t errlen)
 {
-    if (b->cfg.brokerRole != BROKER_SLAVE)
+    if (broker_role(b) != BROKER_SLAVE)
         return 0;
     struct slave_sync *s = ferry_calloc(1, sizeof *s);
     s->b = b;
@@ -265,6 +269,16 @@ void slave_sync_stop(broker_t *b)
     pthread_cond_destroy(&s->cond);
     ferry_free(s);
     b->slave_sync = NULL;
+}
+
+void slave_sync_kick(broker_t *b)
+{
+    struct slave_sync *s = b->slave_sync;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int slave_sync_master_ok(broker_t *b)

@@ -361,7 +361,7 @@ void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg)
         broker_respond(conn, req, RESP_SYSTEM_ERROR, "%s", h.remark);
         return;
     }
-    if (b->cfg.brokerRole == BROKER_SLAVE) {
+    if (broker_role(b) == BROKER_SLAVE) {
         broker_respond(conn, req, RESP_SLAVE_NOT_AVAILABLE,
                        "Message store is slave mode, so end transaction is forbidden. ");
         return;
@@ -678,7 +678,7 @@ int tx_start(broker_t *b, char *err, size_t errlen)
     topics_create_if_missing(b, TRANS_HALF_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     topics_create_if_missing(b, TRANS_OP_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     b->tx = t;
-    if (b->cfg.brokerRole == BROKER_SLAVE)
+    if (broker_role(b) == BROKER_SLAVE)
         return 0; /* a slave checks nothing back: its master does */
     scan(t);      /* the state before the first END_TRANSACTION is answered */
     if ((rc = pthread_create(&t->thr, NULL, tx_main, t)) != 0) {

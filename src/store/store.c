@@ -741,6 +741,32 @@ int store_truncate_replica(store_t *st, int64_t end)
     return rc;
 }
 
+static void take_next_offset(struct qstate *qs, void *arg)
+{
+    (void)arg;
+    qs->next_offset = cq_max_index(qs->cq);
+}
+
+int store_promote(store_t *st, int timeout_ms)
+{
+    pthread_mutex_lock(&st->put_lock);
+    int64_t deadline = clock_mono_ms() + timeout_ms, end = atomic_load(&st->max_phys);
+    int rc = 0;
+    while (atomic_load(&st->dispatched) < end) {
+        if (clock_mono_ms() > deadline) {
+            rc = FERRY_ETIMEDOUT;
+            break;
+        }
+        dispatch_kick(st);
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+    if (rc == 0)
+        store_foreach_queue(st, take_next_offset, NULL);
+    pthread_mutex_unlock(&st->put_lock);
+    return rc;
+}
+
 int64_t store_min_phys(store_t *st)
 {
     return atomic_load(&st->min_phys);

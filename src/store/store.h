@@ -217,6 +217,10 @@ int64_t store_record_start_before(store_t *st, int64_t end);
  * bytes are zeroed and later segments deleted, then a checkpoint is written. Returns 0 or an
  * error (FERRY_EINVAL: not a record boundary). */
 int store_truncate_replica(store_t *st, int64_t end);
+/* A replica is promoted to master: wait until every record received is dispatched, then take
+ * each queue's next offset from its ConsumeQueue, so that the first new message of a queue
+ * follows the last replicated one. 0 or FERRY_ETIMEDOUT (nothing changed). */
+int store_promote(store_t *st, int timeout_ms);
 /* Callbacks for the HA service: @on_append after every append that advanced the written end
  * (from the appending thread), @on_flush after each flush with the new durable end (flush
  * thread). Either may be NULL. They run under store locks: they must be short and never block

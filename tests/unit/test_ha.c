@@ -302,11 +302,12 @@ static int probe(int port, const char *name, const char *secret)
     h[4] = 'S';
     be64_put(h + 5, 8 * 1024 * 1024);
     memcpy(h + 13, nonce, 32);
-    h[45] = (uint8_t)nl;
-    memcpy(h + 46, name, nl);
-    assert_int_equal(send(fd, h, 46 + nl, 0), (ssize_t)(46 + nl));
-    assert_int_equal(read_n(fd, mh, 46), 0);
-    assert_int_equal(read_n(fd, mh + 46, mh[45]), 0);
+    be64_put(h + 45, 2); /* brokerId */
+    h[53] = (uint8_t)nl;
+    memcpy(h + 54, name, nl);
+    assert_int_equal(send(fd, h, 54 + nl, 0), (ssize_t)(54 + nl));
+    assert_int_equal(read_n(fd, mh, 54), 0);
+    assert_int_equal(read_n(fd, mh + 54, mh[53]), 0);
     uint8_t msg[200], a[33];
     memcpy(msg, nonce, 32);
     memcpy(msg + 32, mh + 13, 32);
@@ -336,16 +337,16 @@ static void test_auth(void **state)
     int fd = connect_port(ha_port);
     uint8_t h[64] = "FHA1S";
     be64_put(h + 5, 8 * 1024 * 1024);
-    h[45] = 5;
-    memcpy(h + 46, "other", 5);
-    assert_int_equal(send(fd, h, 51, 0), 51);
+    h[53] = 5;
+    memcpy(h + 54, "other", 5);
+    assert_int_equal(send(fd, h, 59, 0), 59);
     uint8_t buf[256];
     ssize_t r;
     size_t total = 0;
     while ((r = recv(fd, buf, sizeof buf, 0)) > 0)
         total += (size_t)r;
     assert_int_equal(r, 0);       /* closed by the master */
-    assert_true(total <= 46 + 8); /* its HELLO only: no proof, no data */
+    assert_true(total <= 54 + 8); /* its HELLO only: no proof, no data */
     close(fd);
 
     /* A real slave with the wrong secret: nothing replicated, nothing acknowledged. */

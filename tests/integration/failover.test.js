@@ -1,0 +1,755 @@
+'use strict';
+// ferry-test-requires: mqcontroller
+// Automatic failover of a broker set in controller mode (docs/CONTROLLER.md, issue 8), with real
+// processes on free loopback ports: three mqcontrollers, one mqnamesrv and three mqbrokers of
+// one set (brokerName fo-set, brokerId 1, 2, 3, enableControllerMode=true, SYNC_MASTER flavour,
+// SYNC_FLUSH, inSyncReplicas=1), driven by the remoting client of tests/compat.
+//  1. the first broker registered is master (masterEpoch 1, route id 0); the others follow it,
+//     refuse sends, and the master widens the sync state set (1004 / 1006: >= 2 members);
+//  2. three loops send synchronously to the master the name server names (re-resolved on
+//     errors) while the master is killed with kill -9: the failover time (kill to the first
+//     SEND_OK from another broker) is printed (`# failover ms=<n>`) and bounded; the broker
+//     that acknowledges is the one the controllers elected (masterEpoch 2, from the old sync
+//     state set) and the route's id 0;
+//  3. every acknowledged message is on the new master at the queue / offset / CommitLog offset
+//     its SEND_OK named, with its exact body; the surviving slave catches up and holds the
+//     same message at every (queue, offset); no (queue, offset) holds two keys and no key sits
+//     at two places on any replica;
+//  4. the killed broker restarts (same config and store): it is a slave (route: its own id,
+//     controller: not master), refuses sends, cuts what it alone had and follows the new
+//     master: the same key at every (queue, offset), every acknowledged key, and messages
+//     sent after its restart; the master takes it back into the sync state set;
+//  5. two controllers killed: the master, cut off from a majority, stops accepting sends; the
+//     master killed too: nothing is elected (route id 0 never names another broker, the
+//     surviving controller's replica info is unchanged) for twice the lease; the controllers
+//     restarted: one of the two alive brokers is elected, SEND_OK again, and every message
+//     acknowledged in step 2 is still readable on it.
+// Every process is stopped (also on failure) and the temp dir removed; a failed step prints
+// the tails of every log and skips the steps after it.
+
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const net = require('node:net');
+const path = require('node:path');
+const { ServerProcess, findBinary, freePort, freeBrokerPort, waitFor, ms, sleep, tail, withLogsOnFailure } =
+  require('../compat/harness');
+const remoting = require('../compat/remoting');
+
+const { RemotingConnection, RESP } = remoting;
+const CTL = { REGISTER: 1003, REPLICA_INFO: 1004, METADATA: 1005, SYNC_STATE_DATA: 1006 };
+const LEASE = 3000; // controllerHeartBeatTimeoutMills (controllers and brokers); not scaled: it is config
+const SCAN = 500; // scanNotActiveBrokerInterval
+const FAILOVER_BOUND = ms(20000);
+const CLUSTER = 'FerryFoCluster';
+const SET = 'fo-set';
+const SECRET = 'failover-test-secret';
+const TOPIC = 'FailoverTopic';
+const QUEUES = 4;
+const GROUP = 'CID_failover_check';
+const LOOPS = 3;
+const ACKS_BEFORE_KILL = 300;
+const ACKS_AFTER_FAILOVER = 100;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-failover-'));
+fs.writeFileSync(path.join(dir, '.ferry-harness-owner'), String(process.pid));
+process.on('exit', () => {
+  if (!process.env.FERRY_KEEP_TMP) fs.rmSync(dir, { recursive: true, force: true });
+  else process.stderr.write(`failover: keeping ${dir} (FERRY_KEEP_TMP)\n`);
+});
+
+// ---- connections ------------------------------------------------------------------------------
+
+/** A connection to one address, opened again when it closed. */
+class Link {
+  constructor(addr) {
+    this.addr = addr;
+    this.conn = null;
+    this.opening = null;
+  }
+
+  async connection() {
+    if (!this.conn || this.conn.isClosed) {
+      if (!this.opening) {
+        this.opening = RemotingConnection.connect(this.addr, 1000)
+          .then(c => { this.conn = c; return c; })
+          .finally(() => { this.opening = null; });
+      }
+      return this.opening;
+    }
+    return this.conn;
+  }
+
+  async invoke(code, fields = {}, opts = {}) {
+    const conn = await this.connection();
+    return conn.invoke(code, fields, { timeoutMs: opts.timeoutMs || ms(3000), body: opts.body });
+  }
+
+  async close() {
+    const c = this.conn;
+    this.conn = null;
+    if (c) await c.close();
+  }
+}
+
+const links = new Set();
+function link(addr) {
+  const l = new Link(addr);
+  links.add(l);
+  return l;
+}
+
+// ---- processes ------------------------------------------------------------------------------
+
+const controllers = []; // { name, port, addr, conf, proc, link }
+const brokers = []; // { id, port, addr, haPort, store, conf, proc, link }
+let namesrv = null; // { port, addr, proc, link }
+const env = Object.assign({}, process.env, { HOME: dir });
+
+function writeConf(file, keys) {
+  fs.writeFileSync(file, Object.entries(keys).map(([ k, v ]) => `${k}=${v}`).join('\n') + '\n');
+}
+
+const usedPorts = new Set();
+async function uniquePort(pick = freePort) {
+  for (;;) {
+    const p = await pick();
+    if (!usedPorts.has(p) && !usedPorts.has(p + 1) && !usedPorts.has(p - 1) && !usedPorts.has(p - 2)) {
+      usedPorts.add(p);
+      return p;
+    }
+  }
+}
+
+function startController(c) {
+  c.proc = new ServerProcess(c.name, [ findBinary('mqcontroller'), '-c', c.conf ],
+    { cwd: dir, env, logFile: path.join(dir, `${c.name}.log`) }).start();
+}
+
+function startBroker(b) {
+  b.proc = new ServerProcess(`mqbroker(${b.id})`, [ findBinary('mqbroker'), '-c', b.conf ],
+    { cwd: dir, env, logFile: path.join(dir, `broker-${b.id}.log`) }).start();
+}
+
+async function killProc(p) {
+  await p.proc.stop({ signal: 'SIGKILL' });
+  await p.link.close().catch(() => {});
+}
+
+function allProcs() {
+  return [ ...brokers, namesrv, ...controllers ].filter(p => p && p.proc).map(p => p.proc);
+}
+
+/** withLogsOnFailure wants a cluster: the logs of every process of this file. */
+const logs = {
+  name: 'int-failover',
+  dir,
+  logsText(maxLines) {
+    return allProcs().map(p => `----- ${path.basename(p.logFile)} (last ${maxLines} lines) -----\n` +
+      tail(p.logFile, maxLines)).join('\n');
+  },
+};
+
+async function waitListening(p, what) {
+  await waitFor(() => {
+    p.proc.checkAlive(`waiting for ${what}`);
+    return new Promise(resolve => {
+      const s = net.connect({ host: '127.0.0.1', port: p.port });
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+  }, { timeoutMs: ms(15000), what: `${what} to accept connections on port ${p.port}` });
+}
+
+// ---- controllers ----------------------------------------------------------------------------
+
+function aliveControllers() {
+  return controllers.filter(c => c.proc && c.proc.running);
+}
+
+async function findLeader() {
+  const leaders = [];
+  for (const c of aliveControllers()) {
+    try {
+      const r = await c.link.invoke(CTL.METADATA, {}, { timeoutMs: 1000 });
+      if (r.code === RESP.SUCCESS && r.extFields.isLeader === 'true') leaders.push(c);
+    } catch (_) { /* down or starting */ }
+  }
+  return leaders.length === 1 ? leaders[0] : null;
+}
+
+/** CONTROLLER_GET_REPLICA_INFO of the set from one controller: { master, masterAddress, masterEpoch, syncStateSet }. */
+async function replicaInfoFrom(c) {
+  const r = await c.link.invoke(CTL.REPLICA_INFO, { brokerName: SET }, { timeoutMs: 1000 });
+  if (r.code !== RESP.SUCCESS) return { code: r.code, remark: r.remark };
+  const body = r.body.length ? JSON.parse(r.body.toString()) : {};
+  return { master: r.extFields.masterBrokerId === undefined ? null : Number(r.extFields.masterBrokerId),
+    masterAddress: r.extFields.masterAddress || null, masterEpoch: Number(r.extFields.masterEpoch),
+    syncStateSet: body.syncStateSet || [], syncStateSetEpoch: body.syncStateSetEpoch };
+}
+
+/** The replica info every alive controller answers the same, else null (lastInfos says why). */
+let lastInfos = '(none yet)';
+async function agreedInfo() {
+  const infos = [];
+  const alive = aliveControllers();
+  for (const c of alive) {
+    try { infos.push(await replicaInfoFrom(c)); } catch (e) { infos.push({ error: e.message }); }
+  }
+  lastInfos = alive.map((c, k) => `${c.name}: ${JSON.stringify(infos[k])}`).join('; ');
+  const first = JSON.stringify(infos[0]);
+  return infos.length && infos[0].code === undefined && !infos[0].error &&
+    infos.every(x => JSON.stringify(x) === first) ? infos[0] : null;
+}
+
+/** CONTROLLER_GET_SYNC_STATE_DATA of the set from one controller: in-sync broker ids. */
+async function syncStateDataFrom(c) {
+  const r = await c.link.invoke(CTL.SYNC_STATE_DATA, {}, { body: Buffer.from(JSON.stringify([ SET ])), timeoutMs: 1000 });
+  if (r.code !== RESP.SUCCESS) return null;
+  const t = JSON.parse(r.body.toString()).replicasInfoTable[SET];
+  return t ? { master: t.masterBrokerId, inSync: t.inSyncReplicas.map(x => x.brokerId).sort() } : null;
+}
+
+// ---- name server route ----------------------------------------------------------------------
+
+let topicCreated = false;
+let lastRoute = '(none yet)';
+
+/** brokerAddrs of the set in the route of the test topic (TBW102 before it exists): { "0": addr, "2": addr }. */
+async function routeAddrs() {
+  const topic = topicCreated ? TOPIC : 'TBW102';
+  const r = await namesrv.link.invoke(remoting.REQ.GET_ROUTEINFO_BY_TOPIC, { topic }, { timeoutMs: 1000 });
+  if (r.code !== RESP.SUCCESS) {
+    lastRoute = `${topic}: code ${r.code} ${r.remark}`;
+    return {};
+  }
+  const bd = (remoting.parseLenientJson(r.body).brokerDatas || []).find(d => d.brokerName === SET);
+  const addrs = bd ? bd.brokerAddrs : {};
+  lastRoute = `${topic}: ${JSON.stringify(addrs)}`;
+  return addrs;
+}
+
+function brokerByAddr(addr) {
+  return brokers.find(b => b.addr === addr) || null;
+}
+
+function brokerById(id) {
+  return brokers.find(b => b.id === id) || null;
+}
+
+function roleState() {
+  return `route ${lastRoute}; controllers ${lastInfos}`;
+}
+
+// ---- messages -------------------------------------------------------------------------------
+
+async function sendOn(b, key, { queueId = 0, timeoutMs = ms(6000) } = {}) {
+  return remoting.sendMessage(await b.link.connection(), { topic: TOPIC, queueId, keys: key,
+    body: Buffer.from(`${key}|${Math.random().toString(36).slice(2)}`), timeoutMs });
+}
+
+/** Max offset of every queue of the test topic on a broker. */
+async function maxOffsets(b) {
+  const out = [];
+  for (let q = 0; q < QUEUES; q++) {
+    const r = await b.link.invoke(remoting.REQ.GET_MAX_OFFSET, { topic: TOPIC, queueId: q });
+    if (r.code !== RESP.SUCCESS) throw new Error(`GET_MAX_OFFSET ${TOPIC}/${q} on broker ${b.id}: code ${r.code} ${r.remark}`);
+    out.push(Number(r.extFields.offset));
+  }
+  return out;
+}
+
+/**
+ * Every message of the test topic on a broker, pulled from offset 0 of each queue:
+ * Map "q:off" -> { q, off, key, body, phys }. Throws when a queue has a hole.
+ */
+async function readAll(b) {
+  const conn = await RemotingConnection.connect(b.addr, 2000);
+  try {
+    const out = new Map();
+    for (let q = 0; q < QUEUES; q++) {
+      const max = await remoting.getMaxOffset(conn, TOPIC, q);
+      let off = 0;
+      let retries = 0;
+      while (off < max) {
+        const r = await remoting.pullMessages(conn, { group: GROUP, topic: TOPIC, queueId: q, offset: off,
+          maxNums: 32, timeoutMs: ms(5000) });
+        if (r.code === RESP.PULL_RETRY_IMMEDIATELY && retries++ < 20) continue;
+        if (r.code !== RESP.SUCCESS || !r.msgs.length || !(r.nextBeginOffset > off)) {
+          throw new Error(`PULL_MESSAGE broker ${b.id} ${TOPIC}/${q}@${off} (max ${max}): code ${r.code} ` +
+            `${r.remark} next ${r.nextBeginOffset} msgs ${r.msgs.length}`);
+        }
+        for (const m of r.msgs) {
+          out.set(`${q}:${m.queueOffset}`, { q, off: m.queueOffset, key: m.keys, body: m.body.toString(),
+            phys: Number(m.commitLogOffset) });
+        }
+        off = r.nextBeginOffset;
+      }
+      for (let o = 0; o < max; o++) {
+        assert.ok(out.has(`${q}:${o}`), `broker ${b.id}: queue ${q} has no message at offset ${o} (max ${max})`);
+      }
+    }
+    return out;
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Every key sits at one place on a replica, and replicas never disagree on a (queue, offset). */
+function assertConsistent(reads) {
+  const byPos = new Map(); // "q:off" -> { key, who }
+  const byKey = new Map(); // key -> { pos, who }
+  for (const [ who, msgs ] of reads) {
+    const seen = new Map();
+    for (const [ pos, m ] of msgs) {
+      assert.ok(!seen.has(m.key), `${who}: key ${m.key} at ${seen.get(m.key)} and at ${pos}`);
+      seen.set(m.key, pos);
+      const p = byPos.get(pos);
+      if (p) assert.equal(m.key, p.key, `(queue:offset) ${pos} holds ${p.key} on ${p.who} but ${m.key} on ${who}`);
+      else byPos.set(pos, { key: m.key, who });
+      const k = byKey.get(m.key);
+      if (k) assert.equal(pos, k.pos, `key ${m.key} at ${k.pos} on ${k.who} but at ${pos} on ${who}`);
+      else byKey.set(m.key, { pos, who });
+    }
+  }
+}
+
+/** Every acknowledged send is in msgs at the queue / offset / CommitLog offset its SEND_OK named, with its body. */
+function assertAckedIn(who, msgs, acked) {
+  let missing = 0;
+  const examples = [];
+  for (const a of acked) {
+    const m = msgs.get(`${a.queueId}:${a.queueOffset}`);
+    if (m && m.key === a.key) {
+      assert.equal(m.body, a.body, `${who}: body of acked ${a.key}`);
+      assert.equal(m.phys, a.phys, `${who}: CommitLog offset of acked ${a.key} (its msgId names ${a.phys})`);
+      continue;
+    }
+    missing++;
+    if (examples.length < 5) {
+      examples.push(`${a.key} acked by broker ${a.broker} at ${a.queueId}:${a.queueOffset}, found ` +
+        `${m ? m.key : 'nothing'} there`);
+    }
+  }
+  assert.equal(missing, 0, `${who}: ${missing} of ${acked.length} acknowledged messages are not where their ` +
+    `SEND_OK put them, e.g. ${examples.join('; ')}`);
+}
+
+// ---- the send loops -------------------------------------------------------------------------
+
+const sends = []; // { key, body, broker, addr, queueId, t0, t, code, msgId, queueOffset, phys, remark }
+let stopSending = false;
+let loops = [];
+let masterCache = null;
+let resolving = null;
+
+/** The master the name server route names (id 0), cached until a send to it fails. */
+async function currentMaster() {
+  if (masterCache) return masterCache;
+  if (!resolving) {
+    resolving = routeAddrs().then(a => { masterCache = a['0'] || null; return masterCache; })
+      .catch(() => null).finally(() => { resolving = null; });
+  }
+  return resolving;
+}
+
+function forgetMaster(addr) {
+  if (masterCache === addr) masterCache = null;
+}
+
+async function sendLoop(w) {
+  let conn = null;
+  for (let i = 0; !stopSending; i++) {
+    const addr = await currentMaster();
+    if (!addr) {
+      await sleep(50); // pace the route lookups while no master is named
+      continue;
+    }
+    const key = `fo-${w}-${i}`;
+    const rec = { key, body: `${key}|${Math.random().toString(36).slice(2)}`, addr,
+      broker: (brokerByAddr(addr) || {}).id, queueId: (w + i) % QUEUES, t0: Date.now() };
+    try {
+      if (!conn || conn.isClosed || conn.addr !== addr) {
+        if (conn) await conn.close();
+        conn = null;
+        conn = await RemotingConnection.connect(addr, 1000);
+      }
+      const r = await remoting.sendMessage(conn, { topic: TOPIC, queueId: rec.queueId, keys: key,
+        body: Buffer.from(rec.body), timeoutMs: ms(6000) });
+      rec.code = r.code;
+      if (r.code === RESP.SUCCESS) {
+        rec.msgId = r.extFields.msgId;
+        rec.queueId = Number(r.extFields.queueId);
+        rec.queueOffset = Number(r.extFields.queueOffset);
+        rec.phys = Number(remoting.decodeMessageId(rec.msgId).offset);
+      } else {
+        rec.remark = r.remark;
+      }
+    } catch (e) {
+      rec.code = 'error';
+      rec.remark = e.message;
+    }
+    rec.t = Date.now();
+    sends.push(rec);
+    if (rec.code !== RESP.SUCCESS) {
+      forgetMaster(addr);
+      if (conn && rec.code === 'error') { await conn.close(); conn = null; }
+      await sleep(50); // pace the retries against a dead or refusing broker
+    }
+  }
+  if (conn) await conn.close();
+}
+
+function acked() {
+  return sends.filter(s => s.code === RESP.SUCCESS);
+}
+
+function codeTally(list = sends) {
+  const m = {};
+  for (const s of list) {
+    const k = `${s.broker}:${s.code}`;
+    m[k] = (m[k] || 0) + 1;
+  }
+  return JSON.stringify(m);
+}
+
+async function stopLoops() {
+  stopSending = true;
+  await Promise.all(loops);
+  loops = [];
+}
+
+// ---- steps ----------------------------------------------------------------------------------
+
+let broken = null;
+/** A test that is skipped once an earlier one failed, and prints every log tail when it fails. */
+function step(name, timeoutMs, fn) {
+  test(name, { timeout: ms(timeoutMs) }, async t => {
+    if (broken) {
+      t.skip(`skipped: "${broken}" failed`);
+      return;
+    }
+    try {
+      await withLogsOnFailure(logs, () => fn(t));
+    } catch (e) {
+      broken = name;
+      throw e;
+    }
+  });
+}
+
+after(async () => {
+  stopSending = true;
+  await Promise.all(loops).catch(() => {});
+  for (const l of links) await l.close().catch(() => {});
+  const problems = [];
+  for (const p of allProcs()) {
+    if (!p.running) continue;
+    const r = await p.stop();
+    if (r.forced || r.code !== 0) problems.push(`${p.name}: code=${r.code} signal=${r.signal} forced=${r.forced}`);
+  }
+  process.stderr.write(`failover figures: ${JSON.stringify(figures)}\n`);
+  if (problems.length) {
+    process.stderr.write(`${logs.logsText(40)}\n`);
+    throw new Error(`processes did not stop cleanly with SIGTERM: ${problems.join('; ')}`);
+  }
+});
+
+const figures = {};
+const st = { oldMaster: null, newMaster: null, slave: null, setBefore: null, acked: [] };
+
+step('a controller-mode broker set: first registered is master, the others follow, sync state set >= 2', 60000,
+  async t => {
+    // Controllers.
+    const raftPorts = [];
+    for (let i = 0; i < 3; i++) raftPorts.push(await uniquePort());
+    const peers = raftPorts.map((p, i) => `n${i}-127.0.0.1:${p}`).join(';');
+    for (let i = 0; i < 3; i++) {
+      const port = await uniquePort();
+      const c = { name: `controller-n${i}`, port, addr: `127.0.0.1:${port}`, conf: path.join(dir, `n${i}.conf`) };
+      writeConf(c.conf, { controllerPeers: peers, controllerSelfId: `n${i}`,
+        controllerStorePath: path.join(dir, `ctl-n${i}`), listenPort: port,
+        scanNotActiveBrokerInterval: SCAN, controllerHeartBeatTimeoutMills: LEASE });
+      c.link = link(c.addr);
+      controllers.push(c);
+    }
+    for (const c of controllers) startController(c);
+    // Name server.
+    const nsPort = await uniquePort();
+    namesrv = { port: nsPort, addr: `127.0.0.1:${nsPort}`, link: link(`127.0.0.1:${nsPort}`) };
+    const nsConf = path.join(dir, 'namesrv.conf');
+    writeConf(nsConf, { listenAddress: '127.0.0.1', listenPort: nsPort,
+      kvConfigPath: path.join(dir, 'namesrv', 'kvConfig.json') });
+    namesrv.proc = new ServerProcess('mqnamesrv', [ findBinary('mqnamesrv'), '-c', nsConf ],
+      { cwd: dir, env, logFile: path.join(dir, 'namesrv.log') }).start();
+    await waitListening(namesrv, 'the name server');
+    await waitFor(() => findLeader(), { timeoutMs: ms(20000), what: 'a Raft leader among the three controllers' });
+
+    // Brokers.
+    const controllerAddr = controllers.map(c => c.addr).join(';');
+    for (const id of [ 1, 2, 3 ]) {
+      const port = await uniquePort(freeBrokerPort);
+      const haPort = await uniquePort();
+      const b = { id, port, addr: `127.0.0.1:${port}`, haPort, store: path.join(dir, `store-${id}`),
+        conf: path.join(dir, `broker-${id}.conf`), link: link(`127.0.0.1:${port}`) };
+      writeConf(b.conf, {
+        brokerClusterName: CLUSTER, brokerName: SET, brokerId: id, listenPort: port, bindAddress: '127.0.0.1',
+        brokerIP1: '127.0.0.1', namesrvAddr: namesrv.addr, storePathRootDir: b.store,
+        mappedFileSizeCommitLog: 64 * 1024 * 1024, mappedFileSizeConsumeQueue: 300000 * 20,
+        maxHashSlotNum: 50000, maxIndexNum: 200000, autoCreateTopicEnable: true, autoCreateSubscriptionGroup: true,
+        enableControllerMode: true, controllerAddr, brokerRole: 'SYNC_MASTER', flushDiskType: 'SYNC_FLUSH',
+        haSecret: SECRET, haListenPort: haPort, brokerHeartbeatInterval: 200, checkSyncStateSetPeriod: 500,
+        controllerHeartBeatTimeoutMills: LEASE, haSendHeartbeatInterval: 500, inSyncReplicas: 1,
+        syncFlushTimeout: 3000,
+      });
+      brokers.push(b);
+    }
+    const [ b1, b2, b3 ] = brokers;
+    startBroker(b1);
+    await waitListening(b1, 'broker 1');
+    const unknown = /unknown key (enableControllerMode|controllerAddr|brokerHeartbeatInterval|checkSyncStateSetPeriod)/
+      .exec(fs.readFileSync(b1.proc.logFile, 'utf8'));
+    if (unknown) {
+      throw new Error(`this mqbroker has no controller mode yet (its log: "${unknown[0]} ignored"): ` +
+        'the broker side of docs/CONTROLLER.md is not built');
+    }
+    await waitFor(async () => (await routeAddrs())['0'] === b1.addr && await agreedInfo(), {
+      timeoutMs: ms(20000), what: () => `broker 1 (first registered) to be master: route id 0 = ${b1.addr} ` +
+        `(${roleState()})` });
+    startBroker(b2);
+    startBroker(b3);
+    await waitListening(b2, 'broker 2');
+    await waitListening(b3, 'broker 3');
+    const info = await waitFor(async () => {
+      const a = await routeAddrs();
+      const x = await agreedInfo();
+      return a['0'] === b1.addr && a['2'] === b2.addr && a['3'] === b3.addr && x && x.syncStateSet.length >= 2 && x;
+    }, { timeoutMs: ms(30000), what: () => 'route {0: broker 1, 2: broker 2, 3: broker 3} and a sync state set ' +
+      `of >= 2 on every controller (${roleState()})` });
+    assert.equal(info.master, 1, 'the first registered broker is master');
+    assert.equal(info.masterAddress, b1.addr);
+    assert.equal(info.masterEpoch, 1);
+    assert.ok(info.syncStateSet.includes(1), `the master is in its sync state set ${info.syncStateSet}`);
+    const data = await syncStateDataFrom(controllers[0]);
+    assert.ok(data && data.master === 1 && data.inSync.length >= 2, `1006 agrees: ${JSON.stringify(data)}`);
+    t.diagnostic(`master ${b1.addr} (id 1), sync state set ${JSON.stringify(info.syncStateSet)}`);
+
+    // The test topic on the master; slaves refuse topic changes (as RocketMQ's) and copy the
+    // master's topics (slave sync), which every broker that may be elected later needs.
+    const cr = await b1.link.invoke(remoting.REQ.UPDATE_AND_CREATE_TOPIC, { topic: TOPIC, defaultTopic: 'TBW102',
+      readQueueNums: QUEUES, writeQueueNums: QUEUES, perm: 6, topicFilterType: 'SINGLE_TAG', topicSysFlag: 0,
+      order: false }, { timeoutMs: ms(10000) });
+    assert.equal(cr.code, RESP.SUCCESS, `UPDATE_AND_CREATE_TOPIC on the master: ${cr.remark}`);
+    for (const b of [ b2, b3 ]) {
+      const r = await b.link.invoke(remoting.REQ.UPDATE_AND_CREATE_TOPIC, { topic: `${TOPIC}X`, defaultTopic: 'TBW102',
+        readQueueNums: QUEUES, writeQueueNums: QUEUES, perm: 6, topicFilterType: 'SINGLE_TAG', topicSysFlag: 0,
+        order: false }, { timeoutMs: ms(10000) });
+      assert.notEqual(r.code, RESP.SUCCESS, `slave ${b.id} refuses topic changes`);
+      await waitFor(async () => {
+        const t = await b.link.invoke(21 /* GET_ALL_TOPIC_CONFIG */, {}, { timeoutMs: ms(5000) });
+        return t.code === RESP.SUCCESS && t.body && t.body.toString().includes(`"${TOPIC}"`);
+      }, { timeoutMs: ms(20000), intervalMs: 200, what: `slave ${b.id} to copy topic ${TOPIC} from the master` });
+    }
+    topicCreated = true;
+    await waitFor(async () => (await routeAddrs())['0'] === b1.addr, { timeoutMs: ms(10000),
+      what: () => `the route of ${TOPIC} to name broker 1 as id 0 (${lastRoute})` });
+
+    // Slaves refuse sends; the master acknowledges once a slave is in sync.
+    for (const b of [ b2, b3 ]) {
+      const r = await sendOn(b, `to-slave-${b.id}`);
+      assert.notEqual(r.code, RESP.SUCCESS, `slave ${b.id} must not answer SEND_OK`);
+    }
+    await waitFor(async () => (await sendOn(b1, `warm-${Date.now()}`)).code === RESP.SUCCESS,
+      { timeoutMs: ms(15000), intervalMs: 100, what: 'a SEND_OK from the master' });
+  });
+
+step('kill -9 the master during continuous sends: a new master acknowledges within the bound', 90000, async t => {
+  const [ b1 ] = brokers;
+  st.oldMaster = b1;
+  stopSending = false;
+  loops = [];
+  for (let w = 0; w < LOOPS; w++) loops.push(sendLoop(w));
+  await waitFor(() => acked().length >= ACKS_BEFORE_KILL, { timeoutMs: ms(30000), intervalMs: 20,
+    what: () => `${ACKS_BEFORE_KILL} acknowledged sends before the kill (${codeTally()})` });
+  const before = await agreedInfo();
+  assert.ok(before && before.master === 1, `broker 1 is still master before the kill (${lastInfos})`);
+  st.setBefore = before.syncStateSet;
+
+  const tKill = Date.now();
+  await b1.proc.stop({ signal: 'SIGKILL' });
+  await b1.link.close();
+  const firstNew = await waitFor(() => sends.find(s => s.code === RESP.SUCCESS && s.addr !== b1.addr && s.t >= tKill),
+    { timeoutMs: FAILOVER_BOUND + ms(5000), intervalMs: 20,
+      what: () => `a SEND_OK from another broker after the kill (sends since: ${codeTally(sends.filter(s => s.t >= tKill))}; ` +
+        `${roleState()})` }).catch(async e => {
+    await agreedInfo().catch(() => {});
+    await routeAddrs().catch(() => {});
+    e.message += `\nstate at the deadline: ${roleState()}`;
+    throw e;
+  });
+  const failoverMs = firstNew.t - tKill;
+  figures.failoverMs = failoverMs;
+  process.stdout.write(`# failover ms=${failoverMs}\n`);
+  t.diagnostic(`failover ms=${failoverMs}`);
+  assert.ok(failoverMs < FAILOVER_BOUND, `failover took ${failoverMs} ms (bound ${FAILOVER_BOUND} ms)`);
+  const nm = brokerByAddr(firstNew.addr);
+  assert.ok(nm && nm !== b1, `the first SEND_OK after the kill came from ${firstNew.addr}`);
+  st.newMaster = nm;
+  st.slave = brokers.find(b => b !== b1 && b !== nm);
+
+  // Keep sending on the new master for a while.
+  const ackedBefore = acked().length;
+  await waitFor(() => acked().filter(s => s.addr === nm.addr).length >= ACKS_AFTER_FAILOVER,
+    { timeoutMs: ms(20000), intervalMs: 20,
+      what: () => `${ACKS_AFTER_FAILOVER} SEND_OK from the new master (${codeTally()})` });
+  await stopLoops();
+  st.acked = acked();
+  t.diagnostic(`sends ${sends.length}, acked ${st.acked.length} (${ackedBefore} until the first ack after the ` +
+    `failover); by broker:code ${codeTally()}`);
+  for (const a of st.acked) {
+    assert.ok(a.addr === b1.addr || a.addr === nm.addr, `SEND_OK ${a.key} from ${a.addr}: neither master`);
+  }
+
+  // The controllers elected it from the old sync state set, with the next epoch; the route says so.
+  const info = await waitFor(async () => (await routeAddrs())['0'] === nm.addr && await agreedInfo(),
+    { timeoutMs: ms(10000), what: () => `route id 0 = ${nm.addr} and controllers that agree (${roleState()})` });
+  assert.equal(info.master, nm.id, `the controllers name broker ${nm.id}, which acknowledged`);
+  assert.equal(info.masterAddress, nm.addr);
+  assert.equal(info.masterEpoch, 2);
+  assert.ok(st.setBefore.includes(nm.id), `broker ${nm.id} was in the sync state set ${st.setBefore} when elected`);
+});
+
+step('every acknowledged message is on the new master where its SEND_OK put it; replicas agree', 60000, async t => {
+  const { newMaster: nm, slave, acked: ok } = st;
+  const onMaster = await readAll(nm);
+  assertAckedIn(`new master (broker ${nm.id})`, onMaster, ok);
+  // The surviving slave follows the new master: once its queues reach the master's ends it
+  // holds the same message at every (queue, offset).
+  let mo = [];
+  let so = [];
+  await waitFor(async () => {
+    mo = await maxOffsets(nm);
+    so = await maxOffsets(slave);
+    return JSON.stringify(mo) === JSON.stringify(so);
+  }, { timeoutMs: ms(20000), intervalMs: 100,
+    what: () => `slave ${slave.id} to catch up with master ${nm.id} (max offsets ${so} vs ${mo})` });
+  const onSlave = await readAll(slave);
+  assertConsistent([ [ `master ${nm.id}`, onMaster ], [ `slave ${slave.id}`, onSlave ] ]);
+  assertAckedIn(`surviving slave (broker ${slave.id})`, onSlave, ok);
+  t.diagnostic(`${onMaster.size} messages on the new master, max offsets ${mo}`);
+});
+
+step('the killed master restarts as a slave of the new master and catches up', 60000, async t => {
+  const { oldMaster: b1, newMaster: nm, slave } = st;
+  startBroker(b1);
+  await waitListening(b1, 'the restarted broker 1');
+  await waitFor(async () => {
+    const a = await routeAddrs();
+    const x = await agreedInfo();
+    return a['0'] === nm.addr && a[String(b1.id)] === b1.addr && x && x.master === nm.id;
+  }, { timeoutMs: ms(20000), what: () => `broker 1 registered as slave (id 1) with broker ${nm.id} still master ` +
+    `(${roleState()})` });
+  const r = await sendOn(b1, 'to-restarted-old-master');
+  assert.notEqual(r.code, RESP.SUCCESS, 'the restarted old master must not answer SEND_OK');
+
+  // Fresh messages on the master after the restart.
+  const late = [];
+  let n = 0;
+  await waitFor(async () => {
+    const key = `late-${n++}`;
+    const res = await sendOn(nm, key, { queueId: n % QUEUES });
+    if (res.code === RESP.SUCCESS) {
+      late.push({ key, queueId: Number(res.extFields.queueId), queueOffset: Number(res.extFields.queueOffset) });
+    }
+    return late.length >= 20;
+  }, { timeoutMs: ms(20000), intervalMs: 10, what: () => `20 SEND_OK from the new master after the restart (${late.length})` });
+
+  let mo = [];
+  let oo = [];
+  await waitFor(async () => {
+    mo = await maxOffsets(nm);
+    oo = await maxOffsets(b1);
+    return JSON.stringify(mo) === JSON.stringify(oo);
+  }, { timeoutMs: ms(30000), intervalMs: 100,
+    what: () => `the restarted broker 1 to catch up with master ${nm.id} (max offsets ${oo} vs ${mo})` });
+  const onMaster = await readAll(nm);
+  const onOld = await readAll(b1);
+  const onSlave = await readAll(slave);
+  assertConsistent([ [ `master ${nm.id}`, onMaster ], [ 'restarted broker 1', onOld ], [ `slave ${slave.id}`, onSlave ] ]);
+  assert.equal(onOld.size, onMaster.size, 'the restarted broker holds as many messages as the master');
+  assertAckedIn('restarted broker 1', onOld, st.acked);
+  for (const l of late) {
+    const m = onOld.get(`${l.queueId}:${l.queueOffset}`);
+    assert.ok(m && m.key === l.key, `message ${l.key} sent after the restart is on broker 1 at ${l.queueId}:${l.queueOffset}`);
+  }
+  // The master takes it back into the sync state set.
+  await waitFor(async () => { const x = await agreedInfo(); return x && x.syncStateSet.includes(b1.id); },
+    { timeoutMs: ms(15000), what: () => `broker 1 back in the sync state set (${lastInfos})` });
+  for (const b of [ b1, nm ]) {
+    assert.ok(fs.existsSync(path.join(b.store, 'epochFileCheckpoint')), `broker ${b.id} has ${b.store}/epochFileCheckpoint`);
+  }
+  t.diagnostic(`restarted broker 1 holds ${onOld.size} messages, max offsets ${oo}`);
+});
+
+step('without a controller majority nothing is elected; with it back a master is elected and sends succeed',
+  90000, async t => {
+    const master = st.newMaster;
+    const others = brokers.filter(b => b !== master);
+    const agreed = await waitFor(() => agreedInfo(), { timeoutMs: ms(10000), what: () => `agreement (${lastInfos})` });
+    assert.equal(agreed.master, master.id);
+    const leader = await waitFor(() => findLeader(), { timeoutMs: ms(10000), what: 'a Raft leader' });
+    const victims = [ leader, controllers.find(c => c !== leader) ];
+    const survivor = controllers.find(c => !victims.includes(c));
+    for (const v of victims) await killProc(v);
+    // What the survivor holds now is what it must keep holding without a majority.
+    const before = await replicaInfoFrom(survivor);
+    assert.equal(before.master, master.id, `the survivor names broker ${master.id} master: ${JSON.stringify(before)}`);
+
+    // The master, cut off from a majority, stops accepting sends within half the lease (plus slack).
+    const tCut = Date.now();
+    let fenced = null;
+    try {
+      await waitFor(async () => (await sendOn(master, `cut-${Date.now()}`, { timeoutMs: ms(5000) })).code !== RESP.SUCCESS,
+        { timeoutMs: LEASE / 2 + ms(5000), intervalMs: 100, what: 'the master cut off from the controllers to refuse sends' });
+      fenced = Date.now() - tCut;
+    } catch (e) {
+      fenced = e.message;
+    }
+    figures.masterFencedMs = fenced;
+
+    await killProc(master);
+    const tKill = Date.now();
+    const watchUntil = tKill + 2 * LEASE + 4 * SCAN;
+    let samples = 0;
+    while (Date.now() < watchUntil) {
+      const a = await routeAddrs();
+      assert.ok(a['0'] === undefined || a['0'] === master.addr, `route id 0 moved to ${a['0']} without a controller majority`);
+      assert.deepEqual(await replicaInfoFrom(survivor), before, 'the surviving controller changed the replica info alone');
+      if (samples++ % 10 === 0) {
+        for (const b of others) {
+          const r = await sendOn(b, `no-majority-${b.id}-${samples}`, { timeoutMs: ms(5000) });
+          assert.notEqual(r.code, RESP.SUCCESS, `broker ${b.id} answered SEND_OK without a controller majority`);
+        }
+      }
+      await sleep(100); // sampling interval of the watch
+    }
+
+    const tBack = Date.now();
+    for (const v of victims) startController(v);
+    const info = await waitFor(async () => {
+      if (aliveControllers().length !== 3) return false;
+      const x = await agreedInfo();
+      return x && others.some(b => b.id === x.master) && x.masterEpoch > before.masterEpoch &&
+        (await routeAddrs())['0'] === brokerById(x.master).addr && x;
+    }, { timeoutMs: LEASE + ms(30000), what: () => `a master elected among brokers ${others.map(b => b.id)} once ` +
+      `the controllers are back (${roleState()})` });
+    const elected = brokerById(info.master);
+    await waitFor(async () => (await sendOn(elected, `back-${Date.now()}`)).code === RESP.SUCCESS,
+      { timeoutMs: ms(20000), intervalMs: 100, what: () => `a SEND_OK from the elected broker ${elected.id}` });
+    figures.recoverMs = Date.now() - tBack;
+    t.diagnostic(`master fenced after ${typeof fenced === 'number' ? fenced + ' ms' : 'never'}; broker ${elected.id} ` +
+      `elected (epoch ${info.masterEpoch}) and acknowledging ${figures.recoverMs} ms after the controllers restarted`);
+    assertAckedIn(`elected broker ${elected.id}`, await readAll(elected), st.acked);
+    assert.equal(typeof fenced, 'number', `a master without a controller majority must stop accepting sends: ${fenced}`);
+  });
