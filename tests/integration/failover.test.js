@@ -692,6 +692,85 @@ step('the killed master restarts as a slave of the new master and catches up', 6
   t.diagnostic(`restarted broker 1 holds ${onOld.size} messages, max offsets ${oo}`);
 });
 
+step('a returning master that wrote past the new master\'s epoch start loses exactly those records',
+  90000, async t => {
+    // The old master's unreplicated tail: the master is stopped (its slaves have everything),
+    // the controllers elect another; then the stopped broker's store takes more records under
+    // its old epoch (started once on its own, no controller, no name server), as a master cut
+    // off at the wrong moment would. Back in controller mode it must cut them (epochs) and follow.
+    const m = st.newMaster;
+    const before = await waitFor(() => agreedInfo(), { timeoutMs: ms(10000), what: () => `agreement (${lastInfos})` });
+    assert.equal(before.master, m.id);
+    await waitFor(async () => {
+      const mo = JSON.stringify(await maxOffsets(m));
+      for (const b of brokers.filter(x => x !== m)) if (JSON.stringify(await maxOffsets(b)) !== mo) return false;
+      return true;
+    }, { timeoutMs: ms(20000), what: 'every slave to hold what the master holds' });
+    const st0 = await m.proc.stop();
+    await m.link.close().catch(() => {});
+    assert.equal(st0.code, 0, `broker ${m.id} stops cleanly on SIGTERM`);
+    const info = await waitFor(async () => {
+      const x = await agreedInfo();
+      return x && x.master && x.master !== m.id && x.masterEpoch > before.masterEpoch &&
+        (await routeAddrs())['0'] === brokerById(x.master).addr && x;
+    }, { timeoutMs: LEASE + ms(20000), what: () => `another master once broker ${m.id} stopped (${roleState()})` });
+    const elected = brokerById(info.master);
+
+    // Standalone writes under the old epoch.
+    const keys = Object.fromEntries(fs.readFileSync(m.conf, 'utf8').split('\n').filter(Boolean)
+      .map(l => [ l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1) ]));
+    Object.assign(keys, { enableControllerMode: 'false', brokerRole: 'ASYNC_MASTER', brokerId: 0, namesrvAddr: '',
+      haSecret: '' });
+    const soloConf = path.join(dir, `broker-${m.id}-solo.conf`);
+    writeConf(soloConf, keys);
+    const solo = { port: m.port, link: link(m.addr) };
+    solo.proc = new ServerProcess(`mqbroker(${m.id} alone)`, [ findBinary('mqbroker'), '-c', soloConf ],
+      { cwd: dir, env, logFile: path.join(dir, `broker-${m.id}-solo.log`) }).start();
+    await waitListening(solo, `broker ${m.id} on its own`);
+    const stray = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await remoting.sendMessage(await solo.link.connection(), { topic: TOPIC, queueId: i % QUEUES,
+        keys: `stray-${i}`, body: Buffer.from(`stray-${i}`), timeoutMs: ms(6000) });
+      assert.equal(r.code, RESP.SUCCESS, `the stray write ${i} is stored by broker ${m.id} on its own: ${r.remark}`);
+      stray.push(`stray-${i}`);
+    }
+    const stS = await solo.proc.stop();
+    await solo.link.close().catch(() => {});
+    assert.equal(stS.code, 0, 'the standalone run stops cleanly');
+
+    // Back in controller mode: a slave of the elected master, without the stray records.
+    startBroker(m);
+    await waitListening(m, `the restarted broker ${m.id}`);
+    await waitFor(async () => {
+      const a = await routeAddrs();
+      return a['0'] === elected.addr && a[String(m.id)] === m.addr;
+    }, { timeoutMs: ms(20000), what: () => `broker ${m.id} registered as a slave of ${elected.id} (${roleState()})` });
+    let mo = [];
+    let oo = [];
+    await waitFor(async () => {
+      mo = await maxOffsets(elected);
+      oo = await maxOffsets(m);
+      return JSON.stringify(mo) === JSON.stringify(oo);
+    }, { timeoutMs: ms(30000), intervalMs: 100,
+      what: () => `broker ${m.id} to follow ${elected.id} (max offsets ${oo} vs ${mo}; its log: ` +
+        `${tail(m.proc.logFile, 5).replace(/\n/g, ' | ')})` });
+    const log = fs.readFileSync(m.proc.logFile, 'utf8');
+    assert.match(log, /new master's history does not have \(epochs\); cutting at/,
+      'the returning broker cut its CommitLog at the consistent point');
+    const onM = await readAll(m);
+    const onElected = await readAll(elected);
+    const third = brokers.find(b => b !== m && b !== elected);
+    assertConsistent([ [ `broker ${m.id}`, onM ], [ `master ${elected.id}`, onElected ], [ `broker ${third.id}`, await readAll(third) ] ]);
+    for (const v of onM.values()) assert.ok(!stray.includes(v.key), `${v.key} (written under the old epoch) was cut`);
+    assertAckedIn(`broker ${m.id}`, onM, st.acked);
+    assertAckedIn(`master ${elected.id}`, onElected, st.acked);
+    // Both slaves back in the new master's sync state set (the next step elects from it).
+    await waitFor(async () => { const x = await agreedInfo(); return x && x.syncStateSet.length === 3; },
+      { timeoutMs: ms(20000), what: () => `all three brokers in the sync state set (${lastInfos})` });
+    t.diagnostic(`broker ${m.id} cut its 5 stray records and follows ${elected.id} (epoch ${info.masterEpoch})`);
+    st.newMaster = elected;
+  });
+
 step('without a controller majority nothing is elected; with it back a master is elected and sends succeed',
   90000, async t => {
     const master = st.newMaster;
