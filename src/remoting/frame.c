@@ -78,11 +78,13 @@ static int parse_i64(const char *p, size_t len, int64_t *out)
     }
     if (i == len)
         return -1;
+    /* No division per digit: overflow when v * 10 + d > lim. */
+    const uint64_t lim10 = lim / 10, limd = lim % 10;
     for (; i < len; i++) {
         if (p[i] < '0' || p[i] > '9')
             return -1;
         uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (lim - d) / 10)
+        if (v > lim10 || (v == lim10 && d > limd))
             return -1;
         v = v * 10 + d;
     }

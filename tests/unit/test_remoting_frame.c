@@ -48,6 +48,39 @@ static int decode_copy(const void *bytes, size_t len, struct rcmd *cmd, uint8_t 
 }
 
 /* A request with awkward strings, encoded and decoded in @ser. */
+/* Header numbers at the int64 limits: both ends parse, one past either is refused. */
+static void test_ext_i64_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int rc;
+        int64_t v;
+    } cases[] = {
+        {"9223372036854775807", 0, INT64_MAX},
+        {"-9223372036854775808", 0, INT64_MIN},
+        {"9223372036854775808", FERRY_EINVAL, 0},
+        {"-9223372036854775809", FERRY_EINVAL, 0},
+        {"18446744073709551616", FERRY_EINVAL, 0},
+        {"0", 0, 0},
+        {"-0", 0, 0},
+        {"-", FERRY_EINVAL, 0},
+        {"12a", FERRY_EINVAL, 0},
+        {"0009223372036854775807", 0, INT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct rcmd cmd;
+        rcmd_init_request(&cmd, REQ_SEND_MESSAGE_V2);
+        assert_int_equal(rcmd_ext_add(&cmd, "n", cases[i].text), 0);
+        int64_t v = 42;
+        int rc = rcmd_ext_get_i64(&cmd, "n", &v);
+        if (rc != cases[i].rc)
+            fail_msg("%s: rc %d, want %d", cases[i].text, rc, cases[i].rc);
+        if (rc == 0 && v != cases[i].v)
+            fail_msg("%s: got %lld", cases[i].text, (long long)v);
+    }
+}
+
 static void roundtrip(enum rcmd_ser ser)
 {
     static const uint8_t body[] = {0, 1, 2, 0xff, 'x'};
@@ -635,6 +668,7 @@ static void test_one_letter_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ext_i64_limits),
         cmocka_unit_test(test_json_roundtrip),
         cmocka_unit_test(test_binary_roundtrip),
         cmocka_unit_test(test_json_ext_numbers_and_booleans),
