@@ -28,6 +28,7 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/conf.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -508,32 +509,25 @@ static void *link_main(void *arg)
     return NULL;
 }
 
+static int add_peer(const char *a, size_t n, void *arg)
+{
+    struct ctl_link *l = arg;
+    if (l->n == MAX_CTL || n >= sizeof l->peers[0].addr)
+        return FERRY_ECONFIG;
+    memcpy(l->peers[l->n].addr, a, n);
+    l->peers[l->n++].addr[n] = 0;
+    return 0;
+}
+
 int ctl_link_start(broker_t *b, char *err, size_t errlen)
 {
     struct ctl_link *l = ferry_calloc(1, sizeof *l);
     l->b = b;
     l->leader = -1;
-    const char *p = b->cfg.controllerAddr;
-    while (*p) {
-        const char *end = strchr(p, ';');
-        if (!end)
-            end = p + strlen(p);
-        const char *a = p, *z = end;
-        while (a < z && (*a == ' ' || *a == '\t'))
-            a++;
-        while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
-            z--;
-        if (z > a) {
-            if (l->n == MAX_CTL || (size_t)(z - a) >= sizeof l->peers[0].addr) {
-                snprintf(err, errlen, "controllerAddr: at most %d addresses of < 128 bytes",
-                         MAX_CTL);
-                ferry_free(l);
-                return FERRY_ECONFIG;
-            }
-            memcpy(l->peers[l->n].addr, a, (size_t)(z - a));
-            l->peers[l->n++].addr[z - a] = 0;
-        }
-        p = *end ? end + 1 : end;
+    if (conf_addr_list(b->cfg.controllerAddr, add_peer, l) != 0) {
+        snprintf(err, errlen, "controllerAddr: at most %d addresses of < 128 bytes", MAX_CTL);
+        ferry_free(l);
+        return FERRY_ECONFIG;
     }
     if (l->n == 0) {
         snprintf(err, errlen, "controllerAddr: no address");

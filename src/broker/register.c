@@ -14,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/conf.h"
 #include "common/crc.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -27,6 +28,29 @@
 #define CONNECT_TIMEOUT_MS  3000
 #define SHUTDOWN_TIMEOUT_MS 1000
 
+struct addr_ctx {
+    broker_t *b;
+    char *err;
+    size_t errlen;
+};
+
+static int add_link(const char *a, size_t n, void *arg)
+{
+    struct addr_ctx *ac = arg;
+    struct reg *r = &ac->b->reg;
+    if (n >= sizeof r->links[0].addr) {
+        snprintf(ac->err, ac->errlen, "namesrvAddr: address \"%.*s\" is too long", (int)n, a);
+        return FERRY_ECONFIG;
+    }
+    r->links = ferry_realloc(r->links, (size_t)(r->n_links + 1) * sizeof *r->links);
+    struct ns_link *l = &r->links[r->n_links++];
+    memset(l, 0, sizeof *l);
+    memcpy(l->addr, a, n);
+    l->addr[n] = 0;
+    l->state = -1;
+    return 0;
+}
+
 int broker_reg_init(broker_t *b, char *err, size_t errlen)
 {
     struct reg *r = &b->reg;
@@ -37,31 +61,8 @@ int broker_reg_init(broker_t *b, char *err, size_t errlen)
     pthread_cond_init(&r->cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    const char *p = b->cfg.namesrvAddr;
-    while (*p) {
-        const char *end = strchr(p, ';');
-        if (!end)
-            end = p + strlen(p);
-        const char *a = p, *z = end;
-        while (a < z && (*a == ' ' || *a == '\t'))
-            a++;
-        while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
-            z--;
-        if (z > a) {
-            if ((size_t)(z - a) >= sizeof r->links[0].addr) {
-                snprintf(err, errlen, "namesrvAddr: address \"%.*s\" is too long", (int)(z - a), a);
-                return FERRY_ECONFIG;
-            }
-            r->links = ferry_realloc(r->links, (size_t)(r->n_links + 1) * sizeof *r->links);
-            struct ns_link *l = &r->links[r->n_links++];
-            memset(l, 0, sizeof *l);
-            memcpy(l->addr, a, (size_t)(z - a));
-            l->addr[z - a] = 0;
-            l->state = -1;
-        }
-        p = *end ? end + 1 : end;
-    }
-    return 0;
+    struct addr_ctx ac = {b, err, errlen};
+    return conf_addr_list(b->cfg.namesrvAddr, add_link, &ac);
 }
 
 static void set_state(struct ns_link *l, int state, const char *why)

@@ -218,3 +218,23 @@ void conf_print_doc(const struct conf_def *defs, FILE *out)
         fprintf(out, " | %s |\n", defs->doc);
     }
 }
+
+int conf_addr_list(const char *list, int (*fn)(const char *addr, size_t len, void *arg), void *arg)
+{
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ";");
+        const char *a = p, *z = p + n;
+        while (a < z && (*a == ' ' || *a == '\t'))
+            a++;
+        while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+            z--;
+        int rc = z > a ? fn(a, (size_t)(z - a), arg) : 0;
+        if (rc)
+            return rc;
+        p += n;
+        if (*p == ';')
+            p++;
+    }
+    return 0;
+}

@@ -70,6 +70,11 @@ int conf_load_targets(const char *path, const struct conf_target *targets, int n
         NULL, 0, 0, 0, NULL, 0, 0, NULL, 0, NULL                                                   \
     }
 /* Print every non-hidden key as `key=value`. */
+/* Walk a "host:port;host:port" list (namesrvAddr, controllerAddr): each address trimmed of
+ * blanks, empty ones skipped, passed to @fn with its length (not NUL-terminated). A nonzero
+ * return from @fn stops the walk and is returned; 0 when every address was taken. */
+int conf_addr_list(const char *list, int (*fn)(const char *addr, size_t len, void *arg), void *arg);
+
 void conf_print(const struct conf_def *defs, const void *obj, FILE *out);
 /* Print a Markdown table of the keys (for docs/config.md). */
 void conf_print_doc(const struct conf_def *defs, FILE *out);
