@@ -54,6 +54,8 @@
  * Exit status 1: the consumer could not start; 2: usage error. */
 #include "ferry/ferry.h"
 
+#include "example_util.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -85,20 +87,6 @@ static void usage(FILE *f)
            "         [--persist-ms MS] [--pull-batch N] [--pull-threshold N]\n"
            "         [--fail-times K] [--always-fail] [--fail-tag T] [--max-reconsume N]\n"
            "         [--print-time]\n");
-}
-
-/* Parses a decimal number in [@min, @max] into *@out; 0 or -1. */
-static int parse_num(const char *s, long min, long max, long *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -178,31 +166,31 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->instance = optarg;
             break;
         case O_FAIL:
-            bad |= parse_num(optarg, 0, 1000000000, &o->fail_every);
+            bad |= ex_parse_long(optarg, 0, 1000000000, &o->fail_every);
             break;
         case O_SLEEP:
-            bad |= parse_num(optarg, 0, 600000, &o->sleep_ms);
+            bad |= ex_parse_long(optarg, 0, 600000, &o->sleep_ms);
             break;
         case O_THREADS:
-            bad |= parse_num(optarg, 1, 1000, &o->threads);
+            bad |= ex_parse_long(optarg, 1, 1000, &o->threads);
             break;
         case O_BATCH:
-            bad |= parse_num(optarg, 1, 1024, &o->batch);
+            bad |= ex_parse_long(optarg, 1, 1024, &o->batch);
             break;
         case O_REBALANCE:
-            bad |= parse_num(optarg, 1, 3600000, &o->rebalance_ms);
+            bad |= ex_parse_long(optarg, 1, 3600000, &o->rebalance_ms);
             break;
         case O_PERSIST:
-            bad |= parse_num(optarg, 1, 3600000, &o->persist_ms);
+            bad |= ex_parse_long(optarg, 1, 3600000, &o->persist_ms);
             break;
         case O_PULL_BATCH:
-            bad |= parse_num(optarg, 1, 1024, &o->pull_batch);
+            bad |= ex_parse_long(optarg, 1, 1024, &o->pull_batch);
             break;
         case O_PULL_THRESHOLD:
-            bad |= parse_num(optarg, 1, 65535, &o->pull_threshold);
+            bad |= ex_parse_long(optarg, 1, 65535, &o->pull_threshold);
             break;
         case O_FAIL_TIMES:
-            bad |= parse_num(optarg, 0, 1000, &o->fail_times);
+            bad |= ex_parse_long(optarg, 0, 1000, &o->fail_times);
             break;
         case O_ALWAYS_FAIL:
             o->always_fail = 1;
@@ -211,7 +199,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->fail_tag = optarg;
             break;
         case O_MAX_RECONSUME:
-            bad |= parse_num(optarg, 0, 1000, &o->max_reconsume);
+            bad |= ex_parse_long(optarg, 0, 1000, &o->max_reconsume);
             break;
         case O_PRINT_TIME:
             o->print_time = 1;

@@ -20,10 +20,13 @@
  * 2: usage error). */
 #include "ferry/ferry.h"
 
+#include "example_util.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -46,19 +49,6 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: example_pull_consumer -n <namesrv> -g <group> -t <topic> [--from-first]\n"
                "         [--idle-exit-ms M] [--max N]\n");
-}
-
-static int parse_num(const char *s, long *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v <= 0)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -88,10 +78,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->from_first = 1;
             break;
         case 'i':
-            bad |= parse_num(optarg, &o->idle_exit_ms);
+            bad |= ex_parse_long(optarg, 1, LONG_MAX, &o->idle_exit_ms);
             break;
         case 'm':
-            bad |= parse_num(optarg, &o->max);
+            bad |= ex_parse_long(optarg, 1, LONG_MAX, &o->max);
             break;
         case 'h':
             usage(stdout);

@@ -34,9 +34,12 @@
  * 1 otherwise, 2 for a usage error. The name server defaults to $NAMESRV_ADDR. */
 #include "ferry/ferry.h"
 
+#include "example_util.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,20 +65,6 @@ static void usage(FILE *f)
                "         [--interval-ms M] [--timeout-ms M] [--pad N] [--delay-level N]\n"
                "         [--deliver-at-ms T] [--deliver-after-ms D] [--prop NAME=VALUE]...\n"
                "         [--print-time]\n");
-}
-
-/* Parses a non-negative decimal number into *@out; 0 or -1. */
-static int parse_num(const char *s, long *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 0)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* Splits the comma-separated list @s (modified in place) into o->order_keys. */
@@ -149,31 +138,31 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->key_prefix = optarg;
             break;
         case 'c':
-            bad |= parse_num(optarg, &o->count);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->count);
             break;
         case 's':
-            bad |= parse_num(optarg, &o->start);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->start);
             break;
         case 'i':
-            bad |= parse_num(optarg, &o->interval_ms);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->interval_ms);
             break;
         case 'm':
-            bad |= parse_num(optarg, &o->timeout_ms);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->timeout_ms);
             break;
         case 'o':
             bad |= parse_order_keys(optarg, o);
             break;
         case 'p':
-            bad |= parse_num(optarg, &o->pad);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->pad);
             break;
         case 'd':
-            bad |= parse_num(optarg, &o->delay_level);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->delay_level);
             break;
         case 'A':
-            bad |= parse_num(optarg, &o->deliver_at_ms);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->deliver_at_ms);
             break;
         case 'D':
-            bad |= parse_num(optarg, &o->deliver_after_ms);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->deliver_after_ms);
             break;
         case 'P':
             bad |= parse_prop(optarg, o);

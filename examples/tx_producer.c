@@ -43,12 +43,15 @@
  * to $NAMESRV_ADDR. */
 #include "ferry/ferry.h"
 
+#include "example_util.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -82,20 +85,6 @@ static void usage(FILE *f)
                "         [--check commit|rollback|unknown|rule] [--unknown-checks K]\n"
                "         [--crash-after N] [--stay] [--exec-ms M] [--interval-ms M]\n"
                "         [--timeout-ms M]\n");
-}
-
-/* Parses a non-negative decimal number into *@out; 0 or -1. */
-static int parse_num(const char *s, long *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 0)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static int parse_mode(const char *s, enum mode *out)
@@ -146,10 +135,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->group = optarg;
             break;
         case 'c':
-            bad |= parse_num(optarg, &o->count);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->count);
             break;
         case 's':
-            bad |= parse_num(optarg, &o->start);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->start);
             break;
         case 'd':
             bad |= parse_mode(optarg, &o->decide);
@@ -158,22 +147,22 @@ static int parse_args(int argc, char **argv, struct options *o)
             bad |= parse_mode(optarg, &o->check);
             break;
         case 'u':
-            bad |= parse_num(optarg, &o->unknown_checks);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->unknown_checks);
             break;
         case 'x':
-            bad |= parse_num(optarg, &o->crash_after);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->crash_after);
             break;
         case 'S':
             o->stay = 1;
             break;
         case 'e':
-            bad |= parse_num(optarg, &o->exec_ms);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->exec_ms);
             break;
         case 'i':
-            bad |= parse_num(optarg, &o->interval_ms);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->interval_ms);
             break;
         case 'm':
-            bad |= parse_num(optarg, &o->timeout_ms);
+            bad |= ex_parse_long(optarg, 0, LONG_MAX, &o->timeout_ms);
             break;
         case 'h':
             usage(stdout);
@@ -235,7 +224,7 @@ static long body_index(const void *body, size_t len)
         return -1;
     memcpy(buf, body, len);
     buf[len] = 0;
-    return parse_num(buf + 3, &i) == 0 ? i : -1;
+    return ex_parse_long(buf + 3, 0, LONG_MAX, &i) == 0 ? i : -1;
 }
 
 /* Counts a check-back of @tx_id; returns how many came before this one. */
