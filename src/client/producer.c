@@ -300,12 +300,14 @@ static char *msg_props(const struct ferry_message *m, const char *uniq, int wait
  * that the string fields are appended without looking for an earlier value. */
 static int common_hdr(ferry_producer_t *p, const char *topic, int32_t flag, struct out_msg *o)
 {
-    return rcmd_ext_append(&o->req, "a", p->cfg.group) || rcmd_ext_append(&o->req, "b", topic) ||
-           rcmd_ext_append(&o->req, "c", DEFAULT_TOPIC) ||
-           rcmd_ext_add_i64(&o->req, "d", DEFAULT_TOPIC_QUEUES) ||
-           rcmd_ext_add_i64(&o->req, "g", clock_wall_ms()) ||
-           rcmd_ext_add_i64(&o->req, "h", flag) || rcmd_ext_append(&o->req, "j", "0") ||
-           rcmd_ext_append(&o->req, "k", "false");
+    struct rcmd *r = &o->req;
+    return RCMD_EXT_APPEND_LIT(r, "a", p->cfg.group, strlen(p->cfg.group)) ||
+           RCMD_EXT_APPEND_LIT(r, "b", topic, strlen(topic)) ||
+           RCMD_EXT_APPEND_LIT(r, "c", DEFAULT_TOPIC, sizeof DEFAULT_TOPIC - 1) ||
+           rcmd_ext_append_i64(r, "d", 1, DEFAULT_TOPIC_QUEUES) ||
+           rcmd_ext_append_i64(r, "g", 1, clock_wall_ms()) ||
+           rcmd_ext_append_i64(r, "h", 1, flag) || RCMD_EXT_APPEND_LIT(r, "j", "0", 1) ||
+           RCMD_EXT_APPEND_LIT(r, "k", "false", 5);
 }
 
 /* @in (@n bytes) in zlib format (what Java's Inflater and every RocketMQ consumer read) into
@@ -354,8 +356,9 @@ static int build(ferry_producer_t *p, const struct ferry_message *m, struct out_
             sysflag = SYSFLAG_COMPRESSED | SYSFLAG_ZLIB;
         }
     }
-    int rc = common_hdr(p, m->topic, m->flag, o) || rcmd_ext_add_i64(&o->req, "f", sysflag) ||
-             rcmd_ext_append(&o->req, "i", o->props) || rcmd_ext_append(&o->req, "m", "false");
+    int rc = common_hdr(p, m->topic, m->flag, o) || rcmd_ext_append_i64(&o->req, "f", 1, sysflag) ||
+             RCMD_EXT_APPEND_LIT(&o->req, "i", o->props, strlen(o->props)) ||
+             RCMD_EXT_APPEND_LIT(&o->req, "m", "false", 5);
     return rc ? FERRY_EINVAL : 0;
 }
 

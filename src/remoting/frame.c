@@ -259,14 +259,33 @@ int rcmd_ext_addn(struct rcmd *cmd, const char *key, size_t klen, const char *va
     return ext_set(cmd, (struct rstr){key, klen}, (struct rstr){val ? val : "", vlen});
 }
 
-int rcmd_ext_append(struct rcmd *cmd, const char *key, const char *val)
+int rcmd_ext_append_n(struct rcmd *cmd, const char *key, size_t klen, const char *val, size_t vlen)
 {
     if (!key || !val || cmd->ext_n >= RCMD_EXT_MAX)
         return FERRY_EINVAL;
-    cmd->ext[cmd->ext_n].key = (struct rstr){key, strlen(key)};
-    cmd->ext[cmd->ext_n].val = (struct rstr){val, strlen(val)};
+    cmd->ext[cmd->ext_n].key = (struct rstr){key, klen};
+    cmd->ext[cmd->ext_n].val = (struct rstr){val, vlen};
     one_note(cmd, cmd->ext_n++);
     return 0;
+}
+
+int rcmd_ext_append(struct rcmd *cmd, const char *key, const char *val)
+{
+    if (!key || !val)
+        return FERRY_EINVAL;
+    return rcmd_ext_append_n(cmd, key, strlen(key), val, strlen(val));
+}
+
+int rcmd_ext_append_i64(struct rcmd *cmd, const char *key, size_t klen, int64_t v)
+{
+    if (cmd->scratch_used + 20 > sizeof cmd->scratch)
+        return FERRY_EINVAL;
+    char *dst = cmd->scratch + cmd->scratch_used;
+    size_t n = fmt_i64(dst, v);
+    int rc = rcmd_ext_append_n(cmd, key, klen, dst, n);
+    if (rc == 0)
+        cmd->scratch_used += n;
+    return rc;
 }
 
 int rcmd_ext_add(struct rcmd *cmd, const char *key, const char *val)

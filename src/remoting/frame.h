@@ -108,6 +108,12 @@ void rcmd_init_response(struct rcmd *resp, const struct rcmd *req, int32_t code,
 /* rcmd_ext_add() for a key the caller knows is not set yet: no search for it (a request
  * being built field by field). Returns 0 or FERRY_EINVAL (full, NULL). */
 int rcmd_ext_append(struct rcmd *cmd, const char *key, const char *val);
+/* The same with the lengths known (no strlen), and with a decimal integer (no search). */
+int rcmd_ext_append_n(struct rcmd *cmd, const char *key, size_t klen, const char *val, size_t vlen);
+int rcmd_ext_append_i64(struct rcmd *cmd, const char *key, size_t klen, int64_t v);
+/* For a string-literal key. */
+#define RCMD_EXT_APPEND_LIT(cmd, key, val, vlen)                                                   \
+    rcmd_ext_append_n(cmd, key, sizeof(key) - 1, val, vlen)
 int rcmd_ext_add(struct rcmd *cmd, const char *key, const char *val);
 int rcmd_ext_addn(struct rcmd *cmd, const char *key, size_t klen, const char *val, size_t vlen);
 /* Same with a decimal integer, formatted into the command's scratch space. Returns 0 or
