@@ -400,6 +400,8 @@ static const struct handler_def handlers[] = {
     {REQ_INVOKE_BROKER_TO_RESET_OFFSET, broker_on_reset_offset},
     {REQ_DELETE_TOPIC_IN_BROKER, broker_on_delete_topic},
     {REQ_GET_CONSUMER_RUNNING_INFO, broker_on_consumer_running_info},
+    {REQ_GET_BROKER_HA_STATUS, broker_on_ha_status},
+    {REQ_GET_BROKER_EPOCH_CACHE, broker_on_epoch_cache},
 };
 
 static int start_server(broker_t *b, int port, remoting_server_t **out, char *err, size_t errlen)
@@ -535,6 +537,7 @@ void broker_free(broker_t *b)
     }
     int flushed = b->store && store_write_state(b->store) != FERRY_EFENCED;
     store_close(b->store);
+    ha_release(b); /* no thread can reach a retired replication object any more */
     sched_free(b, flushed);
     tx_free(b, flushed);
     broker_reg_close(b);

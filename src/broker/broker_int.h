@@ -392,6 +392,10 @@ void broker_on_all_delay_offset(conn_t *conn, const struct rcmd *req, void *arg)
 void broker_on_delete_group(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_consume_stats(conn_t *conn, const struct rcmd *req, void *arg);
 void broker_on_reset_offset(conn_t *conn, const struct rcmd *req, void *arg);
+/* RocketMQ 5's GET_BROKER_HA_STATUS (907: HARuntimeInfo) and GET_BROKER_EPOCH_CACHE (1007:
+ * EpochEntryCache), for mqadmin haStatus / getBrokerEpoch (ha_admin.c). */
+void broker_on_ha_status(conn_t *conn, const struct rcmd *req, void *arg);
+void broker_on_epoch_cache(conn_t *conn, const struct rcmd *req, void *arg);
 
 /* ---- long polling (pull.c) ------------------------------------------------------------ */
 
@@ -477,9 +481,10 @@ struct stats {
 
 struct broker {
     struct broker_config cfg;
-    atomic_int role;      /* enum broker_role now: cfg.brokerRole, or the controller's word */
-    struct ctl_link *ctl; /* controller mode (ctl_link.c); NULL otherwise */
-    struct ha *ha;        /* replication (ha.c); NULL when not running */
+    atomic_int role;       /* enum broker_role now: cfg.brokerRole, or the controller's word */
+    struct ctl_link *ctl;  /* controller mode (ctl_link.c); NULL otherwise */
+    struct ha *_Atomic ha; /* replication (ha.c); NULL when not running */
+    struct ha *ha_retired; /* stopped by role switches, freed by ha_release() */
     struct slave_sync *slave_sync; /* a slave's metadata sync from its master (slave_sync.c) */
     char addr[128];                /* brokerIP1:port */
     char ha_addr[128];             /* brokerIP1:port+1 */
@@ -581,12 +586,25 @@ void tx_stop(broker_t *b);
  * haSecret is set) and streams its CommitLog to slaves; a slave follows its master. 0, or an
  * error with @err. */
 int ha_start(broker_t *b, char *err, size_t errlen);
+/* Stop replication (role switches, shutdown). The object stays allocated until ha_release()
+ * (broker_free, when no request handler runs): a send may still hold it. */
 void ha_stop(broker_t *b);
-/* Master: the slaves streaming now (id, durable end reported, ms since it was last heard). */
+void ha_release(broker_t *b);
+/* Master: the slaves streaming now (id, durable end reported, ms since it was last heard,
+ * the connection's remote address). Any thread. */
 struct ha_slave {
     int64_t broker_id, acked, idle_ms;
+    char addr[64];
 };
 int ha_slaves(broker_t *b, struct ha_slave *out, int max);
+/* The HA side now (GET_BROKER_HA_STATUS). Any thread. */
+struct ha_info {
+    int running;           /* an HA thread runs (haSecret set) */
+    int master;            /* it serves slaves; else it follows a master */
+    int connected;         /* following: authenticated and streaming from the master */
+    char master_addr[128]; /* following: the master's HA address tried last ("" if none) */
+};
+void ha_info(broker_t *b, struct ha_info *out);
 
 /* The master of this broker's set as the name server answered the last REGISTER_BROKER
  * (masterAddr, haServerAddr; register.c): each copied into its buffer, "" when unknown. 0 when

@@ -101,7 +101,27 @@ struct ha {
     int npeers;
     struct ha_waiter *waiters; /* sorted by end, @locks mu */
     struct ha_waiter *wlast;
+    /* slave: what GET_BROKER_HA_STATUS shows (ha_info) */
+    char follow_addr[128]; /* the master's HA address tried last, @locks mu */
+    int follow_connected;  /* authenticated and streaming from it, @locks mu */
+    int stopped;           /* ha_stop() ran: ha_wait() refuses, @locks mu */
+    struct ha *retired_next;
 };
+
+/* Guards b->ha itself: ha_stop() clears it under this lock before freeing, so a reader on
+ * another thread (ha_slaves, ha_info: the admin requests) never uses a freed ha. Lock order:
+ * ha_life_mu, then ha->mu. */
+static pthread_mutex_t ha_life_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Record the slave side's link state for ha_info(). */
+static void set_follow(struct ha *ha, const char *addr, int connected)
+{
+    pthread_mutex_lock(&ha->mu);
+    if (addr)
+        snprintf(ha->follow_addr, sizeof ha->follow_addr, "%s", addr);
+    ha->follow_connected = connected;
+    pthread_mutex_unlock(&ha->mu);
+}
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -304,7 +324,9 @@ int ha_wait(struct ha *ha, int64_t end, ha_wait_cb cb, void *arg)
         return HA_ENOSLAVE;
     pthread_mutex_lock(&ha->mu);
     int rc;
-    if (quorum_end(ha) >= end) {
+    if (ha->stopped) {
+        rc = HA_ENOSLAVE; /* a role switch stopped replication under this send */
+    } else if (quorum_end(ha) >= end) {
         rc = 0;
     } else if (in_sync_count(ha) < ha->b->cfg.inSyncReplicas) {
         rc = HA_ENOSLAVE;
@@ -949,6 +971,7 @@ static void slave_loop(struct ha *ha)
             addr[0] = 0;
         }
         struct slave_conn c;
+        set_follow(ha, addr, 0);
         int rc = addr[0] ? slave_connect(ha, addr, &c) : -1;
         if (rc != 0) {
             if (rc == -2)
@@ -958,6 +981,7 @@ static void slave_loop(struct ha *ha)
             continue;
         }
         backoff = 100;
+        set_follow(ha, NULL, 1);
         int64_t last_rx = clock_mono_ms();
         int64_t idle_ms = 3LL * ha->b->cfg.haSendHeartbeatInterval + 1000;
         slave_report(ha, &c, 1);
@@ -988,6 +1012,7 @@ static void slave_loop(struct ha *ha)
             }
         }
         close(c.fd);
+        set_follow(ha, NULL, 0);
         next_try = clock_mono_ms() + (rc == -2 ? MAX_BACKOFF : backoff);
     }
     ferry_free(buf);
@@ -995,20 +1020,42 @@ static void slave_loop(struct ha *ha)
 
 int ha_slaves(broker_t *b, struct ha_slave *out, int max)
 {
-    struct ha *ha = b->ha;
-    if (!ha || ha->role == BROKER_SLAVE)
-        return 0;
     int n = 0;
-    int64_t now = clock_mono_ms();
-    pthread_mutex_lock(&ha->mu);
-    for (int i = 0; i < ha->npeers && n < max; i++) {
-        struct peer *p = ha->peers[i];
-        if (!p->streaming)
-            continue;
-        out[n++] = (struct ha_slave){p->broker_id, p->acked, now - p->last_rx_ms};
+    pthread_mutex_lock(&ha_life_mu);
+    struct ha *ha = b->ha;
+    if (ha && ha->role != BROKER_SLAVE) {
+        int64_t now = clock_mono_ms();
+        pthread_mutex_lock(&ha->mu);
+        for (int i = 0; i < ha->npeers && n < max; i++) {
+            struct peer *p = ha->peers[i];
+            if (!p->streaming)
+                continue;
+            out[n] = (struct ha_slave){
+                .broker_id = p->broker_id, .acked = p->acked, .idle_ms = now - p->last_rx_ms};
+            /* p->addr is written before the peer is published under mu, never after */
+            snprintf(out[n].addr, sizeof out[n].addr, "%s", p->addr);
+            n++;
+        }
+        pthread_mutex_unlock(&ha->mu);
     }
-    pthread_mutex_unlock(&ha->mu);
+    pthread_mutex_unlock(&ha_life_mu);
     return n;
+}
+
+void ha_info(broker_t *b, struct ha_info *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&ha_life_mu);
+    struct ha *ha = b->ha;
+    if (ha && ha->started) {
+        out->running = 1;
+        out->master = ha->role != BROKER_SLAVE;
+        pthread_mutex_lock(&ha->mu);
+        out->connected = ha->follow_connected;
+        snprintf(out->master_addr, sizeof out->master_addr, "%s", ha->follow_addr);
+        pthread_mutex_unlock(&ha->mu);
+    }
+    pthread_mutex_unlock(&ha_life_mu);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------- */
@@ -1080,7 +1127,9 @@ int ha_start(broker_t *b, char *err, size_t errlen)
             ha->started = 1;
         }
     }
+    pthread_mutex_lock(&ha_life_mu);
     b->ha = ha;
+    pthread_mutex_unlock(&ha_life_mu);
     if (rc == 0)
         log_info(LOG_BROKER, "HA: %s",
                  role == BROKER_SLAVE ? "slave replication started" : "listening for slaves");
@@ -1100,12 +1149,31 @@ void ha_stop(broker_t *b)
         pthread_join(ha->thread, NULL);
         store_set_repl_cbs(ha->st, NULL, NULL, NULL);
     }
+    pthread_mutex_lock(&ha->mu);
+    ha->stopped = 1;
+    pthread_mutex_unlock(&ha->mu);
     complete_waiters(ha, 0, HA_ETIMEDOUT);
     if (ha->listen_fd >= 0)
         close(ha->listen_fd);
-    if (ha->wake_fd >= 0)
-        close(ha->wake_fd);
-    pthread_mutex_destroy(&ha->mu);
+    ha->listen_fd = -1;
+    pthread_mutex_lock(&ha_life_mu);
     b->ha = NULL;
-    ferry_free(ha);
+    pthread_mutex_unlock(&ha_life_mu);
+    /* Kept until ha_release(): a send that read b->ha just before may still call ha_wait()
+     * on it (it answers HA_ENOSLAVE), and a store thread may still wake it. */
+    ha->retired_next = b->ha_retired;
+    b->ha_retired = ha;
+}
+
+void ha_release(broker_t *b)
+{
+    ha_stop(b);
+    while (b->ha_retired) {
+        struct ha *ha = b->ha_retired;
+        b->ha_retired = ha->retired_next;
+        if (ha->wake_fd >= 0)
+            close(ha->wake_fd);
+        pthread_mutex_destroy(&ha->mu);
+        ferry_free(ha);
+    }
 }

@@ -102,6 +102,8 @@ enum remoting_req_code {
     REQ_ADD_WRITE_PERM_OF_BROKER = 327,
     REQ_GET_ALL_PRODUCER_INFO = 328,
     REQ_DELETE_EXPIRED_COMMITLOG = 329,
+    REQ_GET_BROKER_HA_STATUS = 907,    /* RocketMQ 5: HARuntimeInfo */
+    REQ_GET_BROKER_EPOCH_CACHE = 1007, /* RocketMQ 5: EpochEntryCache */
 };
 
 /* Response codes (0-4 are the remoting layer's own). */

@@ -25,316 +25,48 @@
 //     restarted: one of the two alive brokers is elected, SEND_OK again, and every message
 //     acknowledged in step 2 is still readable on it.
 // Every process is stopped (also on failure) and the temp dir removed; a failed step prints
-// the tails of every log and skips the steps after it.
+// the tails of every log and skips the steps after it. The processes and helpers are in
+// replica_set.js (shared with ha_admin.test.js); the send loops and the steps are here.
 
-const { test, after } = require('node:test');
+const { after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
-const net = require('node:net');
 const path = require('node:path');
-const { ServerProcess, findBinary, freePort, freeBrokerPort, waitFor, ms, sleep, tail, withLogsOnFailure } =
-  require('../compat/harness');
+const { waitFor, ms, sleep, tail } = require('../compat/harness');
 const remoting = require('../compat/remoting');
+const { ReplicaSet, writeConf, assertConsistent, assertAckedIn } = require('./replica_set');
 
 const { RemotingConnection, RESP } = remoting;
-const CTL = { REGISTER: 1003, REPLICA_INFO: 1004, METADATA: 1005, SYNC_STATE_DATA: 1006 };
 const LEASE = 3000; // controllerHeartBeatTimeoutMills (controllers and brokers); not scaled: it is config
 const SCAN = 500; // scanNotActiveBrokerInterval
 const FAILOVER_BOUND = ms(20000);
-const CLUSTER = 'FerryFoCluster';
-const SET = 'fo-set';
-const SECRET = 'failover-test-secret';
 const TOPIC = 'FailoverTopic';
 const QUEUES = 4;
-const GROUP = 'CID_failover_check';
 const LOOPS = 3;
 const ACKS_BEFORE_KILL = 300;
 const ACKS_AFTER_FAILOVER = 100;
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-failover-'));
-fs.writeFileSync(path.join(dir, '.ferry-harness-owner'), String(process.pid));
-process.on('exit', () => {
-  if (!process.env.FERRY_KEEP_TMP) fs.rmSync(dir, { recursive: true, force: true });
-  else process.stderr.write(`failover: keeping ${dir} (FERRY_KEEP_TMP)\n`);
-});
-
-// ---- connections ------------------------------------------------------------------------------
-
-/** A connection to one address, opened again when it closed. */
-class Link {
-  constructor(addr) {
-    this.addr = addr;
-    this.conn = null;
-    this.opening = null;
-  }
-
-  async connection() {
-    if (!this.conn || this.conn.isClosed) {
-      if (!this.opening) {
-        this.opening = RemotingConnection.connect(this.addr, 1000)
-          .then(c => { this.conn = c; return c; })
-          .finally(() => { this.opening = null; });
-      }
-      return this.opening;
-    }
-    return this.conn;
-  }
-
-  async invoke(code, fields = {}, opts = {}) {
-    const conn = await this.connection();
-    return conn.invoke(code, fields, { timeoutMs: opts.timeoutMs || ms(3000), body: opts.body });
-  }
-
-  async close() {
-    const c = this.conn;
-    this.conn = null;
-    if (c) await c.close();
-  }
-}
-
-const links = new Set();
-function link(addr) {
-  const l = new Link(addr);
-  links.add(l);
-  return l;
-}
-
-// ---- processes ------------------------------------------------------------------------------
-
-const controllers = []; // { name, port, addr, conf, proc, link }
-const brokers = []; // { id, port, addr, haPort, store, conf, proc, link }
-let namesrv = null; // { port, addr, proc, link }
-const env = Object.assign({}, process.env, { HOME: dir });
-
-function writeConf(file, keys) {
-  fs.writeFileSync(file, Object.entries(keys).map(([ k, v ]) => `${k}=${v}`).join('\n') + '\n');
-}
-
-const usedPorts = new Set();
-async function uniquePort(pick = freePort) {
-  for (;;) {
-    const p = await pick();
-    if (!usedPorts.has(p) && !usedPorts.has(p + 1) && !usedPorts.has(p - 1) && !usedPorts.has(p - 2)) {
-      usedPorts.add(p);
-      return p;
-    }
-  }
-}
-
-function startController(c) {
-  c.proc = new ServerProcess(c.name, [ findBinary('mqcontroller'), '-c', c.conf ],
-    { cwd: dir, env, logFile: path.join(dir, `${c.name}.log`) }).start();
-}
-
-function startBroker(b) {
-  b.proc = new ServerProcess(`mqbroker(${b.id})`, [ findBinary('mqbroker'), '-c', b.conf ],
-    { cwd: dir, env, logFile: path.join(dir, `broker-${b.id}.log`) }).start();
-}
-
-async function killProc(p) {
-  await p.proc.stop({ signal: 'SIGKILL' });
-  await p.link.close().catch(() => {});
-}
-
-function allProcs() {
-  return [ ...brokers, namesrv, ...controllers ].filter(p => p && p.proc).map(p => p.proc);
-}
-
-/** withLogsOnFailure wants a cluster: the logs of every process of this file. */
-const logs = {
-  name: 'int-failover',
-  dir,
-  logsText(maxLines) {
-    return allProcs().map(p => `----- ${path.basename(p.logFile)} (last ${maxLines} lines) -----\n` +
-      tail(p.logFile, maxLines)).join('\n');
-  },
-};
-
-async function waitListening(p, what) {
-  await waitFor(() => {
-    p.proc.checkAlive(`waiting for ${what}`);
-    return new Promise(resolve => {
-      const s = net.connect({ host: '127.0.0.1', port: p.port });
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-  }, { timeoutMs: ms(15000), what: `${what} to accept connections on port ${p.port}` });
-}
-
-// ---- controllers ----------------------------------------------------------------------------
-
-function aliveControllers() {
-  return controllers.filter(c => c.proc && c.proc.running);
-}
-
-async function findLeader() {
-  const leaders = [];
-  for (const c of aliveControllers()) {
-    try {
-      const r = await c.link.invoke(CTL.METADATA, {}, { timeoutMs: 1000 });
-      if (r.code === RESP.SUCCESS && r.extFields.isLeader === 'true') leaders.push(c);
-    } catch (_) { /* down or starting */ }
-  }
-  return leaders.length === 1 ? leaders[0] : null;
-}
-
-/** CONTROLLER_GET_REPLICA_INFO of the set from one controller: { master, masterAddress, masterEpoch, syncStateSet }. */
-async function replicaInfoFrom(c) {
-  const r = await c.link.invoke(CTL.REPLICA_INFO, { brokerName: SET }, { timeoutMs: 1000 });
-  if (r.code !== RESP.SUCCESS) return { code: r.code, remark: r.remark };
-  const body = r.body.length ? JSON.parse(r.body.toString()) : {};
-  return { master: r.extFields.masterBrokerId === undefined ? null : Number(r.extFields.masterBrokerId),
-    masterAddress: r.extFields.masterAddress || null, masterEpoch: Number(r.extFields.masterEpoch),
-    syncStateSet: body.syncStateSet || [], syncStateSetEpoch: body.syncStateSetEpoch };
-}
-
-/** The replica info every alive controller answers the same, else null (lastInfos says why). */
-let lastInfos = '(none yet)';
-async function agreedInfo() {
-  const infos = [];
-  const alive = aliveControllers();
-  for (const c of alive) {
-    try { infos.push(await replicaInfoFrom(c)); } catch (e) { infos.push({ error: e.message }); }
-  }
-  lastInfos = alive.map((c, k) => `${c.name}: ${JSON.stringify(infos[k])}`).join('; ');
-  const first = JSON.stringify(infos[0]);
-  return infos.length && infos[0].code === undefined && !infos[0].error &&
-    infos.every(x => JSON.stringify(x) === first) ? infos[0] : null;
-}
-
-/** CONTROLLER_GET_SYNC_STATE_DATA of the set from one controller: in-sync broker ids. */
-async function syncStateDataFrom(c) {
-  const r = await c.link.invoke(CTL.SYNC_STATE_DATA, {}, { body: Buffer.from(JSON.stringify([ SET ])), timeoutMs: 1000 });
-  if (r.code !== RESP.SUCCESS) return null;
-  const t = JSON.parse(r.body.toString()).replicasInfoTable[SET];
-  return t ? { master: t.masterBrokerId, inSync: t.inSyncReplicas.map(x => x.brokerId).sort() } : null;
-}
-
-// ---- name server route ----------------------------------------------------------------------
-
-let topicCreated = false;
-let lastRoute = '(none yet)';
-
-/** brokerAddrs of the set in the route of the test topic (TBW102 before it exists): { "0": addr, "2": addr }. */
-async function routeAddrs() {
-  const topic = topicCreated ? TOPIC : 'TBW102';
-  const r = await namesrv.link.invoke(remoting.REQ.GET_ROUTEINFO_BY_TOPIC, { topic }, { timeoutMs: 1000 });
-  if (r.code !== RESP.SUCCESS) {
-    lastRoute = `${topic}: code ${r.code} ${r.remark}`;
-    return {};
-  }
-  const bd = (remoting.parseLenientJson(r.body).brokerDatas || []).find(d => d.brokerName === SET);
-  const addrs = bd ? bd.brokerAddrs : {};
-  lastRoute = `${topic}: ${JSON.stringify(addrs)}`;
-  return addrs;
-}
-
-function brokerByAddr(addr) {
-  return brokers.find(b => b.addr === addr) || null;
-}
-
-function brokerById(id) {
-  return brokers.find(b => b.id === id) || null;
-}
-
-function roleState() {
-  return `route ${lastRoute}; controllers ${lastInfos}`;
-}
-
-// ---- messages -------------------------------------------------------------------------------
-
-async function sendOn(b, key, { queueId = 0, timeoutMs = ms(6000) } = {}) {
-  return remoting.sendMessage(await b.link.connection(), { topic: TOPIC, queueId, keys: key,
-    body: Buffer.from(`${key}|${Math.random().toString(36).slice(2)}`), timeoutMs });
-}
-
-/** Max offset of every queue of the test topic on a broker. */
-async function maxOffsets(b) {
-  const out = [];
-  for (let q = 0; q < QUEUES; q++) {
-    const r = await b.link.invoke(remoting.REQ.GET_MAX_OFFSET, { topic: TOPIC, queueId: q });
-    if (r.code !== RESP.SUCCESS) throw new Error(`GET_MAX_OFFSET ${TOPIC}/${q} on broker ${b.id}: code ${r.code} ${r.remark}`);
-    out.push(Number(r.extFields.offset));
-  }
-  return out;
-}
-
-/**
- * Every message of the test topic on a broker, pulled from offset 0 of each queue:
- * Map "q:off" -> { q, off, key, body, phys }. Throws when a queue has a hole.
- */
-async function readAll(b) {
-  const conn = await RemotingConnection.connect(b.addr, 2000);
-  try {
-    const out = new Map();
-    for (let q = 0; q < QUEUES; q++) {
-      const max = await remoting.getMaxOffset(conn, TOPIC, q);
-      let off = 0;
-      let retries = 0;
-      while (off < max) {
-        const r = await remoting.pullMessages(conn, { group: GROUP, topic: TOPIC, queueId: q, offset: off,
-          maxNums: 32, timeoutMs: ms(5000) });
-        if (r.code === RESP.PULL_RETRY_IMMEDIATELY && retries++ < 20) continue;
-        if (r.code !== RESP.SUCCESS || !r.msgs.length || !(r.nextBeginOffset > off)) {
-          throw new Error(`PULL_MESSAGE broker ${b.id} ${TOPIC}/${q}@${off} (max ${max}): code ${r.code} ` +
-            `${r.remark} next ${r.nextBeginOffset} msgs ${r.msgs.length}`);
-        }
-        for (const m of r.msgs) {
-          out.set(`${q}:${m.queueOffset}`, { q, off: m.queueOffset, key: m.keys, body: m.body.toString(),
-            phys: Number(m.commitLogOffset) });
-        }
-        off = r.nextBeginOffset;
-      }
-      for (let o = 0; o < max; o++) {
-        assert.ok(out.has(`${q}:${o}`), `broker ${b.id}: queue ${q} has no message at offset ${o} (max ${max})`);
-      }
-    }
-    return out;
-  } finally {
-    await conn.close();
-  }
-}
-
-/** Every key sits at one place on a replica, and replicas never disagree on a (queue, offset). */
-function assertConsistent(reads) {
-  const byPos = new Map(); // "q:off" -> { key, who }
-  const byKey = new Map(); // key -> { pos, who }
-  for (const [ who, msgs ] of reads) {
-    const seen = new Map();
-    for (const [ pos, m ] of msgs) {
-      assert.ok(!seen.has(m.key), `${who}: key ${m.key} at ${seen.get(m.key)} and at ${pos}`);
-      seen.set(m.key, pos);
-      const p = byPos.get(pos);
-      if (p) assert.equal(m.key, p.key, `(queue:offset) ${pos} holds ${p.key} on ${p.who} but ${m.key} on ${who}`);
-      else byPos.set(pos, { key: m.key, who });
-      const k = byKey.get(m.key);
-      if (k) assert.equal(pos, k.pos, `key ${m.key} at ${k.pos} on ${k.who} but at ${pos} on ${who}`);
-      else byKey.set(m.key, { pos, who });
-    }
-  }
-}
-
-/** Every acknowledged send is in msgs at the queue / offset / CommitLog offset its SEND_OK named, with its body. */
-function assertAckedIn(who, msgs, acked) {
-  let missing = 0;
-  const examples = [];
-  for (const a of acked) {
-    const m = msgs.get(`${a.queueId}:${a.queueOffset}`);
-    if (m && m.key === a.key) {
-      assert.equal(m.body, a.body, `${who}: body of acked ${a.key}`);
-      assert.equal(m.phys, a.phys, `${who}: CommitLog offset of acked ${a.key} (its msgId names ${a.phys})`);
-      continue;
-    }
-    missing++;
-    if (examples.length < 5) {
-      examples.push(`${a.key} acked by broker ${a.broker} at ${a.queueId}:${a.queueOffset}, found ` +
-        `${m ? m.key : 'nothing'} there`);
-    }
-  }
-  assert.equal(missing, 0, `${who}: ${missing} of ${acked.length} acknowledged messages are not where their ` +
-    `SEND_OK put them, e.g. ${examples.join('; ')}`);
-}
+// The processes and the plumbing (configs, links, what controllers and name server say, sends
+// and reads): tests/integration/replica_set.js.
+const rs = new ReplicaSet({ name: 'failover', cluster: 'FerryFoCluster', set: 'fo-set', secret: 'failover-test-secret',
+  topic: TOPIC, queues: QUEUES, group: 'CID_failover_check', lease: LEASE, scan: SCAN });
+const { dir, controllers, brokers } = rs;
+const startController = c => rs.startController(c);
+const startBroker = b => rs.startBroker(b);
+const killProc = p => rs.killProc(p);
+const waitListening = (p, what) => rs.waitListening(p, what);
+const findLeader = () => rs.findLeader();
+const replicaInfoFrom = c => rs.replicaInfoFrom(c);
+const agreedInfo = () => rs.agreedInfo();
+const syncStateDataFrom = c => rs.syncStateDataFrom(c);
+const aliveControllers = () => rs.aliveControllers();
+const routeAddrs = () => rs.routeAddrs();
+const brokerByAddr = addr => rs.brokerByAddr(addr);
+const brokerById = id => rs.brokerById(id);
+const roleState = () => rs.roleState();
+const sendOn = (b, key, opts) => rs.sendOn(b, key, opts);
+const maxOffsets = b => rs.maxOffsets(b);
+const readAll = b => rs.readAll(b);
 
 // ---- the send loops -------------------------------------------------------------------------
 
@@ -422,36 +154,15 @@ async function stopLoops() {
 
 // ---- steps ----------------------------------------------------------------------------------
 
-let broken = null;
-/** A test that is skipped once an earlier one failed, and prints every log tail when it fails. */
-function step(name, timeoutMs, fn) {
-  test(name, { timeout: ms(timeoutMs) }, async t => {
-    if (broken) {
-      t.skip(`skipped: "${broken}" failed`);
-      return;
-    }
-    try {
-      await withLogsOnFailure(logs, () => fn(t));
-    } catch (e) {
-      broken = name;
-      throw e;
-    }
-  });
-}
+const step = rs.stepper();
 
 after(async () => {
   stopSending = true;
   await Promise.all(loops).catch(() => {});
-  for (const l of links) await l.close().catch(() => {});
-  const problems = [];
-  for (const p of allProcs()) {
-    if (!p.running) continue;
-    const r = await p.stop();
-    if (r.forced || r.code !== 0) problems.push(`${p.name}: code=${r.code} signal=${r.signal} forced=${r.forced}`);
-  }
+  const problems = await rs.stopAll();
   process.stderr.write(`failover figures: ${JSON.stringify(figures)}\n`);
   if (problems.length) {
-    process.stderr.write(`${logs.logsText(40)}\n`);
+    process.stderr.write(`${rs.logs.logsText(40)}\n`);
     throw new Error(`processes did not stop cleanly with SIGTERM: ${problems.join('; ')}`);
   }
 });
@@ -461,59 +172,14 @@ const st = { oldMaster: null, newMaster: null, slave: null, setBefore: null, ack
 
 step('a controller-mode broker set: first registered is master, the others follow, sync state set >= 2', 60000,
   async t => {
-    // Controllers.
-    const raftPorts = [];
-    for (let i = 0; i < 3; i++) raftPorts.push(await uniquePort());
-    const peers = raftPorts.map((p, i) => `n${i}-127.0.0.1:${p}`).join(';');
-    for (let i = 0; i < 3; i++) {
-      const port = await uniquePort();
-      const c = { name: `controller-n${i}`, port, addr: `127.0.0.1:${port}`, conf: path.join(dir, `n${i}.conf`) };
-      writeConf(c.conf, { controllerPeers: peers, controllerSelfId: `n${i}`,
-        controllerStorePath: path.join(dir, `ctl-n${i}`), listenPort: port,
-        scanNotActiveBrokerInterval: SCAN, controllerHeartBeatTimeoutMills: LEASE });
-      c.link = link(c.addr);
-      controllers.push(c);
-    }
-    for (const c of controllers) startController(c);
-    // Name server.
-    const nsPort = await uniquePort();
-    namesrv = { port: nsPort, addr: `127.0.0.1:${nsPort}`, link: link(`127.0.0.1:${nsPort}`) };
-    const nsConf = path.join(dir, 'namesrv.conf');
-    writeConf(nsConf, { listenAddress: '127.0.0.1', listenPort: nsPort,
-      kvConfigPath: path.join(dir, 'namesrv', 'kvConfig.json') });
-    namesrv.proc = new ServerProcess('mqnamesrv', [ findBinary('mqnamesrv'), '-c', nsConf ],
-      { cwd: dir, env, logFile: path.join(dir, 'namesrv.log') }).start();
-    await waitListening(namesrv, 'the name server');
+    await rs.startControllers();
+    await rs.startNamesrv();
     await waitFor(() => findLeader(), { timeoutMs: ms(20000), what: 'a Raft leader among the three controllers' });
-
-    // Brokers.
-    const controllerAddr = controllers.map(c => c.addr).join(';');
-    for (const id of [ 1, 2, 3 ]) {
-      const port = await uniquePort(freeBrokerPort);
-      const haPort = await uniquePort();
-      const b = { id, port, addr: `127.0.0.1:${port}`, haPort, store: path.join(dir, `store-${id}`),
-        conf: path.join(dir, `broker-${id}.conf`), link: link(`127.0.0.1:${port}`) };
-      writeConf(b.conf, {
-        brokerClusterName: CLUSTER, brokerName: SET, brokerId: id, listenPort: port, bindAddress: '127.0.0.1',
-        brokerIP1: '127.0.0.1', namesrvAddr: namesrv.addr, storePathRootDir: b.store,
-        mappedFileSizeCommitLog: 64 * 1024 * 1024, mappedFileSizeConsumeQueue: 300000 * 20,
-        maxHashSlotNum: 50000, maxIndexNum: 200000, autoCreateTopicEnable: true, autoCreateSubscriptionGroup: true,
-        enableControllerMode: true, controllerAddr, brokerRole: 'SYNC_MASTER', flushDiskType: 'SYNC_FLUSH',
-        haSecret: SECRET, haListenPort: haPort, brokerHeartbeatInterval: 200, checkSyncStateSetPeriod: 500,
-        controllerHeartBeatTimeoutMills: LEASE, haSendHeartbeatInterval: 500, inSyncReplicas: 1,
-        syncFlushTimeout: 3000,
-      });
-      brokers.push(b);
-    }
+    await rs.defineBrokers();
     const [ b1, b2, b3 ] = brokers;
     startBroker(b1);
     await waitListening(b1, 'broker 1');
-    const unknown = /unknown key (enableControllerMode|controllerAddr|brokerHeartbeatInterval|checkSyncStateSetPeriod)/
-      .exec(fs.readFileSync(b1.proc.logFile, 'utf8'));
-    if (unknown) {
-      throw new Error(`this mqbroker has no controller mode yet (its log: "${unknown[0]} ignored"): ` +
-        'the broker side of docs/CONTROLLER.md is not built');
-    }
+    rs.checkControllerMode(b1);
     await waitFor(async () => (await routeAddrs())['0'] === b1.addr && await agreedInfo(), {
       timeoutMs: ms(20000), what: () => `broker 1 (first registered) to be master: route id 0 = ${b1.addr} ` +
         `(${roleState()})` });
@@ -546,14 +212,11 @@ step('a controller-mode broker set: first registered is master, the others follo
         readQueueNums: QUEUES, writeQueueNums: QUEUES, perm: 6, topicFilterType: 'SINGLE_TAG', topicSysFlag: 0,
         order: false }, { timeoutMs: ms(10000) });
       assert.notEqual(r.code, RESP.SUCCESS, `slave ${b.id} refuses topic changes`);
-      await waitFor(async () => {
-        const t = await b.link.invoke(21 /* GET_ALL_TOPIC_CONFIG */, {}, { timeoutMs: ms(5000) });
-        return t.code === RESP.SUCCESS && t.body && t.body.toString().includes(`"${TOPIC}"`);
-      }, { timeoutMs: ms(20000), intervalMs: 200, what: `slave ${b.id} to copy topic ${TOPIC} from the master` });
+      await rs.waitTopicCopied(b);
     }
-    topicCreated = true;
+    rs.topicCreated = true;
     await waitFor(async () => (await routeAddrs())['0'] === b1.addr, { timeoutMs: ms(10000),
-      what: () => `the route of ${TOPIC} to name broker 1 as id 0 (${lastRoute})` });
+      what: () => `the route of ${TOPIC} to name broker 1 as id 0 (${rs.lastRoute})` });
 
     // Slaves refuse sends; the master acknowledges once a slave is in sync.
     for (const b of [ b2, b3 ]) {
@@ -573,7 +236,7 @@ step('kill -9 the master during continuous sends: a new master acknowledges with
   await waitFor(() => acked().length >= ACKS_BEFORE_KILL, { timeoutMs: ms(30000), intervalMs: 20,
     what: () => `${ACKS_BEFORE_KILL} acknowledged sends before the kill (${codeTally()})` });
   const before = await agreedInfo();
-  assert.ok(before && before.master === 1, `broker 1 is still master before the kill (${lastInfos})`);
+  assert.ok(before && before.master === 1, `broker 1 is still master before the kill (${rs.lastInfos})`);
   st.setBefore = before.syncStateSet;
 
   const tKill = Date.now();
@@ -685,7 +348,7 @@ step('the killed master restarts as a slave of the new master and catches up', 6
   }
   // The master takes it back into the sync state set.
   await waitFor(async () => { const x = await agreedInfo(); return x && x.syncStateSet.includes(b1.id); },
-    { timeoutMs: ms(15000), what: () => `broker 1 back in the sync state set (${lastInfos})` });
+    { timeoutMs: ms(15000), what: () => `broker 1 back in the sync state set (${rs.lastInfos})` });
   for (const b of [ b1, nm ]) {
     assert.ok(fs.existsSync(path.join(b.store, 'epochFileCheckpoint')), `broker ${b.id} has ${b.store}/epochFileCheckpoint`);
   }
@@ -699,7 +362,7 @@ step('a returning master that wrote past the new master\'s epoch start loses exa
     // its old epoch (started once on its own, no controller, no name server), as a master cut
     // off at the wrong moment would. Back in controller mode it must cut them (epochs) and follow.
     const m = st.newMaster;
-    const before = await waitFor(() => agreedInfo(), { timeoutMs: ms(10000), what: () => `agreement (${lastInfos})` });
+    const before = await waitFor(() => agreedInfo(), { timeoutMs: ms(10000), what: () => `agreement (${rs.lastInfos})` });
     assert.equal(before.master, m.id);
     await waitFor(async () => {
       const mo = JSON.stringify(await maxOffsets(m));
@@ -723,9 +386,7 @@ step('a returning master that wrote past the new master\'s epoch start loses exa
       haSecret: '' });
     const soloConf = path.join(dir, `broker-${m.id}-solo.conf`);
     writeConf(soloConf, keys);
-    const solo = { port: m.port, link: link(m.addr) };
-    solo.proc = new ServerProcess(`mqbroker(${m.id} alone)`, [ findBinary('mqbroker'), '-c', soloConf ],
-      { cwd: dir, env, logFile: path.join(dir, `broker-${m.id}-solo.log`) }).start();
+    const solo = rs.startSolo(m, soloConf, 'solo');
     await waitListening(solo, `broker ${m.id} on its own`);
     const stray = [];
     for (let i = 0; i < 5; i++) {
@@ -766,7 +427,7 @@ step('a returning master that wrote past the new master\'s epoch start loses exa
     assertAckedIn(`master ${elected.id}`, onElected, st.acked);
     // Both slaves back in the new master's sync state set (the next step elects from it).
     await waitFor(async () => { const x = await agreedInfo(); return x && x.syncStateSet.length === 3; },
-      { timeoutMs: ms(20000), what: () => `all three brokers in the sync state set (${lastInfos})` });
+      { timeoutMs: ms(20000), what: () => `all three brokers in the sync state set (${rs.lastInfos})` });
     t.diagnostic(`broker ${m.id} cut its 5 stray records and follows ${elected.id} (epoch ${info.masterEpoch})`);
     st.newMaster = elected;
   });
@@ -775,7 +436,7 @@ step('without a controller majority nothing is elected; with it back a master is
   90000, async t => {
     const master = st.newMaster;
     const others = brokers.filter(b => b !== master);
-    const agreed = await waitFor(() => agreedInfo(), { timeoutMs: ms(10000), what: () => `agreement (${lastInfos})` });
+    const agreed = await waitFor(() => agreedInfo(), { timeoutMs: ms(10000), what: () => `agreement (${rs.lastInfos})` });
     assert.equal(agreed.master, master.id);
     const leader = await waitFor(() => findLeader(), { timeoutMs: ms(10000), what: 'a Raft leader' });
     const victims = [ leader, controllers.find(c => c !== leader) ];

@@ -1141,6 +1141,67 @@ static void test_tx_status(void **state)
     remoting_client_free(cli);
 }
 
+/* The replication views on a broker outside controller mode (no haSecret: no HA thread):
+ * haStatus says master without HA, getBrokerEpoch an empty epoch list; the controller commands'
+ * usage errors and an unreachable controller. The controller-mode behaviour is
+ * tests/integration/ha_admin.test.js. */
+static void test_ha_views(void **state)
+{
+    (void)state;
+    struct run *r = mqadmin("haStatus", "-b", E->baddr, "--json", NULL);
+    expect_ok(r);
+    cJSON *j = cJSON_Parse(r->out), *h = cJSON_GetArrayItem(j, 0);
+    assert_int_equal(cJSON_GetArraySize(j), 1);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(h, "master")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(h, "haRunning")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(h, "controllerMode")));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(h, "brokerAddr")), E->baddr);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "haConnectionInfo")), 0);
+    cJSON_Delete(j);
+    r = mqadmin("haStatus", "-c", "AdminCluster", "-n", E->ns, NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "#Broker\tbroker-a id 0 at "));
+    assert_non_null(strstr(r->out, "#HA\tnot running (haSecret empty)"));
+    assert_non_null(strstr(r->out, "#SlaveNum\t0"));
+    r = mqadmin("getBrokerEpoch", "-b", "broker-a", "-n", E->ns, "--json", NULL);
+    expect_ok(r);
+    j = cJSON_Parse(r->out);
+    h = cJSON_GetArrayItem(j, 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(h, "clusterName")),
+                        "AdminCluster");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "epochList")), 0);
+    assert_true(cJSON_GetObjectItem(h, "maxOffset")->valuedouble > 0);
+    cJSON_Delete(j);
+    r = mqadmin("getBrokerEpoch", "-b", "no-such-broker", "-n", E->ns, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "broker no-such-broker is not registered on the name server"));
+    r = mqadmin("haStatus", "-c", "NoCluster", "-n", E->ns, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "cluster NoCluster not found"));
+    r = mqadmin("haStatus", "-n", E->ns, NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "give exactly one of -b brokerAddr and -c cluster"));
+    r = mqadmin("electMaster", "-a", "127.0.0.1:1", "-c", "C", "-b", "2", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "option -bn is required"));
+    r = mqadmin("electMaster", "-a", "127.0.0.1:1", "-c", "C", "-bn", "s", "-b", "x", NULL);
+    assert_int_equal(r->status, 2);
+    r = mqadmin("getSyncStateSet", "-a", "127.0.0.1:1", "-b", "s", "-c", "C", NULL);
+    assert_int_equal(r->status, 2);
+    char dead[64];
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", tb_free_port());
+    r = mqadmin("getControllerMetaData", "-a", dead, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "mqadmin: getControllerMetaData: no controller answered among"));
+    r = mqadmin("electMaster", "-a", dead, "-c", "C", "-bn", "s", "-b", "2", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "no controller leader answered among"));
+    /* A broker is no controller: it does not know the code. */
+    r = mqadmin("getControllerMetaData", "-a", E->baddr, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "REQUEST_CODE_NOT_SUPPORTED"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1161,6 +1222,7 @@ int main(void)
         cmocka_unit_test(test_reset_offset_earliest_latest),
         cmocka_unit_test(test_dlq),
         cmocka_unit_test(test_tx_status),
+        cmocka_unit_test(test_ha_views),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,9 +1,11 @@
 /* mqadmin: FerryMQ's admin command line (the subcommands and option letters of RocketMQ
- * 4.9.8's mqadmin, plus dlqList/dlqView/dlqResend). Every subcommand opens its own short-lived
- * connections: one request to a name server, then requests to the brokers it names
+ * 4.9.8's mqadmin, plus dlqList/dlqView/dlqResend, and RocketMQ 5's haStatus, getBrokerEpoch,
+ * getSyncStateSet, getControllerMetaData and electMaster). Every subcommand opens its own
+ * short-lived connections: one request to a name server, then requests to the brokers it names
  * (protocol/REMOTING.md §2.3, §2.4). Tables by default, --json for scripts. Exit 0 on success,
  * 1 on a failure (a message on stderr), 2 on a usage error. This file: the command table,
- * option parsing and dispatch; the subcommands are in topic.c, consumer.c, message.c, dlq.c. */
+ * option parsing and dispatch; the subcommands are in topic.c, consumer.c, message.c, dlq.c,
+ * ha.c. */
 #include "mqadmin.h"
 
 #include <getopt.h>
@@ -103,6 +105,20 @@ static const struct cmd cmds[] = {
      "-g group (-i msgId|offsetMsgId|queueOffset | --all) [-t topic] [-b brokerName] "
      "[-n namesrv]",
      "send dead letters back to their original topic (they also stay in the DLQ)", "g"},
+    /* RocketMQ 5's replication and controller commands (ha.c). electMaster's -bn brokerName is
+     * read as -N (RocketMQ's two-letter option; -b is the brokerId there). */
+    {"haStatus", "n:b:c:", "(-b brokerAddr | -c cluster) [-n namesrv]",
+     "replication status of a broker, or of every broker of a cluster", ""},
+    {"getBrokerEpoch", "n:b:c:", "(-b brokerName | -c cluster) [-n namesrv]",
+     "the epoch entries (controller mode) of every broker of a set or a cluster", ""},
+    {"getSyncStateSet",
+     "n:a:b:c:", "-a controllerAddr[;addr...] [-b brokerName | -c cluster [-n namesrv]]",
+     "master, epochs and sync state set of broker sets, from the controllers", "a"},
+    {"getControllerMetaData", "a:", "-a controllerAddr[;addr...]",
+     "the controller group: leader, peers", "a"},
+    {"electMaster",
+     "a:c:N:b:", "-a controllerAddr[;addr...] -c clusterName -bn brokerName -b brokerId",
+     "make a broker of the sync state set the master of its set (designated election)", "acNb"},
 };
 
 static int usage_all(FILE *f)
@@ -113,6 +129,16 @@ static int usage_all(FILE *f)
     fprintf(f, "\nThe name server is -n host:port[;host:port] or $NAMESRV_ADDR.\n"
                "mqadmin <command> -h shows a command's options.\n");
     return 2;
+}
+
+/* An option letter as the user typed it (electMaster's -N is -bn). */
+static const char *opt_name(const struct cmd *cmd, int ch)
+{
+    static char one[2];
+    if (ch == 'N' && strcmp(cmd->name, "electMaster") == 0)
+        return "bn";
+    one[0] = (char)ch;
+    return one;
 }
 
 static int usage(const struct cmd *cmd, const char *fmt, const char *arg)
@@ -221,6 +247,55 @@ static int main_sub_group(const struct cmd *cmd, const struct ctx *c, const char
     return cmd_update_sub_group(c, &o);
 }
 
+/* The replication and controller commands (main_ha). */
+static int is_ha(const struct cmd *cmd)
+{
+    static const char *const names[] = {"haStatus", "getBrokerEpoch", "getSyncStateSet",
+                                        "getControllerMetaData", "electMaster"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(cmd->name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether a replication / controller command needs the name server: to find brokers by
+ * cluster or broker name. */
+static int ha_needs_ns(const struct cmd *cmd, const char *const *val)
+{
+    if (strcmp(cmd->name, "haStatus") == 0)
+        return !val['b'];
+    if (strcmp(cmd->name, "getBrokerEpoch") == 0)
+        return 1;
+    if (strcmp(cmd->name, "getSyncStateSet") == 0)
+        return val['c'] != NULL;
+    return 0;
+}
+
+/* haStatus, getBrokerEpoch, getSyncStateSet, getControllerMetaData, electMaster (ha.c). */
+static int main_ha(const struct cmd *cmd, const struct ctx *c, const char *const *val)
+{
+    const char *b = val['b'], *cl = val['c'];
+    if (strcmp(cmd->name, "getControllerMetaData") == 0)
+        return cmd_controller_meta(c, val['a']);
+    if (strcmp(cmd->name, "electMaster") == 0) {
+        int64_t id;
+        if (parse_i64(b, 0, INT64_MAX, &id) != 0)
+            return usage(cmd, "%s", "-b must be a broker id (a number >= 0)");
+        return cmd_elect_master(c, val['a'], cl, val['N'], id);
+    }
+    if (strcmp(cmd->name, "getSyncStateSet") == 0) {
+        if (b && cl)
+            return usage(cmd, "%s", "give at most one of -b brokerName and -c cluster");
+        return cmd_sync_state_set(c, val['a'], b, cl);
+    }
+    if (!b == !cl)
+        return usage(cmd, "give exactly one of -b %s and -c cluster",
+                     cmd->name[0] == 'h' ? "brokerAddr" : "brokerName");
+    if (strcmp(cmd->name, "haStatus") == 0)
+        return cmd_ha_status(c, b, cl);
+    return cmd_broker_epoch(c, b, cl);
+}
+
 static int main_dlq(const struct cmd *cmd, const struct ctx *c, const char *const *val)
 {
     struct dlq_opts o = {val['g'], val['i'], val['t'], val['b'], 128, val['A'] != NULL};
@@ -262,6 +337,12 @@ int main(int argc, char **argv)
         return usage_all(stderr);
     }
     c.cmd = cmd->name;
+    if (strcmp(cmd->name, "electMaster") == 0) {
+        static char bn[] = "-N";
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "-bn") == 0)
+                argv[i] = bn;
+    }
     snprintf(optstr, sizeof optstr, ":%sh", cmd->opts);
     opterr = 0;
     while ((ch = getopt_long(argc - 1, argv + 1, optstr, longopts, NULL)) != -1) {
@@ -272,9 +353,9 @@ int main(int argc, char **argv)
         else if (ch == 'A' && strcmp(cmd->name, "dlqResend") != 0)
             return usage(cmd, "unknown option %s", "--all");
         else if (ch == ':')
-            return usage(cmd, "option -%s needs a value", (char[]){(char)optopt, 0});
+            return usage(cmd, "option -%s needs a value", opt_name(cmd, optopt));
         else if (ch == '?')
-            return optopt ? usage(cmd, "unknown option -%s", (char[]){(char)optopt, 0})
+            return optopt ? usage(cmd, "unknown option -%s", opt_name(cmd, optopt))
                           : usage(cmd, "unknown option %s", argv[optind]);
         else
             val[ch] = optarg ? optarg : "true"; /* a flag (resetOffsetByTime -c) */
@@ -283,14 +364,15 @@ int main(int argc, char **argv)
         return usage(cmd, "unexpected argument %s", argv[optind + 1]);
     for (const char *r = cmd->required; *r; r++)
         if (!val[(unsigned char)*r])
-            return usage(cmd, "option -%s is required", (char[]){*r, 0});
+            return usage(cmd, "option -%s is required", opt_name(cmd, *r));
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
         if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "queryMsgById") != 0 &&
             !(strcmp(cmd->name, "txStatus") == 0 && val['b']) &&
             !((strcmp(cmd->name, "consumerConnection") == 0 ||
                strcmp(cmd->name, "updateSubGroup") == 0) &&
-              val['b']))
+              val['b']) &&
+            !(is_ha(cmd) && !ha_needs_ns(cmd, val)))
             return usage(cmd, "%s", "no name server: give -n host:port or set NAMESRV_ADDR");
         c.ns = "";
     }
@@ -345,6 +427,8 @@ int main(int argc, char **argv)
         return main_sub_group(cmd, &c, val);
     if (strncmp(cmd->name, "dlq", 3) == 0)
         return main_dlq(cmd, &c, val);
+    if (is_ha(cmd))
+        return main_ha(cmd, &c, val);
     struct ferry_message m = {.topic = val['t'],
                               .tags = val['c'],
                               .keys = val['k'],

@@ -1,6 +1,6 @@
 /* mqadmin's private declarations: the per-run context, the connection and request helpers,
  * JSON and record helpers (common.c), the option structs filled by main.c, and the
- * subcommands (topic.c, consumer.c, message.c, dlq.c). Every helper that can fail prints its
+ * subcommands (topic.c, consumer.c, message.c, dlq.c, ha.c). Every helper that can fail prints its
  * message (fail()) and returns 1; 0 is success. */
 #ifndef FERRY_TOOLS_MQADMIN_H
 #define FERRY_TOOLS_MQADMIN_H
@@ -157,5 +157,20 @@ struct dlq_opts {
 int cmd_dlq_list(const struct ctx *c, const struct dlq_opts *o);
 int cmd_dlq_view(const struct ctx *c, const struct dlq_opts *o);
 int cmd_dlq_resend(const struct ctx *c, const struct dlq_opts *o);
+
+/* ---- ha.c: replication and the controllers ---- */
+
+/* haStatus: one broker (@addr) or every broker of @cluster. */
+int cmd_ha_status(const struct ctx *c, const char *addr, const char *cluster);
+/* getBrokerEpoch: every broker of the set @broker or of @cluster. */
+int cmd_broker_epoch(const struct ctx *c, const char *broker, const char *cluster);
+/* getSyncStateSet from the controllers @ctl ("a;b"): the set @broker, every set of @cluster,
+ * or (both NULL) every set the controller knows. */
+int cmd_sync_state_set(const struct ctx *c, const char *ctl, const char *broker,
+                       const char *cluster);
+int cmd_controller_meta(const struct ctx *c, const char *ctl);
+/* electMaster: broker @id of @broker becomes master (the controller leader decides). */
+int cmd_elect_master(const struct ctx *c, const char *ctl, const char *cluster, const char *broker,
+                     int64_t id);
 
 #endif
