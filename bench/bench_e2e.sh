@@ -20,7 +20,9 @@
 # consumer case, FERRY_BENCH_RUNS rounds: a backlog of FERRY_BENCH_DRAIN messages (128 B) is
 # produced (async) to a fresh topic and a new push-consumer group drains it (mqbench consumer);
 # its RESULT has the median drain rate as value and the median producer rate of those backlogs
-# as baseline. Nothing is asserted.
+# as baseline. Then the replication phase, bench/bench_repl.sh (unless FERRY_BENCH_REPL=0):
+# SYNC_MASTER and ASYNC_MASTER sets of a master and a slave against a single node, and the
+# failover time of a controller-mode set. Nothing is asserted.
 #
 #   bench/bench_e2e.sh [builddir]          builddir defaults to build
 #
@@ -38,6 +40,9 @@
 #   FERRY_BENCH_NODE=1      afterwards, also run the older protocol-level driver bench/bench_e2e.js
 #                           (Node; send and PULL_MESSAGE rates against a loopback echo server,
 #                           bench_e2e_echo.c, as its baseline)
+#   FERRY_BENCH_REPL=0      skip the replication phase that follows: bench/bench_repl.sh
+#                           (SYNC_MASTER / ASYNC_MASTER with one slave against a single node, both
+#                           SYNC_FLUSH, and the controller-mode failover time; see its header)
 #
 # Needs redis-server and redis-benchmark (`scripts/install-deps.sh --bench`, which
 # `make bench-e2e` runs). Every process started here is stopped on exit, also on Ctrl-C.
@@ -175,6 +180,10 @@ for flush in $flushes; do
     fm_pid=""
     redis_pid=""
 done
+
+if [ "${FERRY_BENCH_REPL:-1}" != 0 ]; then
+    "$here/bench_repl.sh" "$build"
+fi
 
 if [ "${FERRY_BENCH_NODE:-0}" = 1 ]; then
     command -v node >/dev/null 2>&1 || { echo "bench_e2e.sh: node is required for FERRY_BENCH_NODE=1" >&2; exit 2; }

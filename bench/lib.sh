@@ -1,5 +1,5 @@
 # shellcheck shell=sh disable=SC2154
-# Shared parts of the end-to-end benchmark scripts (bench/bench_e2e.sh, bench/bench_all.sh),
+# Shared parts of the end-to-end benchmark scripts (bench/bench_e2e.sh, bench_all.sh, bench_repl.sh),
 # sourced, not run. POSIX sh. The functions work on the caller's variables:
 #
 #   prog       name used in messages (e.g. bench_e2e)
@@ -7,6 +7,7 @@
 #   dir        the run's temporary directory (stores, configs, logs, the Redis AOF)
 #   ferrymq mqbench mqadmin      binaries (set by bench_build)
 #   secs       seconds per run;  conns  connections/threads;  inflight  sends in flight
+#   bench_topic  the topic ferry_run / ferry_case send to (default BenchTopic)
 #   fm_pid redis_pid nats_pid    the servers started here (stop them with stop_pid)
 #   namesrv    set by start_ferrymq (host:port of its embedded name server)
 #   redis_port set by start_redis
@@ -203,10 +204,10 @@ redis_case() { # pipeline, size
     echo "$r"
 }
 
-# One mqbench producer run of $secs seconds on BenchTopic with the given options; prints
-# "tps p50_ms p99_ms p999_ms ok" and warns about failed or unknown sends.
+# One mqbench producer run of $secs seconds on $bench_topic (default BenchTopic) with the
+# given options; prints "tps p50_ms p99_ms p999_ms ok" and warns about failed or unknown sends.
 ferry_run() { # mqbench producer options...
-    line=$("$mqbench" producer -n "$namesrv" -t BenchTopic -d "$secs" "$@" | grep '^SUMMARY')
+    line=$("$mqbench" producer -n "$namesrv" -t "${bench_topic:-BenchTopic}" -d "$secs" "$@" | grep '^SUMMARY')
     failed=$(echo "$line" | field failed)
     unknown=$(echo "$line" | field unknown)
     if [ "$failed" != 0 ] || [ "$unknown" != 0 ]; then
