@@ -536,6 +536,8 @@ void broker_free(broker_t *b)
         log_info(LOG_BROKER, "broker %s stopped; metadata written", b->cfg.brokerName);
     }
     int flushed = b->store && store_write_state(b->store) != FERRY_EFENCED;
+    if (b->store)
+        store_set_repl_limit(b->store, -1); /* let dispatch finish: a clean close */
     store_close(b->store);
     ha_release(b); /* no thread can reach a retired replication object any more */
     sched_free(b, flushed);

@@ -300,6 +300,9 @@ static void become_master(struct ctl_link *l, int64_t epoch)
     l->joining = 0;
     atomic_store(&l->required, 0);
     l->next_ss_check_ms = 0;
+    /* A SYNC_MASTER shows consumers only what its sync state set has (raised by ha.c). */
+    if (master_flavour(b) == BROKER_SYNC_MASTER)
+        store_set_repl_limit(b->store, end);
     atomic_store(&b->role, master_flavour(b));
     restart_ha(b);
     broker_reg_trigger(b);
@@ -317,6 +320,7 @@ static void become_slave(struct ctl_link *l, const char *master)
     l->my_epoch = 0;
     l->fenced = 0;
     atomic_store(&l->required, 0);
+    store_set_repl_limit(b->store, -1); /* a slave dispatches what it received */
     pthread_mutex_lock(&l->mu);
     snprintf(l->master_addr, sizeof l->master_addr, "%s", master);
     pthread_mutex_unlock(&l->mu);

@@ -361,6 +361,9 @@ static void complete_waiters(struct ha *ha, int64_t now, int rc_all)
     struct ha_waiter *done = NULL, **dtail = &done;
     pthread_mutex_lock(&ha->mu);
     int64_t q = quorum_end(ha);
+    /* Controller mode: consumers see what every required replica has (store_set_repl_limit). */
+    if (q >= 0 && !rc_all && ha->b->cfg.enableControllerMode && ha->role == BROKER_SYNC_MASTER)
+        store_set_repl_limit(ha->st, q);
     struct ha_waiter **pp = &ha->waiters;
     while (*pp) {
         struct ha_waiter *w = *pp;

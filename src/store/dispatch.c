@@ -233,6 +233,8 @@ static int dispatch_range(store_t *st, int64_t *pos, int64_t to, struct qstate *
             *pos = next;
             continue;
         }
+        if (prc == 0 && v.phys_offset == *pos && !only && *pos + v.total_size > to)
+            break; /* the record is not wholly below the limit yet */
         if (prc != 0 || v.phys_offset != *pos) {
             log_error(LOG_STORE,
                       "unreadable record at CommitLog offset %" PRId64
@@ -320,6 +322,12 @@ static void run_rebuilds(store_t *st)
     }
 }
 
+int64_t dispatch_target(store_t *st)
+{
+    int64_t confirm = commitlog_confirm(st), limit = atomic_load(&st->repl_limit);
+    return limit >= 0 && limit < confirm ? limit : confirm;
+}
+
 static void *dispatch_main(void *arg)
 {
     store_t *st = arg;
@@ -327,13 +335,22 @@ static void *dispatch_main(void *arg)
     for (;;) {
         if (rebuild_pending(st))
             run_rebuilds(st);
-        int64_t confirm = commitlog_confirm(st);
-        int64_t pos = atomic_load(&st->dispatched);
+        int64_t confirm = dispatch_target(st);
+        int64_t pos = atomic_load(&st->dispatched), before = pos;
         if (pos < confirm) {
             int rc = dispatch_range(st, &pos, confirm, NULL);
             atomic_store(&st->dispatched, pos);
-            if (rc == 0)
+            if (rc == 0 && pos > before)
                 continue;
+            if (rc == 0) { /* the replication limit splits the next record: wait for more */
+                if (atomic_load(&st->stopping))
+                    break;
+                pthread_mutex_lock(&st->disp_mu);
+                struct timespec ts = clock_deadline_ts(10);
+                pthread_cond_timedwait(&st->disp_cv, &st->disp_mu, &ts);
+                pthread_mutex_unlock(&st->disp_mu);
+                continue;
+            }
             if (rc == FERRY_ECORRUPT) {
                 commitlog_fence(st, rc, "dispatch");
                 if (atomic_load(&st->stopping))
@@ -353,7 +370,7 @@ static void *dispatch_main(void *arg)
             break;
         pthread_mutex_lock(&st->disp_mu);
         atomic_store(&st->dispatcher_idle, 1);
-        if (commitlog_confirm(st) == atomic_load(&st->dispatched) && !st->rebuild_list &&
+        if (dispatch_target(st) == atomic_load(&st->dispatched) && !st->rebuild_list &&
             !atomic_load(&st->stopping)) {
             struct timespec ts = clock_deadline_ts(100);
             pthread_cond_timedwait(&st->disp_cv, &st->disp_mu, &ts);

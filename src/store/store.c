@@ -255,6 +255,7 @@ static void store_free(store_t *st)
 int store_open(const struct store_config *cfg, store_t **out, char *err, size_t errlen)
 {
     store_t *st = ferry_calloc(1, sizeof *st);
+    atomic_init(&st->repl_limit, -1);
     int rc = 0;
     st->cfg = *cfg;
     st->lock_fd = -1;
@@ -741,6 +742,19 @@ int store_truncate_replica(store_t *st, int64_t end)
     return rc;
 }
 
+void store_set_repl_limit(store_t *st, int64_t limit)
+{
+    int64_t cur = atomic_load(&st->repl_limit);
+    while (limit < 0 || cur < 0 || limit > cur) {
+        if (cur < 0 && limit < 0)
+            return;
+        if (atomic_compare_exchange_weak(&st->repl_limit, &cur, limit)) {
+            dispatch_kick(st);
+            return;
+        }
+    }
+}
+
 static void take_next_offset(struct qstate *qs, void *arg)
 {
     (void)arg;
@@ -831,7 +845,7 @@ int64_t store_recovery_ms(store_t *st, int *abnormal)
 int store_wait_dispatched(store_t *st, int timeout_ms)
 {
     int64_t deadline = clock_mono_ms() + timeout_ms;
-    while (atomic_load(&st->dispatched) < commitlog_confirm(st)) {
+    while (atomic_load(&st->dispatched) < dispatch_target(st)) {
         if (clock_mono_ms() > deadline)
             return FERRY_ETIMEDOUT;
         dispatch_kick(st);

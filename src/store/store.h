@@ -221,6 +221,10 @@ int store_truncate_replica(store_t *st, int64_t end);
  * each queue's next offset from its ConsumeQueue, so that the first new message of a queue
  * follows the last replicated one. 0 or FERRY_ETIMEDOUT (nothing changed). */
 int store_promote(store_t *st, int timeout_ms);
+/* Controller mode, SYNC_MASTER: dispatch, hence what consumers can read, stops at @limit (the
+ * CommitLog end every required replica has durably), so no consumer sees a message a failover
+ * could take back. Never lowered; -1 lifts it (a slave, a store about to close). Any thread. */
+void store_set_repl_limit(store_t *st, int64_t limit);
 /* Callbacks for the HA service: @on_append after every append that advanced the written end
  * (from the appending thread), @on_flush after each flush with the new durable end (flush
  * thread). Either may be NULL. They run under store locks: they must be short and never block

@@ -95,7 +95,8 @@ struct store {
     atomic_int dispatcher_idle;
     atomic_int_least64_t dispatched;
     atomic_int_least64_t dispatched_ts;
-    struct qstate *rebuild_list; /* @locks disp_mu (read unlocked as a hint) */
+    atomic_int_least64_t repl_limit; /* -1, or dispatch stops there (store_set_repl_limit) */
+    struct qstate *rebuild_list;     /* @locks disp_mu (read unlocked as a hint) */
     store_arrive_cb arrive_cb;
     void *arrive_arg;
 
@@ -162,6 +163,8 @@ int dispatch_rebuild_queue(store_t *st, struct qstate *qs, int64_t phys, int64_t
 int dispatch_replay(store_t *st, int64_t from, int64_t to);
 /* Ask the dispatch thread to cut @qs at @index and rebuild it from the CommitLog. */
 void dispatch_request_rebuild(store_t *st, struct qstate *qs, int64_t index);
+/* Where dispatch goes: the confirmed offset, or the replication limit below it. */
+int64_t dispatch_target(store_t *st);
 /* Where a rebuild of @qs starts: the end of its last entry that matches its CommitLog record
  * (damaged entries after it are dropped), or the log start. @thread dispatch, or recovery */
 int64_t dispatch_rebuild_point(store_t *st, struct qstate *qs);

@@ -229,6 +229,7 @@ step('slow slaves: no SEND_OK until the set shrinks; SIGCONT: they catch up, rej
       codes.push(r.code);
     }
   };
+  const visibleBefore = await rs.maxOffsets(b1);
   for (const b of [ b2, b3 ]) b.proc.child.kill('SIGSTOP');
   const tStop = Date.now();
   const loops = [ loop(0), loop(1) ];
@@ -252,6 +253,10 @@ step('slow slaves: no SEND_OK until the set shrinks; SIGCONT: they catch up, rej
     const sss = await mqadminJson('getSyncStateSet', '-a', ctlList(), '-b', SET);
     assert.deepEqual(sss.replicasInfoTable[SET].inSyncReplicas.map(x => x.brokerId), [ 1 ]);
     assert.deepEqual(sss.replicasInfoTable[SET].notInSyncReplicas.map(x => x.brokerId).sort(), [ 2, 3 ]);
+    // Stored but never acknowledged: no consumer may read them (a failover could take them
+    // back), so the queues' ends have not moved.
+    assert.deepEqual(await rs.maxOffsets(b1), visibleBefore,
+      'messages no replica has are not visible to consumers (queue max offsets unchanged)');
     // The master stops waiting for them once the controller agreed (its ALTER answer).
     await waitFor(async () => (await mqadminJson('haStatus', '-b', b1.addr))[0].requiredSlaveIds.length === 0,
       { timeoutMs: ms(5000), intervalMs: 100, what: 'haStatus to show no slave required once the set shrank' });
@@ -273,6 +278,10 @@ step('slow slaves: no SEND_OK until the set shrinks; SIGCONT: they catch up, rej
   await waitFor(async () => (await rs.sendOn(b1, `back-${Date.now()}`)).code === RESP.SUCCESS,
     { timeoutMs: ms(15000), intervalMs: 100, what: 'a SEND_OK once the slaves are back' });
   await idleMasterStatus(b1, [ b2, b3 ]);
+  // Replicated now: what was stored during the stall is visible.
+  const visibleAfter = await rs.maxOffsets(b1);
+  assert.ok(visibleAfter.reduce((a, x) => a + x, 0) > visibleBefore.reduce((a, x) => a + x, 0),
+    `the stored messages become visible once replicated (${visibleBefore} -> ${visibleAfter})`);
   const [ h ] = await mqadminJson('haStatus', '-b', b1.addr);
   assert.deepEqual(h.haConnectionInfo.map(x => [ x.brokerId, x.diff, x.inSync, x.ackRequired ]).sort(),
     [ [ 2, 0, true, true ], [ 3, 0, true, true ] ]);
