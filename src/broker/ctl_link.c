@@ -428,7 +428,7 @@ static void check_sync_set(struct ctl_link *l)
         if (id <= 0 || id > MAX_ID || id == b->cfg.brokerId)
             continue;
         have |= 1ULL << id;
-        int ok = max - sl[i].acked <= b->cfg.haMaxGapNotInSync &&
+        int ok = sl[i].acked >= 0 && max - sl[i].acked <= b->cfg.haMaxGapNotInSync &&
                  (sl[i].acked >= max || sl[i].idle_ms <= quiet);
         if (ok)
             healthy |= 1ULL << id;

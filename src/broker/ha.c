@@ -276,7 +276,7 @@ static int64_t required_end(struct ha *ha, uint64_t mask)
             continue;
         seen |= 1ULL << p->broker_id;
         if (p->acked < end)
-            end = p->acked;
+            end = p->acked; /* -1 (not checked yet): not ready */
     }
     return seen == mask ? end : -1;
 }
@@ -291,7 +291,7 @@ static int64_t quorum_end(struct ha *ha)
     int64_t acks[MAX_PEERS];
     int n = 0;
     for (int i = 0; i < ha->npeers; i++)
-        if (ha->peers[i]->streaming)
+        if (ha->peers[i]->streaming && ha->peers[i]->acked >= 0)
             acks[n++] = ha->peers[i]->acked;
     if (n < need)
         return -1;
@@ -313,7 +313,8 @@ static int in_sync_count(struct ha *ha)
     int64_t max = store_max_phys(ha->st);
     int n = 0;
     for (int i = 0; i < ha->npeers; i++)
-        if (ha->peers[i]->streaming && max - ha->peers[i]->acked <= ha->b->cfg.haMaxGapNotInSync)
+        if (ha->peers[i]->streaming && ha->peers[i]->acked >= 0 &&
+            max - ha->peers[i]->acked <= ha->b->cfg.haMaxGapNotInSync)
             n++;
     return n;
 }
@@ -534,7 +535,7 @@ static int master_input(struct ha *ha, struct peer *p, int *acked)
                 off += 9;
                 p->send_pos = start;
                 pthread_mutex_lock(&ha->mu);
-                p->acked = 0; /* until its first report */
+                p->acked = -1; /* not in sync until it reports a checked durable end */
                 p->streaming = 1;
                 pthread_mutex_unlock(&ha->mu);
                 p->state = P_STREAM;
@@ -860,9 +861,10 @@ fail:
 static int slave_report(struct ha *ha, struct slave_conn *c, int force)
 {
     int64_t durable = store_flushed_phys(ha->st);
-    /* Until the compare with the master is done, only bytes known to match count. */
-    if ((c->frame_pos < c->verify_end || c->truncate) && durable > c->frame_pos)
-        durable = c->frame_pos;
+    /* Until the compare with the master is done the slave is not in sync at all: -1, so that
+     * a slave about to refuse the master's log never counts for SYNC_MASTER. */
+    if (c->frame_pos < c->verify_end || c->truncate)
+        durable = -1;
     int64_t now = clock_mono_ms();
     if (!force && durable == c->reported &&
         now - c->last_report_ms < ha->b->cfg.haSendHeartbeatInterval)
