@@ -271,6 +271,9 @@ static void become_master(struct ctl_link *l, int64_t epoch)
     broker_t *b = l->b;
     atomic_store(&b->role, BROKER_SLAVE);
     ha_stop(b); /* stop replicating: nothing more arrives */
+    /* Its whole log is the new master's history: a limit left from an earlier term (or from
+     * before its demotion) would keep the promotion from ever seeing it all dispatched. */
+    store_set_repl_limit(b->store, -1);
     if (store_promote(b->store, PROMOTE_MS) != 0) {
         log_error(LOG_BROKER,
                   "controller mode: the store did not finish dispatching within %d ms; "
@@ -320,7 +323,8 @@ static void become_slave(struct ctl_link *l, const char *master)
     l->my_epoch = 0;
     l->fenced = 0;
     atomic_store(&l->required, 0);
-    store_set_repl_limit(b->store, -1); /* a slave dispatches what it received */
+    /* A demoted master keeps its replication limit until the HA handshake has cut what the new
+     * master does not have (ha.c lifts it): its unreplicated tail is never served. */
     pthread_mutex_lock(&l->mu);
     snprintf(l->master_addr, sizeof l->master_addr, "%s", master);
     pthread_mutex_unlock(&l->mu);

@@ -688,6 +688,7 @@ struct slave_conn {
     size_t hdr_len;
     int64_t verify_end; /* bytes below this are compared, not appended */
     int truncate;       /* cut the log at verify_end once the compare is done */
+    int checked;        /* the compare (and cut) is done: the replication limit is lifted */
     int64_t last_report_ms;
     int64_t reported;
 };
@@ -945,6 +946,16 @@ static int slave_data(struct ha *ha, struct slave_conn *c, const uint8_t *p, siz
     return 0;
 }
 
+/* Once the log is known to agree with the master's (and cut where it did not), a slave
+ * dispatches everything it receives: lift a replication limit left by its time as master. */
+static void lift_limit_when_checked(struct ha *ha, struct slave_conn *c)
+{
+    if (!c->checked && c->frame_pos >= c->verify_end && !c->truncate) {
+        c->checked = 1;
+        store_set_repl_limit(ha->st, -1);
+    }
+}
+
 static void slave_loop(struct ha *ha)
 {
     uint8_t *buf = ferry_malloc(SLAVE_BUF);
@@ -987,6 +998,7 @@ static void slave_loop(struct ha *ha)
         }
         backoff = 100;
         set_follow(ha, NULL, 1);
+        lift_limit_when_checked(ha, &c);
         int64_t last_rx = clock_mono_ms();
         int64_t idle_ms = 3LL * ha->b->cfg.haSendHeartbeatInterval + 1000;
         slave_report(ha, &c, 1);
@@ -1006,6 +1018,8 @@ static void slave_loop(struct ha *ha)
                 if (r > 0) {
                     last_rx = clock_mono_ms();
                     rc = slave_data(ha, &c, buf, (size_t)r);
+                    if (rc == 0)
+                        lift_limit_when_checked(ha, &c);
                 }
             }
             if (rc == 0 && slave_report(ha, &c, 0) != 0)

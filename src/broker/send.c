@@ -55,7 +55,8 @@ struct send_ctx {
     int32_t qid;
     int n;
     int is_batch;
-    int wait; /* WAIT is not "false": a SYNC_MASTER reports SLAVE_NOT_AVAILABLE */
+    int wait;        /* WAIT is not "false": a SYNC_MASTER reports SLAVE_NOT_AVAILABLE */
+    int sync_master; /* the broker was a SYNC_MASTER when it took the request */
     struct put_result *res;
     /* Owned buffers referenced by the store_msg array until store_put*() returned. */
     char *props_buf;
@@ -274,7 +275,10 @@ static void on_replicated(void *arg, int rc)
  * have it durably (ha.c). */
 static int wants_replica(const broker_t *b, const struct send_ctx *ctx)
 {
-    return broker_role(b) == BROKER_SYNC_MASTER && ctx->wait;
+    /* The role when the request was taken, not now: a master demoted (controller mode) after
+     * the store must still wait, and then answers SLAVE_NOT_AVAILABLE, never SEND_OK. */
+    (void)b;
+    return ctx->sync_master && ctx->wait;
 }
 
 /* The store is done with @ctx (@rc): wait for the slaves if needed, then answer. */
@@ -362,12 +366,12 @@ static int batch_replicate(struct send_batch *sb)
     int64_t end = -1;
     int any = 0;
     sb->ha_rc = 0;
-    if (sb->rc != 0 || broker_role(sb->b) != BROKER_SYNC_MASTER)
+    if (sb->rc != 0)
         return 0;
     for (int i = 0; i < sb->n; i++) {
-        if (sb->rcs[i] != 0)
+        if (sb->rcs[i] != 0 || !wants_replica(sb->b, sb->ctx[i]))
             continue;
-        any |= sb->ctx[i]->wait;
+        any = 1;
         int64_t e = sb->res[i].phys_offset + sb->res[i].size;
         if (e > end)
             end = e;
@@ -630,11 +634,11 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
         goto answer;
     if (req->code == REQ_SEND_BATCH_MESSAGE && rcmd_ext_get(req, "m") == NULL)
         h.batch = 1; /* the batch code without the flag: its body is a batch all the same */
-    if (broker_role(b) == BROKER_SLAVE || !(b->cfg.brokerPermission & PERM_WRITE)) {
-        resp.code =
-            broker_role(b) == BROKER_SLAVE ? RESP_SERVICE_NOT_AVAILABLE : RESP_NO_PERMISSION;
+    int role = broker_role(b);
+    if (role == BROKER_SLAVE || !(b->cfg.brokerPermission & PERM_WRITE)) {
+        resp.code = role == BROKER_SLAVE ? RESP_SERVICE_NOT_AVAILABLE : RESP_NO_PERMISSION;
         snprintf(remark, sizeof remark, "the broker[%s] sending message is forbidden%s", b->ip,
-                 broker_role(b) == BROKER_SLAVE ? ": it is a slave" : "");
+                 role == BROKER_SLAVE ? ": it is a slave" : "");
         goto answer;
     }
     if (check_topic(b, conn, req, &h, &resp, &tc) != 0)
@@ -663,6 +667,7 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
     ctx->qid = h.qid;
     const char *wait = msg_prop_get(h.props.p ? h.props.p : "", h.props.len, "WAIT", &dlen);
     ctx->wait = !(wait && dlen == 5 && strncasecmp(wait, "false", 5) == 0);
+    ctx->sync_master = role == BROKER_SYNC_MASTER;
     memset(&one, 0, sizeof one);
     one.topic = h.topic;
     one.queue_id = h.qid;
