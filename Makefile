@@ -56,10 +56,12 @@ test-fuzz:
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SHORT_SECONDS)
 
 # The chaos suite (tests/chaos): a long round with CHAOS_SECONDS of faults; `make test` runs a
-# short round through CTest.
+# short round through CTest. CHAOS_MODE=replicated: controllers and two broker sets, master
+# kills and SIGSTOPs (tests/chaos/README.md, "Replicated mode").
 CHAOS_SECONDS ?= 600
+CHAOS_MODE ?= normal
 chaos: build
-	./tests/chaos/run-chaos.sh $(BUILD) $(CHAOS_SECONDS)
+	CHAOS_MODE=$(CHAOS_MODE) ./tests/chaos/run-chaos.sh $(BUILD) $(CHAOS_SECONDS)
 
 # Every benchmark, side by side with its peers and ceilings: writes docs/BENCHMARKS.md and plots.
 bench: build

@@ -5,11 +5,18 @@
 // "RESULT bench=chaos ..." and exits 1 when a check fails; the run directory (client histories,
 // fault log, server logs, merged history) is kept and printed on failure.
 //
-//   node chaos.js [--seconds 60] [--seed N] [--max-faults N] [--faults type,...] [--keep]
+// The replicated mode (--mode replicated, README.md "Replicated mode"): three mqcontrollers and
+// two broker sets of 2-3 brokers each in controller mode (repl_cluster.js) instead of two
+// masters; faults kill and SIGSTOP masters and slaves, kill controllers; the same checks, plus
+// bounded failovers and heals and replicas that agree. Prints "RESULT bench=chaos_replicated ...".
 //
-// Environment: FERRY_BIN_DIR / FERRY_MQBROKER_BIN / FERRY_MQNAMESRV_BIN (the servers),
-// FERRY_CHAOS_CLIENT (chaos_client), FERRY_CHAOS_SEED (the seed when --seed is absent),
-// FERRY_TEST_TIMEOUT_MULTIPLIER (scales the waits, not the fault phase).
+//   node chaos.js [--seconds 60] [--seed N] [--max-faults N] [--faults type,...] [--keep]
+//                 [--mode normal|replicated] [--replicated] [--set-size 2|3]
+//
+// Environment: FERRY_BIN_DIR / FERRY_MQBROKER_BIN / FERRY_MQNAMESRV_BIN / FERRY_MQCONTROLLER_BIN
+// (the servers), FERRY_CHAOS_CLIENT (chaos_client), FERRY_CHAOS_SEED (the seed when --seed is
+// absent), CHAOS_MODE (the mode when --mode is absent), FERRY_TEST_TIMEOUT_MULTIPLIER (scales
+// the waits, not the fault phase).
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -19,6 +26,7 @@ const harness = require('../compat/harness');
 const remoting = require('../compat/remoting');
 const { createTopicOn } = require('../integration/examples');
 const check = require('./check');
+const { ReplCluster } = require('./repl_cluster');
 
 const { ms, sleep, waitFor } = harness;
 
@@ -31,9 +39,21 @@ const GROUPS = {
 };
 const PRODUCERS = 2;
 const FAULT_TYPES = [ 'broker-kill', 'namesrv-kill', 'consumer-kill', 'broker-stop', 'producer-kill' ];
+// The replicated mode's faults and their weights (a master failover is the point of the mode).
+// Broker faults are recorded for check.js as broker-kill / broker-stop (the kinds it knows: a
+// broker fault that overlaps a send explains the library's retry of it, one before a
+// redelivery explains the redelivery); controller-kill explains nothing.
+const REPL_FAULTS = { 'master-kill': 4, 'master-stop': 2, 'slave-kill': 2, 'slave-stop': 2, 'controller-kill': 1,
+  'namesrv-kill': 1, 'consumer-kill': 1, 'producer-kill': 1 };
+const REPL_CHECK_TYPE = { 'master-kill': 'broker-kill', 'slave-kill': 'broker-kill', 'master-stop': 'broker-stop',
+  'slave-stop': 'broker-stop' };
+// Bounds of the replicated mode (scaled by FERRY_TEST_TIMEOUT_MULTIPLIER): a master kill or stop
+// to a new master named by the controllers and the route; a set back to every member in sync.
+const FAILOVER_BOUND_MS = 20000;
+const HEAL_BOUND_MS = 60000;
 
 function parseArgs(argv) {
-  const o = { seconds: 60, seed: null, maxFaults: null, keep: false, faults: FAULT_TYPES };
+  const o = { seconds: 60, seed: null, maxFaults: null, keep: false, faults: null, mode: null, setSize: 3 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -45,13 +65,24 @@ function parseArgs(argv) {
     else if (a === '--max-faults') o.maxFaults = Number(val());
     else if (a === '--keep') o.keep = true;
     else if (a === '--faults') o.faults = val().split(',');
-    else throw new Error(`unknown argument ${a} (usage: chaos.js [--seconds N] [--seed N] [--max-faults N] [--faults type,...] [--keep])`);
+    else if (a === '--mode') o.mode = val();
+    else if (a === '--replicated') o.mode = 'replicated';
+    else if (a === '--set-size') o.setSize = Number(val());
+    else {
+      throw new Error(`unknown argument ${a} (usage: chaos.js [--seconds N] [--seed N] [--max-faults N] ` +
+        '[--faults type,...] [--keep] [--mode normal|replicated] [--set-size 2|3])');
+    }
   }
+  if (o.mode === null) o.mode = process.env.CHAOS_MODE || 'normal';
+  if (o.mode !== 'normal' && o.mode !== 'replicated') throw new Error(`unknown mode ${o.mode} (normal, replicated)`);
+  if (o.setSize !== 2 && o.setSize !== 3) throw new Error('--set-size must be 2 or 3');
+  const known = o.mode === 'replicated' ? Object.keys(REPL_FAULTS) : FAULT_TYPES;
+  if (o.faults === null) o.faults = known;
   if (o.seed === null && process.env.FERRY_CHAOS_SEED) o.seed = Number(process.env.FERRY_CHAOS_SEED);
   if (o.seed === null) o.seed = Math.floor(Math.random() * 0x7fffffff);
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new Error('the seed must be a non-negative integer');
   if (!(o.seconds > 0)) throw new Error('--seconds must be positive');
-  for (const f of o.faults) if (!FAULT_TYPES.includes(f)) throw new Error(`unknown fault ${f} (${FAULT_TYPES.join(', ')})`);
+  for (const f of o.faults) if (!known.includes(f)) throw new Error(`unknown fault ${f} in ${o.mode} mode (${known.join(', ')})`);
   if (o.maxFaults === null) o.maxFaults = Math.max(3, Math.ceil(o.seconds / 5));
   return o;
 }
@@ -184,6 +215,15 @@ class ChaosRun {
     this.nextProducer = 1;
     this.restarts = new Map();
     this.stopped = new Set(); // brokers under SIGSTOP
+    this.faultEnd = Infinity; // no fault starts after this (Date.now())
+    this.injected = false; // nextFault() has picked the first fault
+    // Replicated mode: failovers [{ kind, set, startUs, ms (serving), electedMs }], heal waits
+    // (ms), master stops the controllers did not act on.
+    this.repl = { failovers: [], heals: [], noFailover: 0 };
+  }
+
+  get replicated() {
+    return this.opts.mode === 'replicated';
   }
 
   log(msg) {
@@ -236,9 +276,193 @@ class ChaosRun {
 
   recordFault(f) {
     this.faults.push(f);
+    const kind = f.kind && f.kind !== f.type ? `${f.kind} (${f.type})` : f.type;
     fs.appendFileSync(path.join(this.dir, 'faults.log'),
-      `${new Date().toISOString()} FAULT ${f.type} ${f.target} start=${f.startUs} end=${f.endUs} ${f.detail || ''}\n`);
-    this.log(`fault #${this.faults.length} ${f.type} ${f.target} (${Math.round((f.endUs - f.startUs) / 1000)} ms) ${f.detail || ''}`);
+      `${new Date().toISOString()} FAULT ${kind} ${f.target} start=${f.startUs} end=${f.endUs} ${f.detail || ''}\n`);
+    this.log(`fault #${this.faults.length} ${kind} ${f.target} (${Math.round((f.endUs - f.startUs) / 1000)} ms) ${f.detail || ''}`);
+  }
+
+  /**
+   * The fault type to inject next: uniform, or by REPL_FAULTS weight in the replicated mode,
+   * whose first fault is a master kill (else a master stop) when allowed, so that every round,
+   * however short, has a failover.
+   */
+  nextFault() {
+    if (this.replicated && !this.injected) {
+      this.injected = true;
+      const first = [ 'master-kill', 'master-stop' ].find(f => this.opts.faults.includes(f));
+      if (first) return first;
+    }
+    return this.pickFault();
+  }
+
+  pickFault() {
+    if (!this.replicated) return this.pick(this.opts.faults);
+    const total = this.opts.faults.reduce((n, f) => n + REPL_FAULTS[f], 0);
+    let x = this.rng() * total;
+    for (const f of this.opts.faults) {
+      x -= REPL_FAULTS[f];
+      if (x < 0) return f;
+    }
+    return this.opts.faults[this.opts.faults.length - 1];
+  }
+
+  /** kill -9 of a consumer, a new member of its group started after 0-2 s. */
+  async consumerKill() {
+    const victim = this.pick(this.consumers.filter(c => c.running));
+    await victim.kill9();
+    this.consumers = this.consumers.filter(c => c !== victim);
+    const down = this.between(0, 2000);
+    await sleep(down);
+    const repl = this.startConsumer(victim.role, victim.base);
+    await repl.waitStarted();
+    return { target: victim.name, detail: `replacement=${repl.name}` };
+  }
+
+  /** kill -9 of a producer during a send (bounded wait for one), a new producer started. */
+  async producerKill() {
+    const victim = this.pick(this.producers.filter(p => p.running));
+    // Kill while a send is in flight: the last history line is a SEND (bounded wait).
+    const deadline = Date.now() + 3000;
+    let midSend = false;
+    while (Date.now() < deadline) {
+      if (victim.lastLine().startsWith('SEND ')) {
+        midSend = true;
+        break;
+      }
+      await sleep(1);
+    }
+    await victim.kill9();
+    this.producers = this.producers.filter(p => p !== victim);
+    const repl = this.startProducer();
+    await repl.waitStarted();
+    return { target: victim.name, detail: `midSend=${midSend} replacement=${repl.name}` };
+  }
+
+  /**
+   * One fault of the replicated mode (README.md "Replicated mode"). A broker fault first waits
+   * (bounded) until its set is healthy: every member up, in the sync state set and routed, so
+   * that there is always an electable member and never two brokers of a set down. Returns false
+   * when no fault was injected (the phase is over or a bound was missed: a problem).
+   */
+  async replFault(kind) {
+    const rc = this.cluster;
+    let target;
+    let detail = '';
+    let s = null;
+    let st = null;
+    if (REPL_CHECK_TYPE[kind]) {
+      s = this.pick(rc.sets);
+      try {
+        const healMs = await rc.waitHealthy(s, ms(HEAL_BOUND_MS));
+        this.repl.heals.push(healMs);
+      } catch (e) {
+        this.problems.push(`set ${s.name} did not heal within ${ms(HEAL_BOUND_MS)} ms before a ${kind}: ${e.message}`);
+        return false;
+      }
+      if (Date.now() >= this.faultEnd) return false;
+      st = await rc.setState(s);
+      if (!st.ok) return false; // changed under us (it was healthy a moment ago): next gap
+    }
+    const startUs = monoUs();
+    if (kind === 'master-kill' || kind === 'master-stop') {
+      const m = st.master;
+      const epoch = st.info.masterEpoch;
+      target = m.name;
+      const t0 = Date.now();
+      let fo;
+      if (kind === 'master-kill') {
+        const down = this.between(500, 3000);
+        await rc.kill9(m);
+        fo = await rc.waitFailover(s, m, epoch, t0, t0 + ms(FAILOVER_BOUND_MS));
+        await sleep(down);
+        rc.startBroker(m);
+        await rc.waitRouted(m, ms(30000));
+        detail = `restarted ${down} ms after the failover`;
+      } else {
+        // A master cut off for `hold` ms (SIGSTOP: no heartbeat, no answer, no replication).
+        // Beyond the lease (3 s) plus a scan, the controllers elect another master; the old
+        // one, resumed, must stop acting as master and follow. When the controllers elected
+        // one during the stop, the failover must complete (bounded) after it too.
+        const hold = this.between(1000, 7000);
+        rc.sigstop(m);
+        try {
+          fo = await rc.waitFailover(s, m, epoch, t0, t0 + hold);
+          const left = t0 + hold - Date.now();
+          if (left > 0) await sleep(left);
+        } finally {
+          rc.sigcont(m);
+        }
+        if (!fo.master && fo.electedMs !== null) {
+          fo = await rc.waitFailover(s, m, epoch, t0, t0 + ms(FAILOVER_BOUND_MS), fo.electedMs);
+        }
+        detail = `stopped=${hold}ms`;
+      }
+      if (fo.master) {
+        this.repl.failovers.push({ kind, set: s.name, startUs, ms: fo.servingMs, electedMs: fo.electedMs });
+        detail += ` failover: elected ${fo.electedMs} ms, ${fo.master.name} serving ${fo.servingMs} ms after the fault`;
+      } else if (fo.electedMs !== null || kind === 'master-kill') {
+        this.problems.push(`${kind} of ${m.name}: no new master of ${s.name} serving within ${ms(FAILOVER_BOUND_MS)} ms ` +
+          `(elected: ${fo.electedMs === null ? 'no' : `${fo.electedMs} ms`})`);
+        detail += ' failover: NONE within the bound';
+      } else {
+        this.repl.noFailover++;
+        detail += ' no failover (the controllers kept it)';
+      }
+    } else if (kind === 'slave-kill' || kind === 'slave-stop') {
+      const victim = this.pick(s.brokers.filter(b => b !== st.master));
+      target = victim.name;
+      if (kind === 'slave-kill') {
+        await rc.kill9(victim);
+        const down = this.between(500, 3000);
+        await sleep(down);
+        rc.startBroker(victim);
+        await rc.waitRouted(victim, ms(30000));
+        detail = `down=${down}ms`;
+      } else {
+        const hold = this.between(1000, 7000);
+        rc.sigstop(victim);
+        try {
+          await sleep(hold);
+        } finally {
+          rc.sigcont(victim);
+        }
+        detail = `stopped=${hold}ms`;
+      }
+    } else if (kind === 'controller-kill') {
+      const wantLeader = this.rng() < 0.5;
+      const other = this.pick(rc.controllers);
+      const leader = wantLeader ? await rc.leader() : null;
+      const victim = leader || other;
+      target = `${victim.name}${leader ? '(leader)' : ''}`;
+      await rc.kill9(victim);
+      const down = this.between(500, 3000);
+      await sleep(down);
+      rc.startController(victim);
+      await rc.waitListening(victim, victim.name);
+      await waitFor(async () => rc.controllers.every(c => c.proc.running) && await rc.leader(),
+        { timeoutMs: ms(20000), intervalMs: 200, what: 'a Raft leader once the controller is back' });
+      detail = `down=${down}ms`;
+    } else if (kind === 'namesrv-kill') {
+      target = 'namesrv';
+      await rc.kill9(rc.namesrv);
+      const down = this.between(500, 3000);
+      await sleep(down);
+      rc.startNamesrv();
+      await rc.waitListening(rc.namesrv, 'the name server');
+      // Every broker registers again (registerNameServerPeriod 10 s; a slave without master at once).
+      await waitFor(async () => {
+        const r = await rc.routes();
+        return rc.sets.every(x => x.brokers.every(b => Object.values(r[x.name] || {}).includes(b.addr)));
+      }, { timeoutMs: ms(40000), intervalMs: 200, what: 'every broker registered at the restarted name server' });
+      detail = `down=${down}ms`;
+    } else if (kind === 'consumer-kill') {
+      ({ target, detail } = await this.consumerKill());
+    } else if (kind === 'producer-kill') {
+      ({ target, detail } = await this.producerKill());
+    }
+    this.recordFault({ type: REPL_CHECK_TYPE[kind] || kind, kind, target, startUs, endUs: monoUs(), detail });
+    return true;
   }
 
   async waitRegistered(b) {
@@ -247,6 +471,7 @@ class ChaosRun {
   }
 
   async fault(type) {
+    if (this.replicated) return this.replFault(type);
     const startUs = monoUs();
     let target;
     let detail = '';
@@ -269,15 +494,7 @@ class ChaosRun {
       for (const b of this.brokers) await this.waitRegistered(b);
       detail = `down=${down}ms`;
     } else if (type === 'consumer-kill') {
-      const victim = this.pick(this.consumers.filter(c => c.running));
-      target = victim.name;
-      await victim.kill9();
-      this.consumers = this.consumers.filter(c => c !== victim);
-      const down = this.between(0, 2000);
-      await sleep(down);
-      const repl = this.startConsumer(victim.role, victim.base);
-      await repl.waitStarted();
-      detail = `replacement=${repl.name}`;
+      ({ target, detail } = await this.consumerKill());
     } else if (type === 'broker-stop') {
       const b = this.pick(this.brokers);
       target = b.name;
@@ -292,36 +509,52 @@ class ChaosRun {
       }
       detail = `stopped=${hold}ms`;
     } else if (type === 'producer-kill') {
-      const victim = this.pick(this.producers.filter(p => p.running));
-      target = victim.name;
-      // Kill while a send is in flight: the last history line is a SEND (bounded wait).
-      const deadline = Date.now() + 3000;
-      let midSend = false;
-      while (Date.now() < deadline) {
-        if (victim.lastLine().startsWith('SEND ')) {
-          midSend = true;
-          break;
-        }
-        await sleep(1);
-      }
-      await victim.kill9();
-      this.producers = this.producers.filter(p => p !== victim);
-      const repl = this.startProducer();
-      await repl.waitStarted();
-      detail = `midSend=${midSend} replacement=${repl.name}`;
+      ({ target, detail } = await this.producerKill());
     }
     this.recordFault({ type, target, startUs, endUs: monoUs(), detail });
+    return true;
   }
 
   async runFaults() {
     const end = Date.now() + this.opts.seconds * 1000;
+    this.faultEnd = end;
     while (Date.now() < end && this.faults.length < this.opts.maxFaults) {
       const gap = this.between(1000, 4000);
       if (Date.now() + gap >= end) break;
       await sleep(gap);
       if (this.problems.length) break;
-      await this.fault(this.pick(this.opts.faults));
+      await this.fault(this.nextFault());
+      if (this.problems.length) break;
     }
+  }
+
+  /** Replicated mode: the figures (failover and heal times, first ACK of a set after its failover). */
+  replReport(parsed) {
+    const r = this.repl;
+    const stats = list => {
+      if (!list.length) return 'n=0';
+      const v = list.slice().sort((a, b) => a - b);
+      return `n=${v.length} median=${v[Math.floor((v.length - 1) / 2)]} max=${v[v.length - 1]}`;
+    };
+    // First ACK from the failed-over set of a send started after the fault began.
+    const firstAck = [];
+    for (const f of r.failovers) {
+      let best = Infinity;
+      for (const m of parsed.msgs.values()) {
+        for (const a of m.attempts) {
+          if (a.outcome === 'ack' && a.t0 >= f.startUs && a.loc.startsWith(`${f.set}/`)) best = Math.min(best, a.t1);
+        }
+      }
+      if (best !== Infinity) firstAck.push(Math.round((best - f.startUs) / 1000));
+    }
+    const kinds = {};
+    for (const f of this.faults) kinds[f.kind || f.type] = (kinds[f.kind || f.type] || 0) + 1;
+    return `REPL fault kinds ${JSON.stringify(kinds)}\n` +
+      `REPL failovers: elected ${stats(r.failovers.map(f => f.electedMs))} ms, serving ${stats(r.failovers.map(f => f.ms))} ms ` +
+      `(kill or stop -> the controllers name a new master -> the route names it; bound ${ms(FAILOVER_BOUND_MS)}); ` +
+      `master stops without failover=${r.noFailover}\n` +
+      `REPL first ACK from the set after its failover: ${stats(firstAck)} ms\n` +
+      `REPL heal before a broker fault: ${stats(r.heals)} ms (bound ${ms(HEAL_BOUND_MS)})\n`;
   }
 
   readHistories() {
@@ -336,21 +569,33 @@ class ChaosRun {
   async main() {
     const o = this.opts;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `chaos-run-${o.seed}-`));
-    this.log(`seed=${o.seed} seconds=${o.seconds} maxFaults=${o.maxFaults} runDir=${this.dir} ` +
-      `(reproduce: node tests/chaos/chaos.js --seed ${o.seed} --seconds ${o.seconds})`);
+    const allFaults = this.replicated ? Object.keys(REPL_FAULTS) : FAULT_TYPES;
+    const modeArgs = (this.replicated ? ` --mode replicated --set-size ${o.setSize}` : '') +
+      (o.faults.length !== allFaults.length ? ` --faults ${o.faults.join(',')}` : '');
+    this.log(`seed=${o.seed} seconds=${o.seconds} maxFaults=${o.maxFaults} mode=${o.mode} runDir=${this.dir} ` +
+      `(reproduce: node tests/chaos/chaos.js --seed ${o.seed} --seconds ${o.seconds}${modeArgs})`);
     let ok = false;
     let result = null;
+    let replText = '';
     try {
-      this.cluster = new harness.Cluster({
-        name: 'chaos',
-        flushDiskType: 'SYNC_FLUSH',
-        extraBrokers: [ 'broker-b' ],
-        brokerConf: { registerNameServerPeriod: 10000 },
-      });
-      await this.cluster.start();
-      await createTopicOn(remoting, this.cluster, TOPIC, QUEUES_PER_BROKER,
-        this.brokers.map(b => ({ brokerName: b.name, addr: b.addr })));
-      this.log(`cluster up: namesrv ${this.cluster.nsAddr}, ${this.brokers.map(b => `${b.name} ${b.addr}`).join(', ')}`);
+      if (this.replicated) {
+        this.cluster = new ReplCluster({ setSize: o.setSize, topic: TOPIC, queues: QUEUES_PER_BROKER });
+        await this.cluster.start();
+        this.log(`cluster up: namesrv ${this.cluster.nsAddr}, controllers ` +
+          `${this.cluster.controllers.map(c => c.addr).join(' ')}, ` +
+          this.cluster.sets.map(x => `${x.name} [${x.brokers.map(b => `${b.id}=${b.addr}`).join(' ')}]`).join(', '));
+      } else {
+        this.cluster = new harness.Cluster({
+          name: 'chaos',
+          flushDiskType: 'SYNC_FLUSH',
+          extraBrokers: [ 'broker-b' ],
+          brokerConf: { registerNameServerPeriod: 10000 },
+        });
+        await this.cluster.start();
+        await createTopicOn(remoting, this.cluster, TOPIC, QUEUES_PER_BROKER,
+          this.brokers.map(b => ({ brokerName: b.name, addr: b.addr })));
+        this.log(`cluster up: namesrv ${this.cluster.nsAddr}, ${this.brokers.map(b => `${b.name} ${b.addr}`).join(', ')}`);
+      }
 
       for (const [ key, g ] of Object.entries(GROUPS)) {
         for (let i = 1; i <= g.members; i++) this.startConsumer(key, `${key}-${i}`);
@@ -364,6 +609,15 @@ class ChaosRun {
       this.log('fault phase');
       await this.runFaults();
       this.log(`fault phase over: ${this.faults.length} faults`);
+      if (this.replicated && !this.problems.length) {
+        for (const x of this.cluster.sets) {
+          try {
+            await this.cluster.waitHealthy(x, ms(HEAL_BOUND_MS));
+          } catch (e) {
+            this.problems.push(`set ${x.name} did not heal within ${ms(HEAL_BOUND_MS)} ms after the fault phase: ${e.message}`);
+          }
+        }
+      }
 
       for (const p of this.producers) {
         const r = await p.stop();
@@ -395,13 +649,22 @@ class ChaosRun {
         if (m) this.problems.push(`sanitizer report in ${c.name}.stderr:\n${m[0].split('\n').slice(0, 30).join('\n')}`);
       }
       const hist = this.readHistories();
-      result = check.analyze(check.parse(hist), {
+      const parsed = check.parse(hist);
+      if (this.replicated) {
+        // Every replica of a set holds every acknowledged id where its ACK put it, and replicas
+        // never disagree on a (queue, offset).
+        const rep = await this.cluster.checkReplicas(parsed.acked, ms(60000));
+        replText = this.replReport(parsed) + `REPL replicas: messages per set ${JSON.stringify(rep.counts)}, ` +
+          `${rep.problems.length ? `${rep.problems.length} problem(s)` : 'every replica agrees and holds every acknowledged id'}\n`;
+        for (const p of rep.problems) this.problems.push(p);
+      }
+      result = check.analyze(parsed, {
         groups: Object.values(GROUPS).map(g => ({ name: g.name, orderly: g.orderly })),
         faults: this.faults,
         events: this.events,
       });
       fs.writeFileSync(path.join(this.dir, 'history.txt'), check.mergedHistory(hist, this.faults));
-      process.stdout.write(result.report);
+      process.stdout.write(result.report + replText);
       for (const p of this.problems) process.stdout.write(`PROBLEM ${p}\n`);
       ok = result.ok && this.problems.length === 0;
     } catch (e) {
@@ -424,7 +687,7 @@ class ChaosRun {
       }
     }
     const r = result || { acked: 0, lost: 0, duplicates: 0, reordered: 0 };
-    process.stdout.write(`RESULT bench=chaos acked=${r.acked} lost=${r.lost} duplicates=${r.duplicates} ` +
+    process.stdout.write(`RESULT bench=${this.replicated ? 'chaos_replicated' : 'chaos'} acked=${r.acked} lost=${r.lost} duplicates=${r.duplicates} ` +
       `reordered=${r.reordered} faults=${this.faults.length}\n`);
     if (ok && !o.keep) {
       fs.rmSync(this.dir, { recursive: true, force: true });

@@ -21,9 +21,13 @@
  * would. Lines (t = CLOCK_MONOTONIC in microseconds, comparable between processes):
  *
  *     SEND <id> <plain|ordered> <key|-> <kseq|0> <attempt> <t>      before the call
- *     ACK <id> <broker> <queue> <offset> <msgId> <t>                 after it: stored
+ *     ACK <id> <broker> <queue> <offset> <msgId> <t>                 after it: SEND_OK
  *     FAIL <id> <rc> <t> <reason...>                                 after it: not stored, or
  *                                                                    rc -10012: unknown
+ *
+ * rc -10012 (FERRY_EUNKNOWN) also stands for a send the broker stored without confirming its
+ * durability (FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE; reason "stored,
+ * not acknowledged: <status>"): only SEND_OK is an acknowledgement.
  *
  * A SEND without a following ACK/FAIL of the same id means the process died during the call.
  *
@@ -254,7 +258,24 @@ static void *stop_waiter(void *arg)
     return NULL;
 }
 
-/* One attempt; logs SEND and the outcome. Returns the send's rc. */
+static const char *status_name(enum ferry_send_status s)
+{
+    switch (s) {
+    case FERRY_SEND_OK:
+        return "SEND_OK";
+    case FERRY_FLUSH_DISK_TIMEOUT:
+        return "FLUSH_DISK_TIMEOUT";
+    case FERRY_FLUSH_SLAVE_TIMEOUT:
+        return "FLUSH_SLAVE_TIMEOUT";
+    case FERRY_SLAVE_NOT_AVAILABLE:
+        return "SLAVE_NOT_AVAILABLE";
+    }
+    return "unknown status";
+}
+
+/* One attempt; logs SEND and the outcome: ACK only for SEND_OK; a send stored without
+ * confirmed durability (flush or slave timeout, no slave) is logged as FAIL with rc
+ * FERRY_EUNKNOWN and returns FERRY_EUNKNOWN. Returns the send's rc. */
 static int send_once(ferry_producer_t *p, const struct options *o, const char *id, const char *key,
                      long kseq, int attempt)
 {
@@ -277,7 +298,14 @@ static int send_once(ferry_producer_t *p, const struct options *o, const char *i
         rc = ferry_send_to_queue(p, &msg, select_fixed, &sel, 0, &res);
     else
         rc = ferry_send_sync(p, &msg, &res);
-    if (rc == 0)
+    if (rc == 0 && res.status != FERRY_SEND_OK) {
+        /* Stored on the broker, durability not confirmed (a slave or the disk did not answer
+         * in time): not an acknowledgement. Under SYNC_MASTER a failover may cut it, or it
+         * may be delivered: the outcome is unknown. */
+        logf_line("FAIL %s %d %lld stored, not acknowledged: %s", id, FERRY_EUNKNOWN, mono_us(),
+                  status_name(res.status));
+        rc = FERRY_EUNKNOWN;
+    } else if (rc == 0)
         logf_line("ACK %s %s %d %" PRId64 " %s %lld", id, res.broker_name, res.queue_id,
                   res.queue_offset, res.msg_id, mono_us());
     else
