@@ -94,6 +94,9 @@ const struct conf_def broker_conf_defs[] = {
         "FerryMQ: ms without heartbeat before a client channel is dropped"),
     BOOL(fastListenPortEnable, "false",
          "FerryMQ: also listen on listenPort - 2 (the VIP port old Java clients use)"),
+    INT(metricsPort, "-1", -1, 65535,
+        "FerryMQ: HTTP port of the Prometheus endpoint /metrics and the web dashboard, on "
+        "bindAddress (-1: off; 0: any free port, logged)"),
     INT(haListenPort, "0", 0, 65535,
         "master: port slaves replicate from, advertised to name servers as haServerAddr (0: "
         "listenPort + 1)"),
@@ -487,6 +490,8 @@ int broker_start(broker_t *b, char *err, size_t errlen)
             return rc;
         }
     }
+    if ((rc = broker_web_start(b, err, errlen)) != 0)
+        return rc;
     log_info(LOG_BROKER, "broker %s (cluster %s, %s) serving at %s, store %s, name servers: %s",
              b->cfg.brokerName, b->cfg.brokerClusterName, role_names[broker_role(b)], b->addr,
              b->cfg.store.storePathRootDir, b->cfg.namesrvAddr[0] ? b->cfg.namesrvAddr : "none");
@@ -513,6 +518,7 @@ void broker_free(broker_t *b)
     if (!b)
         return;
     atomic_store(&b->stopping, 1);
+    broker_web_stop(b);
     remoting_server_free(b->fast_srv);
     remoting_server_free(b->srv);
     if (b->svc_started) {

@@ -62,6 +62,7 @@ struct broker_config {
     int32_t serverSelectorThreads;
     int32_t channelExpiredTimeout;   /* ms without heartbeat before a client channel is dropped */
     int fastListenPortEnable;        /* FerryMQ: also listen on listenPort - 2 (the "VIP" port) */
+    int metricsPort;                 /* FerryMQ: HTTP port of /metrics and the dashboard; -1 off */
     int32_t haListenPort;            /* advertised as haServerAddr; 0: listenPort + 1 */
     char haMasterAddress[128];       /* slave: the master's HA host:port (empty: ask namesrv) */
     char haSecret[256];              /* shared secret of the HA port (empty: port closed) */
@@ -118,6 +119,8 @@ int broker_port(const broker_t *b);
 
 /* "ip:port" that clients and name servers use (brokerIP1 and the bound port). */
 const char *broker_addr(const broker_t *b);
+/* The HTTP port (metrics, dashboard) listened on, or -1 when metricsPort is -1. */
+int broker_web_port(const broker_t *b);
 
 /* The store (NULL before start). For tests and the standalone launcher. */
 store_t *broker_store(broker_t *b);

@@ -481,10 +481,11 @@ struct stats {
 
 struct broker {
     struct broker_config cfg;
-    atomic_int role;       /* enum broker_role now: cfg.brokerRole, or the controller's word */
-    struct ctl_link *ctl;  /* controller mode (ctl_link.c); NULL otherwise */
-    struct ha *_Atomic ha; /* replication (ha.c); NULL when not running */
-    struct ha *ha_retired; /* stopped by role switches, freed by ha_release() */
+    atomic_int role;         /* enum broker_role now: cfg.brokerRole, or the controller's word */
+    struct ctl_link *ctl;    /* controller mode (ctl_link.c); NULL otherwise */
+    struct ha *_Atomic ha;   /* replication (ha.c); NULL when not running */
+    struct ha *ha_retired;   /* stopped by role switches, freed by ha_release() */
+    struct http_server *web; /* the HTTP port (web.c); NULL when off */
     struct slave_sync *slave_sync; /* a slave's metadata sync from its master (slave_sync.c) */
     char addr[128];                /* brokerIP1:port */
     char ha_addr[128];             /* brokerIP1:port+1 */
@@ -516,6 +517,21 @@ static inline int broker_role(const broker_t *b)
 {
     return atomic_load_explicit(&b->role, memory_order_acquire);
 }
+
+/* ---- the HTTP port: metricsPort (web.c, metrics.c, dashboard.c) ---- */
+
+struct http_request;
+struct http_exchange;
+/* Start the HTTP server when metricsPort >= 0 (after the broker is ready); stop it (first at
+ * shutdown, before the tables its handlers read go away). */
+int broker_web_start(broker_t *b, char *err, size_t errlen);
+void broker_web_stop(broker_t *b);
+/* GET /metrics: the Prometheus text exposition (metrics.c). */
+void broker_metrics_http(broker_t *b, const struct http_request *req, struct http_exchange *x);
+/* /api/...: the dashboard's JSON API (dashboard.c). */
+void broker_dashboard_api(broker_t *b, const struct http_request *req, struct http_exchange *x);
+/* Everything else: the dashboard's pages and assets (dashboard.c). */
+void broker_dashboard_asset(broker_t *b, const struct http_request *req, struct http_exchange *x);
 
 /* ---- controller mode (ctl_link.c) ---- */
 
