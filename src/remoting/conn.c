@@ -948,12 +948,18 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Hand everything gathered on @c to one uv_write. Returns 0 or the error (the gathered
- * requests are then freed; the caller decides about the connection). @thread owner */
+/* Hand everything gathered on @c to the socket. Most of the time it all fits in the socket
+ * buffer: it is written at once with uv_try_write, so libuv neither queues a write request nor
+ * re-arms the epoll interest when the queue drains (one epoll_ctl per write otherwise). What
+ * does not fit goes to one uv_write, which keeps the order behind it. Returns 0 or the error
+ * (the gathered requests are then freed; the caller decides about the connection).
+ * @thread owner */
 static int write_gathered(struct conn *c)
 {
     struct wreq *wr = c->out_head;
     unsigned nbufs = c->out_nbufs;
+    size_t total = c->out_bytes;
+    uv_buf_t *bufs;
     int rc;
 
     if (!wr)
@@ -967,11 +973,32 @@ static int write_gathered(struct conn *c)
         for (struct wreq *w = wr; w; w = w->next)
             for (unsigned i = 0; i < w->nbufs; i++)
                 all[n++] = w->bufs[i];
-        wr->all = all;
-        rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, all, n, on_write);
+        wr->all = bufs = all;
     } else {
-        rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write);
+        bufs = wr->bufs;
+        nbufs = wr->nbufs;
     }
+    rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+    if (rc >= 0 && (size_t)rc == total) {
+        c->last_active = uv_now(&c->io->loop);
+        wreq_free(wr);
+        return 0;
+    }
+    if (rc < 0 && rc != UV_EAGAIN) {
+        wreq_free(wr);
+        return rc;
+    }
+    if (rc > 0) { /* skip what was written (libuv copies the array, not the bytes) */
+        size_t done = (size_t)rc;
+        while (done >= bufs->len) {
+            done -= bufs->len;
+            bufs++;
+            nbufs--;
+        }
+        bufs->base += done;
+        bufs->len -= done;
+    }
+    rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write);
     if (rc != 0)
         wreq_free(wr);
     return rc;
