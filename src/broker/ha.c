@@ -105,6 +105,10 @@ struct ha {
     char follow_addr[128]; /* the master's HA address tried last, @locks mu */
     int follow_connected;  /* authenticated and streaming from it, @locks mu */
     int stopped;           /* ha_stop() ran: ha_wait() refuses, @locks mu */
+    /* A slave's socket while it connects and authenticates (-1 otherwise), @locks mu: ha_stop()
+     * shuts it down, so that a master that went silent (a partition: no RST, no answer) does
+     * not hold up a role switch for the connect and handshake timeouts. */
+    int handshake_fd;
     struct ha *retired_next;
 };
 
@@ -727,6 +731,16 @@ static int write_full(int fd, const void *buf, size_t n)
 
 /* Connect and authenticate; agree on where to start. Returns 0, -1 (retry later) or -2
  * (refused for a reason a retry will not fix soon; logged). */
+/* The handshake is over: ha_stop() no longer shuts the socket down; then close @fd (>= 0). */
+static void unpublish_close(struct ha *ha, int fd)
+{
+    pthread_mutex_lock(&ha->mu);
+    ha->handshake_fd = -1;
+    pthread_mutex_unlock(&ha->mu);
+    if (fd >= 0)
+        close(fd);
+}
+
 static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
 {
     struct sockaddr_in sa;
@@ -737,6 +751,15 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    pthread_mutex_lock(&ha->mu);
+    int stopping = atomic_load(&ha->stop);
+    if (!stopping)
+        ha->handshake_fd = fd;
+    pthread_mutex_unlock(&ha->mu);
+    if (stopping) {
+        close(fd);
+        return -1;
+    }
     struct timeval tv = {HANDSHAKE_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -744,7 +767,7 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         log_debug(LOG_BROKER, "HA: connect %s: %s", addr, strerror(errno));
-        close(fd);
+        unpublish_close(ha, fd);
         return -1;
     }
     uint8_t nonce[NONCE_LEN], mnonce[NONCE_LEN], buf[HELLO_FIXED + 256];
@@ -853,9 +876,10 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
              "HA: following master %s (its end %" PRId64 ", ours %" PRId64
              "; checking from %" PRId64 ")",
              addr, mend, end, start);
+    unpublish_close(ha, -1);
     return 0;
 fail:
-    close(fd);
+    unpublish_close(ha, fd);
     return rc;
 }
 
@@ -1127,6 +1151,7 @@ int ha_start(broker_t *b, char *err, size_t errlen)
     ha->st = b->store;
     ha->role = role;
     ha->listen_fd = -1;
+    ha->handshake_fd = -1;
     snprintf(ha->name, sizeof ha->name, "%s", b->cfg.brokerName);
     pthread_mutex_init(&ha->mu, NULL);
     ha->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1161,6 +1186,10 @@ void ha_stop(broker_t *b)
     if (!ha)
         return;
     atomic_store(&ha->stop, 1);
+    pthread_mutex_lock(&ha->mu);
+    if (ha->handshake_fd >= 0)
+        shutdown(ha->handshake_fd, SHUT_RDWR); /* wakes a blocked connect() or read() */
+    pthread_mutex_unlock(&ha->mu);
     if (ha->started) {
         uint64_t one = 1;
         ssize_t r = write(ha->wake_fd, &one, sizeof one);

@@ -34,9 +34,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { waitFor, ms, sleep, tail } = require('../compat/harness');
 const remoting = require('../compat/remoting');
-const { ReplicaSet, writeConf, assertConsistent, assertAckedIn } = require('./replica_set');
+const { ReplicaSet, SendLoops, writeConf, assertConsistent, assertAckedIn } = require('./replica_set');
 
-const { RemotingConnection, RESP } = remoting;
+const { RESP } = remoting;
 const LEASE = 3000; // controllerHeartBeatTimeoutMills (controllers and brokers); not scaled: it is config
 const SCAN = 500; // scanNotActiveBrokerInterval
 const FAILOVER_BOUND = ms(20000);
@@ -68,97 +68,20 @@ const sendOn = (b, key, opts) => rs.sendOn(b, key, opts);
 const maxOffsets = b => rs.maxOffsets(b);
 const readAll = b => rs.readAll(b);
 
-// ---- the send loops -------------------------------------------------------------------------
+// ---- the send loops (replica_set.js) -----------------------------------------------------------
 
-const sends = []; // { key, body, broker, addr, queueId, t0, t, code, msgId, queueOffset, phys, remark }
-let stopSending = false;
-let loops = [];
-let masterCache = null;
-let resolving = null;
-
-/** The master the name server route names (id 0), cached until a send to it fails. */
-async function currentMaster() {
-  if (masterCache) return masterCache;
-  if (!resolving) {
-    resolving = routeAddrs().then(a => { masterCache = a['0'] || null; return masterCache; })
-      .catch(() => null).finally(() => { resolving = null; });
-  }
-  return resolving;
-}
-
-function forgetMaster(addr) {
-  if (masterCache === addr) masterCache = null;
-}
-
-async function sendLoop(w) {
-  let conn = null;
-  for (let i = 0; !stopSending; i++) {
-    const addr = await currentMaster();
-    if (!addr) {
-      await sleep(50); // pace the route lookups while no master is named
-      continue;
-    }
-    const key = `fo-${w}-${i}`;
-    const rec = { key, body: `${key}|${Math.random().toString(36).slice(2)}`, addr,
-      broker: (brokerByAddr(addr) || {}).id, queueId: (w + i) % QUEUES, t0: Date.now() };
-    try {
-      if (!conn || conn.isClosed || conn.addr !== addr) {
-        if (conn) await conn.close();
-        conn = null;
-        conn = await RemotingConnection.connect(addr, 1000);
-      }
-      const r = await remoting.sendMessage(conn, { topic: TOPIC, queueId: rec.queueId, keys: key,
-        body: Buffer.from(rec.body), timeoutMs: ms(6000) });
-      rec.code = r.code;
-      if (r.code === RESP.SUCCESS) {
-        rec.msgId = r.extFields.msgId;
-        rec.queueId = Number(r.extFields.queueId);
-        rec.queueOffset = Number(r.extFields.queueOffset);
-        rec.phys = Number(remoting.decodeMessageId(rec.msgId).offset);
-      } else {
-        rec.remark = r.remark;
-      }
-    } catch (e) {
-      rec.code = 'error';
-      rec.remark = e.message;
-    }
-    rec.t = Date.now();
-    sends.push(rec);
-    if (rec.code !== RESP.SUCCESS) {
-      forgetMaster(addr);
-      if (conn && rec.code === 'error') { await conn.close(); conn = null; }
-      await sleep(50); // pace the retries against a dead or refusing broker
-    }
-  }
-  if (conn) await conn.close();
-}
-
-function acked() {
-  return sends.filter(s => s.code === RESP.SUCCESS);
-}
-
-function codeTally(list = sends) {
-  const m = {};
-  for (const s of list) {
-    const k = `${s.broker}:${s.code}`;
-    m[k] = (m[k] || 0) + 1;
-  }
-  return JSON.stringify(m);
-}
-
-async function stopLoops() {
-  stopSending = true;
-  await Promise.all(loops);
-  loops = [];
-}
+const traffic = new SendLoops(rs, { prefix: 'fo', loops: LOOPS });
+const { sends } = traffic;
+const acked = () => traffic.acked();
+const codeTally = list => traffic.tally(list);
+const stopLoops = () => traffic.stop();
 
 // ---- steps ----------------------------------------------------------------------------------
 
 const step = rs.stepper();
 
 after(async () => {
-  stopSending = true;
-  await Promise.all(loops).catch(() => {});
+  await traffic.stop().catch(() => {});
   const problems = await rs.stopAll();
   process.stderr.write(`failover figures: ${JSON.stringify(figures)}\n`);
   if (problems.length) {
@@ -230,9 +153,7 @@ step('a controller-mode broker set: first registered is master, the others follo
 step('kill -9 the master during continuous sends: a new master acknowledges within the bound', 90000, async t => {
   const [ b1 ] = brokers;
   st.oldMaster = b1;
-  stopSending = false;
-  loops = [];
-  for (let w = 0; w < LOOPS; w++) loops.push(sendLoop(w));
+  traffic.start();
   await waitFor(() => acked().length >= ACKS_BEFORE_KILL, { timeoutMs: ms(30000), intervalMs: 20,
     what: () => `${ACKS_BEFORE_KILL} acknowledged sends before the kill (${codeTally()})` });
   const before = await agreedInfo();

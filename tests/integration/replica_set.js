@@ -12,6 +12,10 @@
 // assertAckedIn). stopAll() stops every process (SIGTERM) and closes every link; it returns
 // the processes that did not stop cleanly. stepper() makes node:test steps that are skipped
 // once one failed and print every log tail on a failure.
+//
+// With opts.net (a NetHosts of netns.js, set up) the brokers run on network-namespace hosts
+// (broker k on host k, advertised at that host's address) and the name server and controllers
+// listen on the bridge address, so that a test can cut a broker's network (partition.test.js).
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -19,7 +23,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const net = require('node:net');
 const path = require('node:path');
-const { ServerProcess, findBinary, freePort, freeBrokerPort, waitFor, ms, tail, withLogsOnFailure } =
+const { ServerProcess, findBinary, freePort, freeBrokerPort, waitFor, ms, sleep, tail, withLogsOnFailure } =
   require('../compat/harness');
 const remoting = require('../compat/remoting');
 
@@ -116,8 +120,9 @@ class ReplicaSet {
    */
   constructor({ name = 'replica-set', cluster = 'FerryReplicaCluster', set = 'rs-set', secret = 'replica-set-secret',
     topic = 'ReplicaSetTopic', queues = 4, group = 'CID_replica_set_check', lease = 3000, scan = 500,
-    brokerIds = [ 1, 2, 3 ], brokerConf = {} } = {}) {
-    Object.assign(this, { name, cluster, set, secret, topic, queues, group, lease, scan, brokerIds, brokerConf });
+    brokerIds = [ 1, 2, 3 ], brokerConf = {}, net = null } = {}) {
+    Object.assign(this, { name, cluster, set, secret, topic, queues, group, lease, scan, brokerIds, brokerConf, net });
+    this.hostIp = net ? net.bridgeIp : '127.0.0.1'; // where the name server and controllers listen
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `ferry-${name}-`));
     fs.writeFileSync(path.join(this.dir, '.ferry-harness-owner'), String(process.pid));
     const dir = this.dir;
@@ -171,7 +176,8 @@ class ReplicaSet {
   }
 
   startBroker(b) {
-    b.proc = new ServerProcess(`mqbroker(${b.id})`, [ findBinary('mqbroker'), '-c', b.conf ],
+    const on = this.net ? this.net.exec(b.host) : [];
+    b.proc = new ServerProcess(`mqbroker(${b.id})`, [ ...on, findBinary('mqbroker'), '-c', b.conf ],
       { cwd: this.dir, env: this.env, logFile: path.join(this.dir, `broker-${b.id}.log`) }).start();
   }
 
@@ -198,7 +204,7 @@ class ReplicaSet {
     await waitFor(() => {
       p.proc.checkAlive(`waiting for ${what}`);
       return new Promise(resolve => {
-        const s = net.connect({ host: '127.0.0.1', port: p.port });
+        const s = net.connect({ host: p.ip || '127.0.0.1', port: p.port });
         s.once('connect', () => { s.destroy(); resolve(true); });
         s.once('error', () => resolve(false));
       });
@@ -212,7 +218,8 @@ class ReplicaSet {
     const peers = raftPorts.map((p, i) => `n${i}-127.0.0.1:${p}`).join(';');
     for (let i = 0; i < 3; i++) {
       const port = await this.uniquePort();
-      const c = { name: `controller-n${i}`, port, addr: `127.0.0.1:${port}`, conf: path.join(this.dir, `n${i}.conf`) };
+      const c = { name: `controller-n${i}`, port, ip: this.hostIp, addr: `${this.hostIp}:${port}`,
+        conf: path.join(this.dir, `n${i}.conf`) };
       writeConf(c.conf, { controllerPeers: peers, controllerSelfId: `n${i}`,
         controllerStorePath: path.join(this.dir, `ctl-n${i}`), listenPort: port,
         scanNotActiveBrokerInterval: this.scan, controllerHeartBeatTimeoutMills: this.lease });
@@ -225,9 +232,10 @@ class ReplicaSet {
   /** The name server, started and listening. */
   async startNamesrv() {
     const nsPort = await this.uniquePort();
-    this.namesrv = { port: nsPort, addr: `127.0.0.1:${nsPort}`, link: this.link(`127.0.0.1:${nsPort}`) };
+    const nsAddr = `${this.hostIp}:${nsPort}`;
+    this.namesrv = { port: nsPort, ip: this.hostIp, addr: nsAddr, link: this.link(nsAddr) };
     const nsConf = path.join(this.dir, 'namesrv.conf');
-    writeConf(nsConf, { listenAddress: '127.0.0.1', listenPort: nsPort,
+    writeConf(nsConf, { listenAddress: this.hostIp, listenPort: nsPort,
       kvConfigPath: path.join(this.dir, 'namesrv', 'kvConfig.json') });
     this.namesrv.proc = new ServerProcess('mqnamesrv', [ findBinary('mqnamesrv'), '-c', nsConf ],
       { cwd: this.dir, env: this.env, logFile: path.join(this.dir, 'namesrv.log') }).start();
@@ -237,14 +245,15 @@ class ReplicaSet {
   /** The brokers' configs (not started). */
   async defineBrokers() {
     const controllerAddr = this.controllers.map(c => c.addr).join(';');
-    for (const id of this.brokerIds) {
+    for (const [ host, id ] of this.brokerIds.entries()) {
       const port = await this.uniquePort(freeBrokerPort);
       const haPort = await this.uniquePort();
-      const b = { id, port, addr: `127.0.0.1:${port}`, haPort, store: path.join(this.dir, `store-${id}`),
-        conf: path.join(this.dir, `broker-${id}.conf`), link: this.link(`127.0.0.1:${port}`) };
+      const ip = this.net ? this.net.ipOf(host) : '127.0.0.1';
+      const b = { id, host, ip, port, addr: `${ip}:${port}`, haPort, store: path.join(this.dir, `store-${id}`),
+        conf: path.join(this.dir, `broker-${id}.conf`), link: this.link(`${ip}:${port}`) };
       writeConf(b.conf, Object.assign({
-        brokerClusterName: this.cluster, brokerName: this.set, brokerId: id, listenPort: port, bindAddress: '127.0.0.1',
-        brokerIP1: '127.0.0.1', namesrvAddr: this.namesrv.addr, storePathRootDir: b.store,
+        brokerClusterName: this.cluster, brokerName: this.set, brokerId: id, listenPort: port, bindAddress: ip,
+        brokerIP1: ip, namesrvAddr: this.namesrv.addr, storePathRootDir: b.store,
         mappedFileSizeCommitLog: 64 * 1024 * 1024, mappedFileSizeConsumeQueue: 300000 * 20,
         maxHashSlotNum: 50000, maxIndexNum: 200000, autoCreateTopicEnable: true, autoCreateSubscriptionGroup: true,
         enableControllerMode: true, controllerAddr, brokerRole: 'SYNC_MASTER', flushDiskType: 'SYNC_FLUSH',
@@ -482,4 +491,102 @@ class ReplicaSet {
   }
 }
 
-module.exports = { ReplicaSet, Link, CTL, writeConf, assertConsistent, assertAckedIn };
+// ---- continuous sends -------------------------------------------------------------------------
+
+/**
+ * `loops` loops that send synchronously to the master the name server names (id 0, cached
+ * until a send to it fails or times out after timeoutMs, then looked up again), each send
+ * recorded in `sends`:
+ * { key, body, broker, addr, queueId, t0, t, code, msgId, queueOffset, phys, remark }.
+ */
+class SendLoops {
+  constructor(rs, { prefix = 'send', loops = 3, timeoutMs = ms(6000) } = {}) {
+    Object.assign(this, { rs, prefix, nloops: loops, timeoutMs });
+    this.sends = [];
+    this.stopping = false;
+    this.running = [];
+    this.masterCache = null;
+    this.resolving = null;
+  }
+
+  start() {
+    this.stopping = false;
+    for (let w = 0; w < this.nloops; w++) this.running.push(this.loop(w));
+  }
+
+  async stop() {
+    this.stopping = true;
+    const r = this.running;
+    this.running = [];
+    await Promise.all(r);
+  }
+
+  acked() {
+    return this.sends.filter(s => s.code === RESP.SUCCESS);
+  }
+
+  /** {"broker:code": count} of @list (every send by default), as JSON. */
+  tally(list = this.sends) {
+    const m = {};
+    for (const s of list) {
+      const k = `${s.broker}:${s.code}`;
+      m[k] = (m[k] || 0) + 1;
+    }
+    return JSON.stringify(m);
+  }
+
+  async currentMaster() {
+    if (this.masterCache) return this.masterCache;
+    if (!this.resolving) {
+      this.resolving = this.rs.routeAddrs().then(a => { this.masterCache = a['0'] || null; return this.masterCache; })
+        .catch(() => null).finally(() => { this.resolving = null; });
+    }
+    return this.resolving;
+  }
+
+  async loop(w) {
+    const rs = this.rs;
+    let conn = null;
+    for (let i = 0; !this.stopping; i++) {
+      const addr = await this.currentMaster();
+      if (!addr) {
+        await sleep(50); // pace the route lookups while no master is named
+        continue;
+      }
+      const key = `${this.prefix}-${w}-${i}`;
+      const rec = { key, body: `${key}|${Math.random().toString(36).slice(2)}`, addr,
+        broker: (rs.brokerByAddr(addr) || {}).id, queueId: (w + i) % rs.queues, t0: Date.now() };
+      try {
+        if (!conn || conn.isClosed || conn.addr !== addr) {
+          if (conn) await conn.close();
+          conn = null;
+          conn = await RemotingConnection.connect(addr, 1000);
+        }
+        const r = await remoting.sendMessage(conn, { topic: rs.topic, queueId: rec.queueId, keys: key,
+          body: Buffer.from(rec.body), timeoutMs: this.timeoutMs });
+        rec.code = r.code;
+        if (r.code === RESP.SUCCESS) {
+          rec.msgId = r.extFields.msgId;
+          rec.queueId = Number(r.extFields.queueId);
+          rec.queueOffset = Number(r.extFields.queueOffset);
+          rec.phys = Number(remoting.decodeMessageId(rec.msgId).offset);
+        } else {
+          rec.remark = r.remark;
+        }
+      } catch (e) {
+        rec.code = 'error';
+        rec.remark = e.message;
+      }
+      rec.t = Date.now();
+      this.sends.push(rec);
+      if (rec.code !== RESP.SUCCESS) {
+        if (this.masterCache === addr) this.masterCache = null;
+        if (conn && rec.code === 'error') { await conn.close(); conn = null; }
+        await sleep(50); // pace the retries against a dead or refusing broker
+      }
+    }
+    if (conn) await conn.close();
+  }
+}
+
+module.exports = { ReplicaSet, SendLoops, Link, CTL, writeConf, assertConsistent, assertAckedIn };
