@@ -625,6 +625,38 @@ function useCluster(opts) {
   return ctx;
 }
 
+/** The mqadmin binary: FERRY_MQADMIN_DIR/mqadmin (CTest sets it). */
+function mqadminBin() {
+  const dir = process.env.FERRY_MQADMIN_DIR;
+  if (!dir) throw new Error('FERRY_MQADMIN_DIR is not set: run through CTest, or point it at the directory of mqadmin');
+  const file = path.join(dir, 'mqadmin');
+  fs.accessSync(file, fs.constants.X_OK);
+  return file;
+}
+
+/**
+ * Runs mqadmin with @args to its end (tracked, killed after 30 s scaled); returns
+ * { code, signal, stdout, stderr, args }. opts.env: the environment (default: this process's).
+ */
+async function runMqadmin(args, opts = {}) {
+  const full = pdeathsigPrefix().concat([ mqadminBin() ], args);
+  const child = trackChild(spawn(full[0], full.slice(1), { stdio: [ 'ignore', 'pipe', 'pipe' ], env: opts.env }));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', b => { stdout += b; });
+  child.stderr.on('data', b => { stderr += b; });
+  const done = new Promise(resolve => child.once('close', (code, signal) => resolve({ code, signal })));
+  let timer;
+  const r = await Promise.race([ done, new Promise(resolve => { timer = setTimeout(() => resolve(null), ms(30000)); }) ]);
+  clearTimeout(timer);
+  if (!r) {
+    child.kill('SIGKILL');
+    await done;
+    throw new Error(`mqadmin ${args.join(' ')} did not finish in ${ms(30000)} ms; stdout:\n${stdout}\nstderr:\n${stderr}`);
+  }
+  return Object.assign(r, { stdout, stderr, args });
+}
+
 module.exports = {
   TIME_MULT,
   ms,
@@ -638,6 +670,8 @@ module.exports = {
   trackChild,
   pdeathsigPrefix,
   findBinary,
+  mqadminBin,
+  runMqadmin,
   ServerProcess,
   Cluster,
   useCluster,

@@ -19,10 +19,7 @@
 
 const { after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { waitFor, ms, freePort, trackChild, pdeathsigPrefix } = require('../compat/harness');
+const { waitFor, ms, freePort, runMqadmin } = require('../compat/harness');
 const { ReplicaSet, CTL } = require('./replica_set');
 const { RESP } = require('../compat/remoting');
 
@@ -49,33 +46,8 @@ after(async () => {
 
 // ---- mqadmin ----------------------------------------------------------------------------------
 
-function mqadminBin() {
-  const dir = process.env.FERRY_MQADMIN_DIR;
-  if (!dir) throw new Error('FERRY_MQADMIN_DIR is not set: run through CTest, or point it at the directory of mqadmin');
-  const file = path.join(dir, 'mqadmin');
-  fs.accessSync(file, fs.constants.X_OK);
-  return file;
-}
-
-/** Runs mqadmin to its end (tracked, killed on timeout); returns { code, signal, stdout, stderr }. */
-async function mqadmin(...args) {
-  const full = pdeathsigPrefix().concat([ mqadminBin() ], args);
-  const child = trackChild(spawn(full[0], full.slice(1), { stdio: [ 'ignore', 'pipe', 'pipe' ] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', b => { stdout += b; });
-  child.stderr.on('data', b => { stderr += b; });
-  const done = new Promise(resolve => child.once('close', (code, signal) => resolve({ code, signal })));
-  let timer;
-  const r = await Promise.race([ done, new Promise(resolve => { timer = setTimeout(() => resolve(null), ms(30000)); }) ]);
-  clearTimeout(timer);
-  if (!r) {
-    child.kill('SIGKILL');
-    await done;
-    throw new Error(`mqadmin ${args.join(' ')} did not finish in ${ms(30000)} ms; stdout:\n${stdout}\nstderr:\n${stderr}`);
-  }
-  return Object.assign(r, { stdout, stderr, args });
-}
+/** Runs mqadmin to its end (tests/compat/harness.js). */
+const mqadmin = (...args) => runMqadmin(args);
 
 /** mqadmin ... --json that must succeed: its parsed output. */
 async function mqadminJson(...args) {

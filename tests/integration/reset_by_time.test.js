@@ -14,10 +14,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { useCluster, waitFor, ms, withLogsOnFailure, trackChild, pdeathsigPrefix } = require('../compat/harness');
+const { useCluster, waitFor, ms, withLogsOnFailure, runMqadmin } = require('../compat/harness');
 const remoting = require('../compat/remoting');
 const ex = require('./examples');
 const dl = require('./delivery');
@@ -32,33 +29,7 @@ const GAP_MS = 50; // between A's last acknowledgement and T (the issue's set-up
 const ctx = useCluster({ name: 'int-reset-time' });
 ctx.beforeStop.push(ex.stopAll);
 
-function mqadminBin() {
-  const dir = process.env.FERRY_MQADMIN_DIR;
-  if (!dir) throw new Error('FERRY_MQADMIN_DIR is not set: run through CTest, or point it at the directory of mqadmin');
-  const file = path.join(dir, 'mqadmin');
-  fs.accessSync(file, fs.constants.X_OK);
-  return file;
-}
-
-/** Runs mqadmin to its end (tracked, killed on timeout); returns { code, signal, stdout, stderr }. */
-async function mqadmin(args) {
-  const full = pdeathsigPrefix().concat([ mqadminBin() ], args);
-  const child = trackChild(spawn(full[0], full.slice(1), { stdio: [ 'ignore', 'pipe', 'pipe' ] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', b => { stdout += b; });
-  child.stderr.on('data', b => { stderr += b; });
-  const done = new Promise(resolve => child.once('close', (code, signal) => resolve({ code, signal })));
-  let timer;
-  const r = await Promise.race([ done, new Promise(resolve => { timer = setTimeout(() => resolve(null), ms(30000)); }) ]);
-  clearTimeout(timer);
-  if (!r) {
-    child.kill('SIGKILL');
-    await done;
-    throw new Error(`mqadmin ${args.join(' ')} did not finish in ${ms(30000)} ms; stdout:\n${stdout}\nstderr:\n${stderr}`);
-  }
-  return Object.assign(r, { stdout, stderr });
-}
+const mqadmin = runMqadmin; // tests/compat/harness.js
 
 test('resetOffsetByTime replays exactly the messages stored from T on, to the online consumer', async () => {
   const cluster = ctx.cluster;
