@@ -469,6 +469,10 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* The client ids of the group, sorted, from a broker of @r. */
+/* The group's members as every broker of @r knows them, merged (sorted, unique). Each broker
+ * knows the consumers that heartbeat to it; one that just restarted knows only those that have
+ * done so since, so a single broker's answer (RocketMQ's choice) can leave members out and make
+ * two consumers take the same queues for up to a heartbeat period. */
 static int group_members(struct consumer *c, const char *topic, const struct route *r, char ***out,
                          int *n)
 {
@@ -495,12 +499,19 @@ static int group_members(struct consumer *c, const char *topic, const struct rou
             (*out)[(*n)++] = ferry_strdup(it->valuestring);
         }
         cJSON_Delete(doc);
-        if (*n) {
-            qsort(*out, (size_t)*n, sizeof **out, cmp_str);
-            return 0;
-        }
     }
-    return FERRY_ENOTFOUND;
+    if (!*n)
+        return FERRY_ENOTFOUND;
+    qsort(*out, (size_t)*n, sizeof **out, cmp_str);
+    int k = 0;
+    for (int i = 0; i < *n; i++) {
+        if (k && strcmp((*out)[k - 1], (*out)[i]) == 0)
+            ferry_free((*out)[i]);
+        else
+            (*out)[k++] = (*out)[i];
+    }
+    *n = k;
+    return 0;
 }
 
 static void rebalance_topic(struct ferry_push_consumer *p, const char *topic)
