@@ -7,8 +7,10 @@
 //
 // The replicated mode (--mode replicated, README.md "Replicated mode"): three mqcontrollers and
 // two broker sets of 2-3 brokers each in controller mode (repl_cluster.js) instead of two
-// masters; faults kill and SIGSTOP masters and slaves, kill controllers; the same checks, plus
-// bounded failovers and heals and replicas that agree. Prints "RESULT bench=chaos_replicated ...".
+// masters; faults kill and SIGSTOP masters and slaves, kill controllers, and (where network
+// namespaces can be made: root) cut a master's network: each broker then runs on its own netns
+// host (tests/integration/netns.js); the same checks, plus bounded failovers and heals and
+// replicas that agree. Prints "RESULT bench=chaos_replicated ...".
 //
 //   node chaos.js [--seconds 60] [--seed N] [--max-faults N] [--faults type,...] [--keep]
 //                 [--mode normal|replicated] [--replicated] [--set-size 2|3]
@@ -27,6 +29,7 @@ const remoting = require('../compat/remoting');
 const { createTopicOn } = require('../integration/examples');
 const check = require('./check');
 const { ReplCluster } = require('./repl_cluster');
+const { NetHosts } = require('../integration/netns');
 
 const { ms, sleep, waitFor } = harness;
 
@@ -43,10 +46,11 @@ const FAULT_TYPES = [ 'broker-kill', 'namesrv-kill', 'consumer-kill', 'broker-st
 // Broker faults are recorded for check.js as broker-kill / broker-stop (the kinds it knows: a
 // broker fault that overlaps a send explains the library's retry of it, one before a
 // redelivery explains the redelivery); controller-kill explains nothing.
-const REPL_FAULTS = { 'master-kill': 4, 'master-stop': 2, 'slave-kill': 2, 'slave-stop': 2, 'controller-kill': 1,
-  'namesrv-kill': 1, 'consumer-kill': 1, 'producer-kill': 1 };
+// master-partition needs network namespaces (root); without them it is left out, with the reason.
+const REPL_FAULTS = { 'master-kill': 4, 'master-stop': 2, 'master-partition': 2, 'slave-kill': 2, 'slave-stop': 2,
+  'controller-kill': 1, 'namesrv-kill': 1, 'consumer-kill': 1, 'producer-kill': 1 };
 const REPL_CHECK_TYPE = { 'master-kill': 'broker-kill', 'slave-kill': 'broker-kill', 'master-stop': 'broker-stop',
-  'slave-stop': 'broker-stop' };
+  'slave-stop': 'broker-stop', 'master-partition': 'broker-stop' };
 // Bounds of the replicated mode (scaled by FERRY_TEST_TIMEOUT_MULTIPLIER): a master kill or stop
 // to a new master named by the controllers and the route; a set back to every member in sync.
 const FAILOVER_BOUND_MS = 20000;
@@ -77,6 +81,7 @@ function parseArgs(argv) {
   if (o.mode !== 'normal' && o.mode !== 'replicated') throw new Error(`unknown mode ${o.mode} (normal, replicated)`);
   if (o.setSize !== 2 && o.setSize !== 3) throw new Error('--set-size must be 2 or 3');
   const known = o.mode === 'replicated' ? Object.keys(REPL_FAULTS) : FAULT_TYPES;
+  o.faultsGiven = o.faults !== null;
   if (o.faults === null) o.faults = known;
   if (o.seed === null && process.env.FERRY_CHAOS_SEED) o.seed = Number(process.env.FERRY_CHAOS_SEED);
   if (o.seed === null) o.seed = Math.floor(Math.random() * 0x7fffffff);
@@ -365,7 +370,7 @@ class ChaosRun {
       if (!st.ok) return false; // changed under us (it was healthy a moment ago): next gap
     }
     const startUs = monoUs();
-    if (kind === 'master-kill' || kind === 'master-stop') {
+    if (kind === 'master-kill' || kind === 'master-stop' || kind === 'master-partition') {
       const m = st.master;
       const epoch = st.info.masterEpoch;
       target = m.name;
@@ -379,6 +384,24 @@ class ChaosRun {
         rc.startBroker(m);
         await rc.waitRouted(m, ms(30000));
         detail = `restarted ${down} ms after the failover`;
+      } else if (kind === 'master-partition') {
+        // The master's host loses its link for `hold` ms: it runs on, its clients' requests and
+        // its replication get no answer (no RST, unlike a kill), and it cannot reach the
+        // controllers. Past the lease it must stop acknowledging (fencing) while another
+        // member is elected; back on the network it must cut what it alone stored and follow.
+        const hold = this.between(1000, 7000);
+        rc.cut(m);
+        try {
+          fo = await rc.waitFailover(s, m, epoch, t0, t0 + hold);
+          const left = t0 + hold - Date.now();
+          if (left > 0) await sleep(left);
+        } finally {
+          rc.heal(m);
+        }
+        if (!fo.master && fo.electedMs !== null) {
+          fo = await rc.waitFailover(s, m, epoch, t0, t0 + ms(FAILOVER_BOUND_MS), fo.electedMs);
+        }
+        detail = `cut=${hold}ms`;
       } else {
         // A master cut off for `hold` ms (SIGSTOP: no heartbeat, no answer, no replication).
         // Beyond the lease (3 s) plus a scan, the controllers elect another master; the old
@@ -579,7 +602,18 @@ class ChaosRun {
     let replText = '';
     try {
       if (this.replicated) {
-        this.cluster = new ReplCluster({ setSize: o.setSize, topic: TOPIC, queues: QUEUES_PER_BROKER });
+        if (o.faults.includes('master-partition')) {
+          const why = NetHosts.unavailable();
+          if (why && o.faultsGiven) throw new Error(`--faults master-partition: ${why}`);
+          if (why) {
+            o.faults = o.faults.filter(f => f !== 'master-partition');
+            this.log(`no master-partition faults: ${why}`);
+          } else {
+            this.net = new NetHosts(2 * o.setSize);
+            this.net.setup();
+          }
+        }
+        this.cluster = new ReplCluster({ setSize: o.setSize, topic: TOPIC, queues: QUEUES_PER_BROKER, net: this.net });
         await this.cluster.start();
         this.log(`cluster up: namesrv ${this.cluster.nsAddr}, controllers ` +
           `${this.cluster.controllers.map(c => c.addr).join(' ')}, ` +
@@ -685,6 +719,7 @@ class ChaosRun {
         for (const p of problems) process.stdout.write(`PROBLEM server shutdown: ${p}\n`);
         if (problems.length) ok = false;
       }
+      if (this.net) this.net.teardown();
     }
     const r = result || { acked: 0, lost: 0, duplicates: 0, reordered: 0 };
     process.stdout.write(`RESULT bench=${this.replicated ? 'chaos_replicated' : 'chaos'} acked=${r.acked} lost=${r.lost} duplicates=${r.duplicates} ` +

@@ -6,6 +6,9 @@
 // processes and answers the orchestrator's questions: who is master of a set (the controllers'
 // agreed replica info, the name server's route), is a set healthy (every member up, in the sync
 // state set and routed), do the replicas of a set agree. The faults themselves are chaos.js's.
+// With `net` (a NetHosts of tests/integration/netns.js, set up) every broker runs on its own
+// network-namespace host and the name server and controllers listen on the bridge address, so
+// that a broker's network can be cut (cut/heal), not only its process stopped.
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -63,9 +66,9 @@ class Link {
   }
 }
 
-function listening(port) {
+function listening(host, port) {
   return new Promise(resolve => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host, port });
     s.once('connect', () => { s.destroy(); resolve(true); });
     s.once('error', () => resolve(false));
   });
@@ -76,9 +79,12 @@ class ReplCluster {
    * @param {object} opts - setSize (2 or 3 brokers per set), topic and queues (created on each
    *   set's first master and copied by its slaves before start() returns)
    */
-  constructor({ setSize = 3, topic, queues }) {
+  constructor({ setSize = 3, topic, queues, net: hosts = null }) {
     if (setSize !== 2 && setSize !== 3) throw new Error('--set-size must be 2 or 3');
     this.setSize = setSize;
+    this.net = hosts;
+    this.hostIp = hosts ? hosts.bridgeIp : '127.0.0.1'; // the name server's and the controllers'
+    this.cutHosts = new Set(); // broker hosts whose link is down (healed at the end in any case)
     this.topic = topic;
     this.queues = queues;
     this.dir = null;
@@ -134,14 +140,15 @@ class ReplCluster {
   }
 
   startBroker(b) {
-    b.proc = new ServerProcess(`mqbroker(${b.name})`, [ findBinary('mqbroker'), '-c', b.conf ],
+    const on = this.net ? this.net.exec(b.host) : [];
+    b.proc = new ServerProcess(`mqbroker(${b.name})`, [ ...on, findBinary('mqbroker'), '-c', b.conf ],
       { cwd: this.dir, env: this.env, logFile: path.join(this.dir, `${b.name}.log`) }).start();
   }
 
   async waitListening(p, what) {
     await waitFor(async () => {
       p.proc.checkAlive(`waiting for ${what}`);
-      return listening(p.port);
+      return listening(p.ip || '127.0.0.1', p.port);
     }, { timeoutMs: ms(15000), what: `${what} to accept connections on port ${p.port}` });
   }
 
@@ -159,6 +166,17 @@ class ReplCluster {
   sigcont(p) {
     try { process.kill(p.proc.pid, 'SIGCONT'); } catch (_) { /* gone */ }
     this.stoppedPids.delete(p.proc.pid);
+  }
+
+  /** The broker's host loses its link: nothing reaches it, it reaches nothing. */
+  cut(b) {
+    this.net.cut(b.host);
+    this.cutHosts.add(b.host);
+  }
+
+  heal(b) {
+    this.net.heal(b.host);
+    this.cutHosts.delete(b.host);
   }
 
   isStopped(p) {
@@ -297,7 +315,8 @@ class ReplCluster {
     const peers = raftPorts.map((p, i) => `n${i}-127.0.0.1:${p}`).join(';');
     for (let i = 0; i < 3; i++) {
       const port = await this.uniquePort();
-      const c = { name: `controller-n${i}`, port, addr: `127.0.0.1:${port}`, conf: path.join(this.dir, `n${i}.conf`) };
+      const c = { name: `controller-n${i}`, port, ip: this.hostIp, addr: `${this.hostIp}:${port}`,
+        conf: path.join(this.dir, `n${i}.conf`) };
       writeConf(c.conf, { controllerPeers: peers, controllerSelfId: `n${i}`,
         controllerStorePath: path.join(this.dir, `ctl-n${i}`), listenPort: port,
         scanNotActiveBrokerInterval: TIMERS.scanNotActiveBrokerInterval, controllerHeartBeatTimeoutMills: LEASE_MS });
@@ -307,9 +326,10 @@ class ReplCluster {
     for (const c of this.controllers) this.startController(c);
 
     const nsPort = await this.uniquePort();
-    this.namesrv = { name: 'namesrv', port: nsPort, addr: `127.0.0.1:${nsPort}`, conf: path.join(this.dir, 'namesrv.conf'),
-      link: new Link(`127.0.0.1:${nsPort}`) };
-    writeConf(this.namesrv.conf, { listenAddress: '127.0.0.1', listenPort: nsPort,
+    const nsAddr = `${this.hostIp}:${nsPort}`;
+    this.namesrv = { name: 'namesrv', port: nsPort, ip: this.hostIp, addr: nsAddr, conf: path.join(this.dir, 'namesrv.conf'),
+      link: new Link(nsAddr) };
+    writeConf(this.namesrv.conf, { listenAddress: this.hostIp, listenPort: nsPort,
       kvConfigPath: path.join(this.dir, 'namesrv', 'kvConfig.json') });
     this.startNamesrv();
     await this.waitListening(this.namesrv, 'the name server');
@@ -323,11 +343,13 @@ class ReplCluster {
         const port = await this.uniquePort(freeBrokerPort);
         const haPort = await this.uniquePort();
         const name = `${setName}-${id}`;
-        const b = { id, set: setName, name, port, addr: `127.0.0.1:${port}`, haPort,
-          conf: path.join(this.dir, `${name}.conf`), link: new Link(`127.0.0.1:${port}`) };
+        const host = this.brokers.length + s.brokers.length;
+        const ip = this.net ? this.net.ipOf(host) : '127.0.0.1';
+        const b = { id, set: setName, name, host, ip, port, addr: `${ip}:${port}`, haPort,
+          conf: path.join(this.dir, `${name}.conf`), link: new Link(`${ip}:${port}`) };
         writeConf(b.conf, Object.assign({
-          brokerClusterName: CLUSTER, brokerName: setName, brokerId: id, listenPort: port, bindAddress: '127.0.0.1',
-          brokerIP1: '127.0.0.1', namesrvAddr: this.namesrv.addr, storePathRootDir: path.join(this.dir, `store-${name}`),
+          brokerClusterName: CLUSTER, brokerName: setName, brokerId: id, listenPort: port, bindAddress: ip,
+          brokerIP1: ip, namesrvAddr: this.namesrv.addr, storePathRootDir: path.join(this.dir, `store-${name}`),
           mappedFileSizeCommitLog: 64 * 1024 * 1024, mappedFileSizeConsumeQueue: 300000 * 20,
           maxHashSlotNum: 50000, maxIndexNum: 200000, autoCreateTopicEnable: true, autoCreateSubscriptionGroup: true,
           registerNameServerPeriod: 10000,
@@ -465,6 +487,8 @@ class ReplCluster {
   async stop() {
     const problems = [];
     for (const p of this.processes) if (this.isStopped(p)) this.sigcont(p);
+    for (const h of this.cutHosts) this.net.heal(h);
+    this.cutHosts.clear();
     for (const p of this.processes) p.link.close();
     for (const p of this.processes) {
       const srv = p.proc;
