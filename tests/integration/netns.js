@@ -28,12 +28,26 @@ class NetHosts {
     return null;
   }
 
+  /**
+   * A /24 of 198.18.0.0/15 (RFC 2544's benchmarking range, kept off real networks) that no
+   * route of this machine covers yet, so that the bridge never shadows a real network.
+   */
+  static freeSubnet() {
+    const routes = ip([ '-4', 'route', 'show', 'table', 'all' ]);
+    for (let i = 0; i < 500; i++) {
+      const n = (process.pid + i) % 500;
+      const net = `198.${18 + (n >= 250 ? 1 : 0)}.${n % 250}`;
+      if (!routes.includes(`${net}.`)) return net;
+    }
+    throw new Error('no free /24 in 198.18.0.0/15 for the test hosts');
+  }
+
   /** n hosts; names carry the pid so parallel runs never collide (interface names <= 15 chars). */
   constructor(n) {
     const tag = (process.pid % 100000).toString(36);
     this.n = n;
     this.bridge = `fbr${tag}`;
-    this.subnet = `10.${77 + (process.pid % 100)}.${Math.floor(process.pid / 100) % 250}`;
+    this.subnet = NetHosts.freeSubnet();
     this.bridgeIp = `${this.subnet}.1`;
     this.hosts = [];
     for (let i = 0; i < n; i++) {
