@@ -1,10 +1,13 @@
 # FerryMQ — the Makefile only forwards to CMake (the source of truth).
 #   make run    install deps, build, start the main job (data in ./data)
 #   make test   install deps, build normal + ASan/UBSan, run every test through CTest
+#   make install [PREFIX=/usr/local] [DESTDIR=stage]   build, then install (cmake/install.cmake;
+#               binaries, libferry, sample configs, systemd units, docs: docs/OPERATIONS.md)
 .POSIX:
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
 FUZZ_BUILD   ?= build-fuzz
@@ -12,8 +15,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_SHORT_SECONDS ?= 4
 FUZZ_TARGETS ?=
 
-.PHONY: all deps build build-asan run test test-normal test-asan test-fuzz fuzz chaos bench \
-	bench-store bench-e2e format docs clean
+.PHONY: all deps build build-asan run install test test-normal test-asan test-fuzz fuzz chaos \
+	bench bench-store bench-e2e format docs clean
 
 all: build
 
@@ -36,6 +39,11 @@ build-asan: deps
 
 run: build
 	./$(BUILD)/tools/ferrymq -c conf/standalone.conf
+
+# The prefix is applied when installing (the units' ExecStart names $(PREFIX)/bin); DESTDIR
+# stages the tree elsewhere (packaging) without changing what the installed files name.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 test-normal: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

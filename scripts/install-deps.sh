@@ -10,7 +10,7 @@
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev \
 libuv1-dev libcjson-dev zlib1g-dev libisal-dev libcmocka-dev libssl-dev libraft-dev \
-libmicrohttpd-dev"
+libmicrohttpd-dev libsystemd-dev"
 for arg in "$@"; do
     case $arg in
     --bench) PKGS="$PKGS redis-server redis-tools gnuplot-nox nats-server golang-go golang-github-nats-io-go-nats-dev" ;;

@@ -2,4 +2,4 @@
 # docs/CONTROLLER.md).
 add_executable(mqcontroller ${CMAKE_CURRENT_LIST_DIR}/mqcontroller.c
                ${CMAKE_CURRENT_LIST_DIR}/server_cli.c)
-target_link_libraries(mqcontroller PRIVATE ferry_controller)
+target_link_libraries(mqcontroller PRIVATE ferry_controller PkgConfig::SYSTEMD)

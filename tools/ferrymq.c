@@ -10,11 +10,14 @@
  * (listenPort, listenAddress, serverSelectorThreads, ...) is written with the prefix
  * `namesrv.` (e.g. namesrv.listenPort=9876). SIGINT/SIGTERM: clean shutdown (the broker
  * unregisters, writes offsets and topics, closes the store and removes its abort file), exit 0.
- * Exit 1: bad config (the message names the key) or start-up failure; 2: bad usage. */
+ * Under systemd (Type=notify) it reports READY=1 once both serve (the broker registered with
+ * the name server) and STOPPING=1 at the signal (server_cli.h). Exit 1: bad config (the
+ * message names the key) or start-up failure; 2: bad usage. */
 #include "broker/broker.h"
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "server_cli.h"
 #ifdef FERRY_HAVE_NAMESRV
 #include "namesrv/namesrv.h"
 #endif
@@ -116,8 +119,10 @@ int main(int argc, char **argv)
 
 #ifdef FERRY_HAVE_NAMESRV
     namesrv_t *ns = NULL;
+    server_notify_status("starting the name server");
     if (namesrv_new(&nsc, &ns, err, sizeof err) != 0 || namesrv_start(ns, err, sizeof err) != 0) {
         fprintf(stderr, "ferrymq: cannot start the name server: %s\n", err);
+        server_notify_status("cannot start the name server: %s", err);
         namesrv_free(ns);
         return 1;
     }
@@ -125,8 +130,11 @@ int main(int argc, char **argv)
         snprintf(cfg.namesrvAddr, sizeof cfg.namesrvAddr, "127.0.0.1:%d", namesrv_port(ns));
 #endif
     broker_t *b = NULL;
+    server_notify_status("opening the store in %s (recovery may scan the CommitLog)",
+                         cfg.store.storePathRootDir);
     if (broker_new(&cfg, &b, err, sizeof err) != 0 || broker_start(b, err, sizeof err) != 0) {
         fprintf(stderr, "ferrymq: cannot start the broker: %s\n", err);
+        server_notify_status("cannot start the broker: %s", err);
         broker_free(b);
 #ifdef FERRY_HAVE_NAMESRV
         namesrv_free(ns);
@@ -146,7 +154,12 @@ int main(int argc, char **argv)
            broker_addr(b), cfg.store.storePathRootDir);
 #endif
     fflush(stdout);
-    log_info(LOG_MAIN, "%s received, shutting down", signals_wait_shutdown());
+    server_notify_ready("broker %s serving at %s, name servers %s, data in %s", cfg.brokerName,
+                        broker_addr(b), cfg.namesrvAddr[0] ? cfg.namesrvAddr : "(none)",
+                        cfg.store.storePathRootDir);
+    const char *sig = signals_wait_shutdown();
+    server_notify_stopping(sig);
+    log_info(LOG_MAIN, "%s received, shutting down", sig);
     broker_free(b);
 #ifdef FERRY_HAVE_NAMESRV
     namesrv_free(ns);

@@ -6,12 +6,16 @@
  * broker.conf holds RocketMQ's broker keys and the store keys in one file; -n overrides
  * namesrvAddr. Runs until SIGINT or SIGTERM, then shuts down cleanly (unregister, persist
  * offsets and topics, close the store: no abort file is left) and exits 0. The signals are
- * blocked in every thread and taken with sigwait() (common/signals.h). Exit status 1: a bad config
- * value (the message names the key and what is allowed) or a start-up failure; 2: bad usage. */
+ * blocked in every thread and taken with sigwait() (common/signals.h). Under systemd
+ * (Type=notify) it reports READY=1 once broker_start() returned (port bound, store recovered,
+ * first registration round with the name servers done) and STOPPING=1 at the signal
+ * (server_cli.h). Exit status 1: a bad config value (the message names the key and what is
+ * allowed) or a start-up failure; 2: bad usage. */
 #include "broker/broker.h"
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "server_cli.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -73,17 +77,26 @@ int main(int argc, char **argv)
     broker_t *b;
     if (broker_new(&cfg, &b, err, sizeof err) != 0) {
         fprintf(stderr, "mqbroker: %s\n", err);
+        server_notify_status("cannot start: %s", err);
         return 1;
     }
+    server_notify_status("opening the store in %s (recovery may scan the CommitLog)",
+                         cfg.store.storePathRootDir);
     if (broker_start(b, err, sizeof err) != 0) {
         fprintf(stderr, "mqbroker: cannot start: %s\n", err);
+        server_notify_status("cannot start: %s", err);
         broker_free(b);
         return 1;
     }
     printf("The broker[%s, %s] boot success. serializeType=JSON and name server is %s\n",
            cfg.brokerName, broker_addr(b), cfg.namesrvAddr[0] ? cfg.namesrvAddr : "(none)");
     fflush(stdout);
-    log_info(LOG_BROKER, "%s received, shutting down", signals_wait_shutdown());
+    server_notify_ready("broker %s (cluster %s) serving at %s, name servers %s", cfg.brokerName,
+                        cfg.brokerClusterName, broker_addr(b),
+                        cfg.namesrvAddr[0] ? cfg.namesrvAddr : "(none)");
+    const char *sig = signals_wait_shutdown();
+    server_notify_stopping(sig);
+    log_info(LOG_BROKER, "%s received, shutting down", sig);
     broker_free(b);
     log_info(LOG_BROKER, "broker stopped cleanly");
     return 0;
