@@ -10,7 +10,7 @@
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev \
 libuv1-dev libcjson-dev zlib1g-dev libisal-dev libcmocka-dev libssl-dev libraft-dev \
-libmicrohttpd-dev libsystemd-dev"
+libmicrohttpd-dev libsystemd-dev chromium"
 for arg in "$@"; do
     case $arg in
     --bench) PKGS="$PKGS redis-server redis-tools gnuplot-nox nats-server golang-go golang-github-nats-io-go-nats-dev" ;;
@@ -21,10 +21,14 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-# Node.js runs the compatibility tests (the ali-ons client from npm) and needs to be 18 or
-# newer (Debian bookworm's is 18), so Debian's package is installed only when no node is on
-# the PATH.
+# Node.js runs the compatibility tests (the ali-ons client from npm) and the dashboard's browser
+# test (playwright-core, which needs Node 20 or newer; Debian bookworm's nodejs is 18, enough
+# for everything else), so Debian's package is installed only when no node is on the PATH.
+# Chromium (Debian's) is the browser that test drives.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+if command -v node >/dev/null 2>&1 && [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "install-deps: node $(node --version) is older than 20: the dashboard test (playwright-core) will fail" >&2
+fi
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -470,8 +470,8 @@ void broker_reg_close(broker_t *b);
 struct stats {
     atomic_llong put_total;
     atomic_llong get_total;
-    int64_t put_hist[601], get_hist[601]; /* totals per second, ring, @thread svc */
-    int hist_pos, hist_n;
+    int64_t put_hist[601], get_hist[601]; /* totals per second, ring; written by svc, @locks mu */
+    int hist_pos, hist_n;                 /* @locks mu */
     int64_t put_today_morning, get_today_morning;
     int64_t put_yesterday_morning, get_yesterday_morning;
     int yday;           /* day of year of *_today_morning */

@@ -1,18 +1,576 @@
-/* The dashboard's pages and assets, embedded in the binary. */
+/* The broker's web dashboard (docs/DASHBOARD.md), on the HTTP port (web.c routes here):
+ *
+ *   /, /index.html, /app.js, ...   the single page app (src/broker/dashboard/), embedded in the
+ *                                  binary at build time (cmake/embed.cmake, assets.h)
+ *   GET  /api/<command>?<options>  a read-only mqadmin command run in-process with --json
+ *   POST /api/<command>            an action (updateTopic, resetOffsetByTime, dlqResend); its
+ *                                  options are a JSON object of strings in the body
+ *   GET  /api/brokerThroughput     this broker's puts/gets per second, last 10 minutes
+ *   GET  /api/self                 who serves the page: broker, cluster, name servers
+ *   GET  /api/                     the list of endpoints
+ *
+ * The figures are mqadmin's by construction: each endpoint fills the same option struct that
+ * mqadmin's main.c fills from its command line (the option letters are the parameter names:
+ * /api/topicStatus?t=T is `mqadmin topicStatus -t T --json`) and calls the same command
+ * function of ferry_admin (tools/mqadmin/) with ctx.json = 1, ctx.ns = this broker's
+ * namesrvAddr and ctx.out/ctx.err on memory streams. The answer is what the command printed
+ * (200, application/json), or what it reported as {"error": "..."}: 400 for bad parameters,
+ * 500 when the command failed (a missing topic, a broker that does not answer, ...).
+ *
+ * Handlers run on the HTTP server's threads, several at once; the commands keep no shared
+ * state and reach the brokers and name servers over their own short-lived connections (also
+ * this broker: through its own remoting port, like any admin client), so nothing here takes a
+ * broker lock but the statistics' for the throughput history.
+ *
+ * Actions are POST only and must come from the dashboard's own page: the X-Ferry-Action: 1
+ * header (which a foreign page cannot send without a CORS preflight that this server never
+ * allows), a JSON body, and when the browser sends them, Origin equal to the Host and
+ * Sec-Fetch-Site same-origin. */
 #include "broker/broker_int.h"
+#include "broker/dashboard/assets.h"
 
+#include "common/clock.h"
 #include "http/http.h"
+#include "mqadmin.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_PREFIX "/api/"
+
+/* ---- assets ---- */
+
+const struct dashboard_asset *dashboard_asset_find(const char *path)
+{
+    if (strcmp(path, "/") == 0)
+        path = "/index.html";
+    for (size_t i = 0; i < dashboard_assets_n; i++) /* a handful of files */
+        if (strcmp(dashboard_assets[i].path, path) == 0)
+            return &dashboard_assets[i];
+    return NULL;
+}
+
+static void reply_text(struct http_exchange *x, int status, const char *text)
+{
+    http_reply(x, status, "text/plain; charset=utf-8", text, strlen(text), HTTP_STATIC);
+}
 
 void broker_dashboard_asset(broker_t *b, const struct http_request *req, struct http_exchange *x)
 {
     (void)b;
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        http_add_header(x, "Allow", "GET, HEAD");
+        reply_text(x, 405, "method not allowed\n");
+        return;
+    }
+    const struct dashboard_asset *a = dashboard_asset_find(req->path);
+    if (!a) {
+        reply_text(x, 404, "not found\n");
+        return;
+    }
+    http_reply(x, 200, a->mime, a->data, a->len, HTTP_STATIC);
+}
+
+/* ---- the JSON API: requests, parameters, answers ---- */
+
+struct api_req {
+    broker_t *b;
+    const struct http_request *req;
+    struct http_exchange *x;
+    cJSON *body;   /* POST: the JSON object of the body */
+    char bad[256]; /* a parameter error (400) */
+};
+
+/* Parameter @name: from the JSON body of a POST (a string), else from the query string. */
+static const char *arg(struct api_req *r, const char *name)
+{
+    if (r->body)
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->body, name));
+    const char *v = http_query(r->x, name);
+    return v && v[0] ? v : NULL;
+}
+
+/* Like arg(), but a missing parameter is an error (NULL with r->bad set). */
+static const char *need(struct api_req *r, const char *name)
+{
+    const char *v = arg(r, name);
+    if (!v && !r->bad[0])
+        snprintf(r->bad, sizeof r->bad, "parameter %s is required", name);
+    return v;
+}
+
+/* Integer parameter @name in [@lo, @hi] into *@out (left alone when absent). 0, or -1 with
+ * r->bad set. */
+static int arg_i64(struct api_req *r, const char *name, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *v = arg(r, name);
+    char *end;
+    if (!v)
+        return 0;
+    long long n = strtoll(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        snprintf(r->bad, sizeof r->bad, "parameter %s must be a number in %lld..%lld", name,
+                 (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int arg_int(struct api_req *r, const char *name, int lo, int hi, int *out)
+{
+    int64_t v = *out;
+    if (arg_i64(r, name, lo, hi, &v) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* true|false parameter @name into *@out (left alone when absent). */
+static int arg_bool(struct api_req *r, const char *name, int *out)
+{
+    const char *v = arg(r, name);
+    if (!v)
+        return 0;
+    if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+        snprintf(r->bad, sizeof r->bad, "parameter %s must be true or false", name);
+        return -1;
+    }
+    *out = strcmp(v, "true") == 0;
+    return 0;
+}
+
+/* The result of a parameter check: 2 (mqadmin's usage error) when r->bad is set. */
+static int bad(const struct api_req *r)
+{
+    return r->bad[0] ? 2 : 0;
+}
+
+static int exactly_one(struct api_req *r, const char *a, const char *b)
+{
+    if (!arg(r, a) == !arg(r, b))
+        snprintf(r->bad, sizeof r->bad, "give exactly one of %s and %s", a, b);
+    return bad(r);
+}
+
+/* ---- the endpoints: mqadmin's commands (main.c's option checks, same letters) ---- */
+
+static int api_topic_list(struct api_req *r, const struct ctx *c)
+{
+    (void)r;
+    return cmd_topic_list(c);
+}
+
+static int api_cluster_list(struct api_req *r, const struct ctx *c)
+{
+    (void)r;
+    return cmd_cluster_list(c);
+}
+
+static int api_topic_route(struct api_req *r, const struct ctx *c)
+{
+    const char *t = need(r, "t");
+    return bad(r) ? 2 : cmd_topic_route(c, t);
+}
+
+static int api_topic_status(struct api_req *r, const struct ctx *c)
+{
+    const char *t = need(r, "t");
+    return bad(r) ? 2 : cmd_topic_status(c, t);
+}
+
+static int api_broker_status(struct api_req *r, const struct ctx *c)
+{
+    const char *b = need(r, "b");
+    return bad(r) ? 2 : cmd_broker_status(c, b);
+}
+
+static int api_tx_status(struct api_req *r, const struct ctx *c)
+{
+    return cmd_tx_status(c, arg(r, "b"));
+}
+
+static int api_ha_status(struct api_req *r, const struct ctx *c)
+{
+    return exactly_one(r, "b", "c") ? 2 : cmd_ha_status(c, arg(r, "b"), arg(r, "c"));
+}
+
+static int api_broker_epoch(struct api_req *r, const struct ctx *c)
+{
+    return exactly_one(r, "b", "c") ? 2 : cmd_broker_epoch(c, arg(r, "b"), arg(r, "c"));
+}
+
+static int api_group_list(struct api_req *r, const struct ctx *c)
+{
+    return cmd_group_list(c, arg(r, "c"));
+}
+
+static int api_consumer_connection(struct api_req *r, const struct ctx *c)
+{
+    const char *g = need(r, "g");
+    return bad(r) ? 2 : cmd_consumer_connection(c, g, arg(r, "b"));
+}
+
+static int api_consumer_progress(struct api_req *r, const struct ctx *c)
+{
+    const char *g = need(r, "g");
+    return bad(r) ? 2 : cmd_consumer_progress(c, g, arg(r, "t"));
+}
+
+static int api_query_by_id(struct api_req *r, const struct ctx *c)
+{
+    const char *i = need(r, "i");
+    return bad(r) ? 2 : cmd_query_by_id(c, i);
+}
+
+static int api_query_by_key(struct api_req *r, const struct ctx *c)
+{
+    const char *t = need(r, "t"), *k = need(r, "k");
+    return bad(r) ? 2 : cmd_query_by_key(c, t, k);
+}
+
+static int api_query_by_offset(struct api_req *r, const struct ctx *c)
+{
+    const char *t = need(r, "t"), *b = need(r, "b");
+    int qid = -1;
+    int64_t off = -1;
+    if (!need(r, "i") || !need(r, "o") || bad(r) || arg_int(r, "i", 0, 65535, &qid) ||
+        arg_i64(r, "o", 0, INT64_MAX, &off))
+        return 2;
+    return cmd_query_by_offset(c, t, b, qid, off);
+}
+
+/* consumeMessage: the search by time (-s/-e) of the Messages view; -c at most 1000 here. */
+static int api_consume(struct api_req *r, const struct ctx *c)
+{
+    struct consume_opts o = {need(r, "t"), arg(r, "b"), arg(r, "g"), -1, -1, 64, 0, 0};
+    int64_t now = clock_wall_ms();
+    if (!o.group)
+        o.group = TOOLS_GROUP;
+    if (bad(r) || arg_int(r, "i", 0, 65535, &o.qid) || arg_i64(r, "o", 0, INT64_MAX, &o.offset) ||
+        arg_i64(r, "c", 1, 1000, &o.count) || arg_i64(r, "s", 0, INT64_MAX, &o.begin) ||
+        arg_i64(r, "e", 0, INT64_MAX, &o.end))
+        return 2;
+    if (o.end > now) /* a range that ends in the future ends now */
+        o.end = now;
+    if (o.qid >= 0 && !o.broker)
+        snprintf(r->bad, sizeof r->bad, "parameter i (queue id) needs b (broker name)");
+    else if (o.end > 0 && o.begin > o.end)
+        snprintf(r->bad, sizeof r->bad, "s (begin) must not be after e (end)");
+    return bad(r) ? 2 : cmd_consume_message(c, &o);
+}
+
+static int api_dlq_list(struct api_req *r, const struct ctx *c)
+{
+    struct dlq_opts o = {need(r, "g"), NULL, NULL, arg(r, "b"), 128, 0};
+    if (bad(r) || arg_i64(r, "c", 1, 10000, &o.count))
+        return 2;
+    return cmd_dlq_list(c, &o);
+}
+
+static int api_dlq_view(struct api_req *r, const struct ctx *c)
+{
+    struct dlq_opts o = {need(r, "g"), need(r, "i"), NULL, arg(r, "b"), 128, 0};
+    return bad(r) ? 2 : cmd_dlq_view(c, &o);
+}
+
+/* ---- actions (POST) ---- */
+
+/* updateTopic: -t, -c | -b, -r, -w, -p, -o (mqadmin's defaults 8, 8, 6, false). */
+static int api_update_topic(struct api_req *r, const struct ctx *c)
+{
+    struct topic_opts o = {need(r, "t"), arg(r, "c"), arg(r, "b"), 8, 8, 6, 0};
+    if (bad(r) || exactly_one(r, "c", "b") || arg_int(r, "r", 1, 1024, &o.rq) ||
+        arg_int(r, "w", 1, 1024, &o.wq) || arg_int(r, "p", 0, 7, &o.perm) ||
+        arg_bool(r, "o", &o.order))
+        return 2;
+    return cmd_update_topic(c, &o);
+}
+
+/* resetOffsetByTime: -g, -t, -s (milliseconds, now, earliest or latest), -f (default true). */
+static int api_reset_offset(struct api_req *r, const struct ctx *c)
+{
+    struct reset_opts o = {need(r, "g"), need(r, "t"), need(r, "s"), 0, 1, 0};
+    if (bad(r) || arg_bool(r, "f", &o.force))
+        return 2;
+    if (strcmp(o.ts_str, "earliest") == 0) {
+        o.ts = 0;
+    } else if (strcmp(o.ts_str, "latest") == 0 || strcmp(o.ts_str, "now") == 0) {
+        o.ts = -1;
+    } else {
+        char *end;
+        long long v = strtoll(o.ts_str, &end, 10);
+        if (!o.ts_str[0] || *end || v < 0) {
+            snprintf(r->bad, sizeof r->bad,
+                     "parameter s must be milliseconds since the epoch, now, earliest or latest");
+            return 2;
+        }
+        o.ts = v;
+    }
+    return cmd_reset_offset(c, &o, 0);
+}
+
+/* dlqResend: -g, -i | all=true, -t, -b. */
+static int api_dlq_resend(struct api_req *r, const struct ctx *c)
+{
+    struct dlq_opts o = {need(r, "g"), arg(r, "i"), arg(r, "t"), arg(r, "b"), 128, 0};
+    if (bad(r) || arg_bool(r, "all", &o.all))
+        return 2;
+    if (!o.id == !o.all) {
+        snprintf(r->bad, sizeof r->bad, "give exactly one of i (an id) and all=true");
+        return 2;
+    }
+    return cmd_dlq_resend(c, &o);
+}
+
+/* ---- the dashboard's own endpoints ---- */
+
+/* This broker's messages put and got per second over the last (up to) 600 seconds, oldest
+ * first, from the statistics ring of the service thread (pull.c stats_tick). */
+static int api_throughput(struct api_req *r, const struct ctx *c)
+{
+    broker_t *b = r->b;
+    struct stats *s = &b->stats;
+    int64_t put[601], get[601];
+    int n, pos;
+    pthread_mutex_lock(&s->mu);
+    n = s->hist_n;
+    pos = s->hist_pos;
+    for (int i = 0; i < n; i++) { /* oldest first */
+        int k = (pos - n + 1 + i + 601) % 601;
+        put[i] = s->put_hist[k];
+        get[i] = s->get_hist[k];
+    }
+    pthread_mutex_unlock(&s->mu);
+    cJSON *o = cJSON_CreateObject(), *pa, *ga;
+    cJSON_AddStringToObject(o, "brokerName", b->cfg.brokerName);
+    cJSON_AddStringToObject(o, "brokerAddr", broker_addr(b));
+    cJSON_AddNumberToObject(o, "now", (double)clock_wall_ms());
+    cJSON_AddNumberToObject(o, "intervalMs", 1000);
+    cJSON_AddNumberToObject(o, "putTotal", (double)atomic_load(&s->put_total));
+    cJSON_AddNumberToObject(o, "getTotal", (double)atomic_load(&s->get_total));
+    pa = cJSON_AddArrayToObject(o, "put");
+    ga = cJSON_AddArrayToObject(o, "get");
+    for (int i = 1; i < n; i++) {
+        cJSON_AddItemToArray(pa, cJSON_CreateNumber((double)(put[i] - put[i - 1])));
+        cJSON_AddItemToArray(ga, cJSON_CreateNumber((double)(get[i] - get[i - 1])));
+    }
+    adm_print_json(c, o);
+    cJSON_Delete(o);
+    return 0;
+}
+
+static int api_self(struct api_req *r, const struct ctx *c)
+{
+    broker_t *b = r->b;
+    int role = broker_role(b);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "brokerName", b->cfg.brokerName);
+    cJSON_AddStringToObject(o, "clusterName", b->cfg.brokerClusterName);
+    cJSON_AddStringToObject(o, "brokerAddr", broker_addr(b));
+    cJSON_AddNumberToObject(o, "brokerId", (double)b->cfg.brokerId);
+    cJSON_AddStringToObject(o, "brokerRole",
+                            role == BROKER_SLAVE         ? "SLAVE"
+                            : role == BROKER_SYNC_MASTER ? "SYNC_MASTER"
+                                                         : "ASYNC_MASTER");
+    cJSON_AddStringToObject(o, "namesrvAddr", b->cfg.namesrvAddr);
+    cJSON_AddNumberToObject(o, "bootTimestamp", (double)b->start_ms);
+    cJSON_AddNumberToObject(o, "now", (double)clock_wall_ms());
+    adm_print_json(c, o);
+    cJSON_Delete(o);
+    return 0;
+}
+
+typedef int (*api_fn)(struct api_req *r, const struct ctx *c);
+
+static const struct api {
+    const char *name; /* the mqadmin subcommand, or the dashboard's own endpoint */
+    int post;         /* an action: POST only, same-origin checks */
+    api_fn fn;
+    const char *params; /* for GET /api/: the parameters (mqadmin's option letters) */
+} apis[] = {
+    {"clusterList", 0, api_cluster_list, ""},
+    {"brokerStatus", 0, api_broker_status, "b=brokerAddr"},
+    {"haStatus", 0, api_ha_status, "b=brokerAddr | c=cluster"},
+    {"getBrokerEpoch", 0, api_broker_epoch, "b=brokerName | c=cluster"},
+    {"txStatus", 0, api_tx_status, "[b=brokerAddr]"},
+    {"topicList", 0, api_topic_list, ""},
+    {"topicRoute", 0, api_topic_route, "t=topic"},
+    {"topicStatus", 0, api_topic_status, "t=topic"},
+    {"groupList", 0, api_group_list, "[c=cluster]"},
+    {"consumerConnection", 0, api_consumer_connection, "g=group [b=brokerAddr]"},
+    {"consumerProgress", 0, api_consumer_progress, "g=group [t=topic]"},
+    {"queryMsgById", 0, api_query_by_id, "i=offsetMsgId"},
+    {"queryMsgByKey", 0, api_query_by_key, "t=topic k=key"},
+    {"queryMsgByOffset", 0, api_query_by_offset, "t=topic b=brokerName i=queueId o=offset"},
+    {"consumeMessage", 0, api_consume,
+     "t=topic [b=brokerName [i=queueId [o=offset]]] [c=count<=1000] [s=beginMs] [e=endMs]"},
+    {"dlqList", 0, api_dlq_list, "g=group [c=count] [b=brokerName]"},
+    {"dlqView", 0, api_dlq_view, "g=group i=msgId|offsetMsgId|queueOffset [b=brokerName]"},
+    {"brokerThroughput", 0, api_throughput, ""},
+    {"self", 0, api_self, ""},
+    {"updateTopic", 1, api_update_topic,
+     "t=topic (c=cluster | b=brokerAddr) [r=readQueues] [w=writeQueues] [p=perm] [o=order]"},
+    {"resetOffsetByTime", 1, api_reset_offset,
+     "g=group t=topic s=ms|now|earliest|latest [f=force]"},
+    {"dlqResend", 1, api_dlq_resend, "g=group (i=id | all=true) [t=topic] [b=brokerName]"},
+};
+
+/* ---- dispatch ---- */
+
+/* ACCESS CONTROL GOES HERE: the single check every /api/ request passes before it runs (the
+ * assets are public). With the broker's ACL on (aclEnable), this is where the dashboard must
+ * authenticate the operator (e.g. an admin account's access key) and refuse with 401/403.
+ * Today: everyone who reaches the HTTP port (metricsPort, bind it to a trusted address) may
+ * read and act. Returns 1 to go on; 0 after answering. */
+static int api_authorized(broker_t *b, const struct http_request *req, struct http_exchange *x)
+{
+    (void)b;
     (void)req;
-    http_reply(x, 404, "text/plain; charset=utf-8", "not found\n", 10, HTTP_STATIC);
+    (void)x;
+    return 1;
+}
+
+/* An action's request must come from the dashboard's own page (see the file comment). NULL,
+ * or why not. */
+static const char *foreign_action(struct http_exchange *x)
+{
+    const char *h = http_header(x, "X-Ferry-Action");
+    const char *origin = http_header(x, "Origin"), *host = http_header(x, "Host");
+    const char *site = http_header(x, "Sec-Fetch-Site");
+    const char *ctype = http_header(x, "Content-Type");
+    if (!h || strcmp(h, "1") != 0)
+        return "actions need the header X-Ferry-Action: 1 (sent by the dashboard's page)";
+    if (site && strcmp(site, "same-origin") != 0)
+        return "actions are accepted from the dashboard's own page only (Sec-Fetch-Site)";
+    if (origin && strcmp(origin, "null") != 0) {
+        const char *p = strstr(origin, "://");
+        if (!p || !host || strcmp(p + 3, host) != 0)
+            return "actions are accepted from the dashboard's own page only (Origin)";
+    } else if (origin) {
+        return "actions are accepted from the dashboard's own page only (Origin null)";
+    }
+    if (!ctype || strncmp(ctype, "application/json", 16) != 0)
+        return "actions take a JSON body (Content-Type: application/json)";
+    return NULL;
+}
+
+/* Answer {"error": @msg} with @status. */
+static void reply_error(struct http_exchange *x, int status, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    http_reply(x, status, "application/json", text, strlen(text), HTTP_COPY);
+    cJSON_free(text);
+}
+
+/* GET /api/: the endpoints. */
+static void reply_index(struct http_exchange *x)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", apis[i].name);
+        cJSON_AddStringToObject(e, "method", apis[i].post ? "POST" : "GET");
+        cJSON_AddStringToObject(e, "params", apis[i].params);
+        cJSON_AddItemToArray(arr, e);
+    }
+    char *text = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    http_reply(x, 200, "application/json", text, strlen(text), HTTP_COPY);
+    cJSON_free(text);
+}
+
+/* What the command wrote on its error stream as one line: "mqadmin: " cut off each line, the
+ * lines joined with "; ". */
+static void error_text(const char *err, size_t len, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 3 < cap;) {
+        if (len - i >= 9 && strncmp(err + i, "mqadmin: ", 9) == 0)
+            i += 9;
+        while (i < len && err[i] != '\n' && n + 3 < cap)
+            buf[n++] = err[i++];
+        while (i < len && err[i] == '\n')
+            i++;
+        if (i < len && n + 3 < cap) {
+            buf[n++] = ';';
+            buf[n++] = ' ';
+        }
+    }
+    buf[n] = 0;
 }
 
 void broker_dashboard_api(broker_t *b, const struct http_request *req, struct http_exchange *x)
 {
-    (void)b;
-    (void)req;
-    http_reply(x, 404, "application/json", "{\"error\":\"no such API\"}", 23, HTTP_STATIC);
+    const char *name = req->path + strlen(API_PREFIX);
+    const struct api *api = NULL;
+    int post = strcmp(req->method, "POST") == 0;
+
+    if (!api_authorized(b, req, x))
+        return;
+    if (!name[0]) {
+        reply_index(x);
+        return;
+    }
+    for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++) /* a fixed, short table */
+        if (strcmp(apis[i].name, name) == 0)
+            api = &apis[i];
+    if (!api) {
+        reply_error(x, 404, "no such API (GET /api/ lists them)");
+        return;
+    }
+    if (api->post != post || (!post && strcmp(req->method, "GET") != 0)) {
+        http_add_header(x, "Allow", api->post ? "POST" : "GET");
+        reply_error(x, 405, api->post ? "this action takes POST" : "this endpoint takes GET");
+        return;
+    }
+
+    struct api_req r = {.b = b, .req = req, .x = x};
+    if (post) {
+        const char *why = foreign_action(x);
+        if (why) {
+            reply_error(x, 403, why);
+            return;
+        }
+        r.body = cJSON_ParseWithLength(req->body, req->body_len);
+        if (!cJSON_IsObject(r.body)) {
+            cJSON_Delete(r.body);
+            reply_error(x, 400, "the body must be a JSON object of string parameters");
+            return;
+        }
+    }
+
+    char *out = NULL, *err = NULL;
+    size_t out_len = 0, err_len = 0;
+    struct ctx c = {.cmd = api->name, .ns = b->cfg.namesrvAddr, .json = 1};
+    c.out = open_memstream(&out, &out_len);
+    c.err = open_memstream(&err, &err_len);
+    int rc = 1;
+    if (c.out && c.err)
+        rc = api->fn(&r, &c);
+    else if (c.err) /* no output stream: reported as the command's failure */
+        fputs("out of memory\n", c.err);
+    if (c.out)
+        fclose(c.out);
+    if (c.err)
+        fclose(c.err);
+    cJSON_Delete(r.body);
+
+    if (rc == 0 && out && out_len) {
+        http_reply(x, 200, "application/json", out, out_len, HTTP_TAKE);
+        out = NULL;
+    } else if (rc == 2 || r.bad[0]) {
+        reply_error(x, 400, r.bad[0] ? r.bad : "bad parameters");
+    } else {
+        char msg[2048];
+        error_text(err ? err : "", err ? err_len : 0, msg, sizeof msg);
+        reply_error(x, 500, msg[0] ? msg : "the command failed without a message");
+    }
+    free(out);
+    free(err);
 }

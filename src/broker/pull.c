@@ -497,15 +497,15 @@ static void stats_tick(broker_t *b)
 {
     struct stats *s = &b->stats;
     int64_t put = atomic_load(&s->put_total), get = atomic_load(&s->get_total);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    pthread_mutex_lock(&s->mu); /* the dashboard reads the history under it too */
     s->hist_pos = (s->hist_pos + 1) % 601;
     s->put_hist[s->hist_pos] = put;
     s->get_hist[s->hist_pos] = get;
     if (s->hist_n < 601)
         s->hist_n++;
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    pthread_mutex_lock(&s->mu);
     static const int spans[3] = {10, 60, 600};
     for (int i = 0; i < 3; i++) {
         int span = spans[i] < s->hist_n - 1 ? spans[i] : s->hist_n - 1;

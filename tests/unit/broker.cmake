@@ -28,3 +28,6 @@ ferry_unit_test(test_broker_schedule SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_brok
 # Transactional messages: half messages, END_TRANSACTION, check-back (issue 6).
 ferry_unit_test(test_broker_tx SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_broker_tx.c
                 ${FERRY_BROKER_TEST_HARNESS} LIBS ferry_broker ferry_testlib)
+# The dashboard's embedded pages (src/broker/dashboard.c, cmake/embed.cmake) served over HTTP.
+ferry_unit_test(test_dashboard SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_dashboard.c
+                LIBS ferry_broker ferry_testlib)

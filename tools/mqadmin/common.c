@@ -17,11 +17,11 @@
 int adm_fail(const struct ctx *c, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "mqadmin: %s: ", c->cmd);
+    fprintf(c->err, "mqadmin: %s: ", c->cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(c->err, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fputc('\n', c->err);
     return 1;
 }
 
@@ -148,10 +148,11 @@ cJSON *adm_json_body(const struct ctx *c, const struct rcmd *resp, const char *a
     return j;
 }
 
-void adm_print_json(cJSON *j)
+void adm_print_json(const struct ctx *c, cJSON *j)
 {
     char *s = cJSON_Print(j);
-    puts(s ? s : "null");
+    fputs(s ? s : "null", c->out);
+    fputc('\n', c->out);
     free(s);
 }
 
@@ -253,15 +254,15 @@ static int cluster_masters(const struct ctx *c, cJSON *ci, const char *cluster, 
     return 0;
 }
 
-/* The target brokers: -b, or every master of -c. *@ci keeps the strings alive. */
+/* The target brokers: -b, or every master of -c. *@ci keeps the strings alive; on 0 the
+ * caller frees *@addrs (free()) and deletes *@ci (may be NULL). */
 int adm_targets(const struct ctx *c, const char *broker, const char *cluster, cJSON **ci,
                 const char ***addrs)
 {
-    static const char *one[2];
     *ci = NULL;
     if (broker) {
-        one[0] = broker;
-        *addrs = one;
+        *addrs = calloc(2, sizeof **addrs);
+        (*addrs)[0] = broker;
         return 0;
     }
     if (!(*ci = adm_get_cluster(c)))
@@ -339,7 +340,71 @@ void adm_prop_str(const struct msg_view *v, const char *name, char *buf, size_t 
     snprintf(buf, cap, "%.*s", s ? (int)n : 0, s ? s : "");
 }
 
-/* One stored record as a JSON object. */
+/* Whether @len bytes at @p are text: valid UTF-8 without NUL or control bytes other than
+ * tab, CR and LF. */
+int adm_is_text(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        uint8_t ch = p[i];
+        size_t n = 0; /* the length of the UTF-8 sequence */
+        if (ch < 0x80)
+            n = 1;
+        else if ((ch & 0xE0) == 0xC0)
+            n = 2;
+        else if ((ch & 0xF0) == 0xE0)
+            n = 3;
+        else if ((ch & 0xF8) == 0xF0)
+            n = 4;
+        if (n == 0 || i + n > len || (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') ||
+            ch == 0x7f || (n == 2 && ch < 0xC2))
+            return 0;
+        for (size_t k = 1; k < n; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += n;
+    }
+    return 1;
+}
+
+#define HEX_MAX 4096 /* bodyHex: at most this many bytes of a binary body */
+
+static void add_hex(cJSON *o, const char *name, const uint8_t *p, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *hex = malloc(2 * len + 1);
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = digits[p[i] >> 4];
+        hex[2 * i + 1] = digits[p[i] & 15];
+    }
+    hex[2 * len] = 0;
+    cJSON_AddStringToObject(o, name, hex);
+    free(hex);
+}
+
+/* Every property of a record as {"name": "value"}. */
+static cJSON *record_props(const struct msg_view *v)
+{
+    cJSON *props = cJSON_CreateObject();
+    const char *p = v->props, *end = v->props + v->props_len;
+    while (p < end) {
+        const char *pe = memchr(p, PROP_PAIR_SEP, (size_t)(end - p));
+        const char *ns;
+        if (!pe)
+            pe = end;
+        ns = memchr(p, PROP_NAME_SEP, (size_t)(pe - p));
+        if (ns && ns > p) {
+            char name[256], *val = strndup(ns + 1, (size_t)(pe - ns - 1));
+            snprintf(name, sizeof name, "%.*s", (int)(ns - p), p);
+            cJSON_AddStringToObject(props, name, val ? val : "");
+            free(val);
+        }
+        p = pe + 1;
+    }
+    return props;
+}
+
+/* One stored record as a JSON object: its fields, "body" (unless compressed; with "bodyHex",
+ * the first HEX_MAX bytes in hex, when it is not text) and every property. */
 cJSON *adm_record_json(const struct msg_view *v)
 {
     char buf[1024], host[80];
@@ -377,7 +442,10 @@ cJSON *adm_record_json(const struct msg_view *v)
         char *body = strndup((const char *)v->body, v->body_len);
         cJSON_AddStringToObject(o, "body", body);
         free(body);
+        if (!adm_is_text(v->body, v->body_len))
+            add_hex(o, "bodyHex", v->body, v->body_len < HEX_MAX ? v->body_len : HEX_MAX);
     }
+    cJSON_AddItemToObject(o, "properties", record_props(v));
     return o;
 }
 
@@ -409,7 +477,7 @@ int adm_add_records(const uint8_t *body, size_t len, const char *topic, const ch
     return 0;
 }
 
-void adm_print_record(const cJSON *o)
+void adm_print_record(const struct ctx *c, const cJSON *o)
 {
     static const char *const keys[] = {
         "topic",          "msgId",         "offsetMsgId",    "tags",
@@ -419,9 +487,9 @@ void adm_print_record(const cJSON *o)
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
         if (cJSON_IsString(f))
-            printf("%-20s %s\n", keys[i], f->valuestring);
+            fprintf(c->out, "%-20s %s\n", keys[i], f->valuestring);
         else if (cJSON_IsNumber(f))
-            printf("%-20s %.0f\n", keys[i], f->valuedouble);
+            fprintf(c->out, "%-20s %.0f\n", keys[i], f->valuedouble);
     }
 }
 

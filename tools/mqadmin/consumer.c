@@ -44,25 +44,26 @@ int cmd_consumer_connection(const struct ctx *c, const char *group, const char *
     if (!j)
         return 1;
     if (c->json) {
-        adm_print_json(j);
+        adm_print_json(c, j);
         cJSON_Delete(j);
         return 0;
     }
-    printf("%-4s %-48s %-24s %-10s %s\n", "#", "#ClientId", "#ClientAddr", "#Language", "#Version");
+    fprintf(c->out, "%-4s %-48s %-24s %-10s %s\n", "#", "#ClientId", "#ClientAddr", "#Language",
+            "#Version");
     int i = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "connectionSet"))
     {
-        printf("%-4d %-48s %-24s %-10s %lld\n", ++i, adm_jstr(e, "clientId"),
-               adm_jstr(e, "clientAddr"), adm_jstr(e, "language"), adm_jnum(e, "version"));
+        fprintf(c->out, "%-4d %-48s %-24s %-10s %lld\n", ++i, adm_jstr(e, "clientId"),
+                adm_jstr(e, "clientAddr"), adm_jstr(e, "language"), adm_jnum(e, "version"));
     }
-    printf("\nBelow is subscription:\n");
+    fprintf(c->out, "\nBelow is subscription:\n");
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "subscriptionTable"))
     {
-        printf("%-48s %s\n", e->string, adm_jstr(e, "subString"));
+        fprintf(c->out, "%-48s %s\n", e->string, adm_jstr(e, "subString"));
     }
-    printf("\nConsumeType: %s\nMessageModel: %s\nConsumeFromWhere: %s\n",
-           adm_jstr(j, "consumeType"), adm_jstr(j, "messageModel"),
-           adm_jstr(j, "consumeFromWhere"));
+    fprintf(c->out, "\nConsumeType: %s\nMessageModel: %s\nConsumeFromWhere: %s\n",
+            adm_jstr(j, "consumeType"), adm_jstr(j, "messageModel"),
+            adm_jstr(j, "consumeFromWhere"));
     cJSON_Delete(j);
     return 0;
 }
@@ -190,11 +191,11 @@ int cmd_consumer_progress(const struct ctx *c, const char *group, const char *to
         cJSON_AddNumberToObject(o, "diffTotal", (double)total);
         cJSON_AddItemToObject(o, "offsetTable", arr);
         arr = NULL;
-        adm_print_json(o);
+        adm_print_json(c, o);
         cJSON_Delete(o);
     } else if (rc == 0) {
-        printf("%-32s  %-24s  %-4s  %-16s  %-16s  %-10s  %s\n", "#Topic", "#Broker Name", "#QID",
-               "#Broker Offset", "#Consumer Offset", "#Diff", "#LastTime");
+        fprintf(c->out, "%-32s  %-24s  %-4s  %-16s  %-16s  %-10s  %s\n", "#Topic", "#Broker Name",
+                "#QID", "#Broker Offset", "#Consumer Offset", "#Diff", "#LastTime");
         cJSON_ArrayForEach(e, arr)
         {
             char tb[64] = "N/A";
@@ -202,11 +203,12 @@ int cmd_consumer_progress(const struct ctx *c, const char *group, const char *to
             struct tm tm;
             if (adm_jnum(e, "lastTimestamp") > 0 && localtime_r(&s, &tm))
                 strftime(tb, sizeof tb, "%Y-%m-%d %H:%M:%S", &tm);
-            printf("%-32s  %-24s  %-4lld  %-16lld  %-16lld  %-10lld  %s\n", adm_jstr(e, "topic"),
-                   adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"), adm_jnum(e, "brokerOffset"),
-                   adm_jnum(e, "consumerOffset"), adm_jnum(e, "diff"), tb);
+            fprintf(c->out, "%-32s  %-24s  %-4lld  %-16lld  %-16lld  %-10lld  %s\n",
+                    adm_jstr(e, "topic"), adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"),
+                    adm_jnum(e, "brokerOffset"), adm_jnum(e, "consumerOffset"), adm_jnum(e, "diff"),
+                    tb);
         }
-        printf("\nConsume TPS: %.2f\nDiff Total: %lld\n", tps, total);
+        fprintf(c->out, "\nConsume TPS: %.2f\nDiff Total: %lld\n", tps, total);
     }
     cJSON_Delete(arr);
     cJSON_Delete(ci);
@@ -318,9 +320,10 @@ static int reset_on(const struct ctx *c, struct bconn *bc, const char *addr, con
     if (resp->code == RESP_CONSUMER_NOT_ONLINE) {
         rcmd_free(resp);
         if (!c->json)
-            printf("broker %s: consumer group %s is not online, resetting its offsets with "
-                   "UPDATE_CONSUMER_OFFSET\n",
-                   addr, o->group);
+            fprintf(c->out,
+                    "broker %s: consumer group %s is not online, resetting its offsets with "
+                    "UPDATE_CONSUMER_OFFSET\n",
+                    addr, o->group);
         return reset_old_on(c, bc, addr, broker, read_queues, o, rows);
     }
     if (resp->code != RESP_SUCCESS)
@@ -362,27 +365,28 @@ int cmd_reset_offset(const struct ctx *c, const struct reset_opts *o, int old)
         cJSON_AddNumberToObject(j, "timestamp", (double)o->ts);
         cJSON_AddItemToObject(j, "offsetTable", rows);
         rows = NULL;
-        adm_print_json(j);
+        adm_print_json(c, j);
         cJSON_Delete(j);
     } else if (rc == 0) {
-        printf("rollback consumer offset by specified group[%s], topic[%s], force[%s], "
-               "timestamp(string)[%s], timestamp(long)[%lld]\n",
-               o->group, o->topic, o->force ? "true" : "false", o->ts_str, (long long)o->ts);
+        fprintf(c->out,
+                "rollback consumer offset by specified group[%s], topic[%s], force[%s], "
+                "timestamp(string)[%s], timestamp(long)[%lld]\n",
+                o->group, o->topic, o->force ? "true" : "false", o->ts_str, (long long)o->ts);
         if (old)
-            printf("%-24s  %-8s  %-16s  %-16s  %-16s  %s\n", "#brokerName", "#queueId",
-                   "#brokerOffset", "#consumerOffset", "#timestampOffset", "#rollbackOffset");
+            fprintf(c->out, "%-24s  %-8s  %-16s  %-16s  %-16s  %s\n", "#brokerName", "#queueId",
+                    "#brokerOffset", "#consumerOffset", "#timestampOffset", "#rollbackOffset");
         else
-            printf("%-24s  %-8s  %s\n", "#brokerName", "#queueId", "#offset");
+            fprintf(c->out, "%-24s  %-8s  %s\n", "#brokerName", "#queueId", "#offset");
         cJSON_ArrayForEach(e, rows)
         {
             if (old)
-                printf("%-24s  %-8lld  %-16lld  %-16lld  %-16lld  %lld\n",
-                       adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"),
-                       adm_jnum(e, "brokerOffset"), adm_jnum(e, "consumerOffset"),
-                       adm_jnum(e, "timestampOffset"), adm_jnum(e, "offset"));
+                fprintf(c->out, "%-24s  %-8lld  %-16lld  %-16lld  %-16lld  %lld\n",
+                        adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"),
+                        adm_jnum(e, "brokerOffset"), adm_jnum(e, "consumerOffset"),
+                        adm_jnum(e, "timestampOffset"), adm_jnum(e, "offset"));
             else
-                printf("%-24s  %-8lld  %lld\n", adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"),
-                       adm_jnum(e, "offset"));
+                fprintf(c->out, "%-24s  %-8lld  %lld\n", adm_jstr(e, "brokerName"),
+                        adm_jnum(e, "queueId"), adm_jnum(e, "offset"));
         }
     }
     cJSON_Delete(rows);
@@ -425,7 +429,7 @@ int cmd_update_sub_group(const struct ctx *c, const struct group_opts *o)
             rc = adm_fail(c, "create subscription group %s failed (%s)", o->group,
                           adm_resp_err(resp, addrs[i], eb, sizeof eb));
         else if (!c->json)
-            printf("create subscription group to %s success.\n", addrs[i]);
+            fprintf(c->out, "create subscription group to %s success.\n", addrs[i]);
         rcmd_free(resp);
     }
     if (rc == 0 && c->json) {
@@ -434,15 +438,184 @@ int cmd_update_sub_group(const struct ctx *c, const struct group_opts *o)
             cJSON_AddItemToArray(arr, cJSON_CreateString(addrs[i]));
         cJSON_AddItemToObject(j, "subscriptionGroupConfig", body);
         body = NULL;
-        adm_print_json(j);
+        adm_print_json(c, j);
         cJSON_Delete(j);
     } else if (rc == 0) {
-        printf("%s\n", text);
+        fprintf(c->out, "%s\n", text);
     }
     free(text);
-    if (ci)
-        free(addrs);
+    free(addrs);
     cJSON_Delete(ci);
     cJSON_Delete(body);
+    return rc;
+}
+
+/* ---- groupList (FerryMQ's: Java lists groups with `consumerProgress` without -g) ---- */
+
+/* The entry of group @name in the object @groups, created on first use. */
+static cJSON *group_entry(cJSON *groups, const char *name)
+{
+    cJSON *g = cJSON_GetObjectItemCaseSensitive(groups, name);
+    if (!g) {
+        g = cJSON_CreateObject();
+        cJSON_AddStringToObject(g, "group", name);
+        cJSON_AddBoolToObject(g, "subscriptionGroup", 0);
+        cJSON_AddArrayToObject(g, "brokers");
+        cJSON_AddArrayToObject(g, "topics");
+        cJSON_AddItemToObject(groups, name, g);
+    }
+    return g;
+}
+
+/* Append @s to the string array @field of @g unless it is there. */
+static void add_unique(cJSON *g, const char *field, const char *s)
+{
+    cJSON *arr = cJSON_GetObjectItemCaseSensitive(g, field);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (strcmp(cJSON_GetStringValue(e), s) == 0)
+            return;
+    }
+    cJSON_AddItemToArray(arr, cJSON_CreateString(s));
+}
+
+/* A request without fields to @addr whose SUCCESS body is JSON; NULL with a message. */
+static cJSON *broker_json_req(const struct ctx *c, struct bconn *bc, const char *addr, int32_t code,
+                              const char *what)
+{
+    struct rcmd req, *resp = NULL;
+    char eb[ERR_MAX];
+    cJSON *j;
+    rcmd_init_request(&req, code);
+    if (adm_bcall(bc, addr, &req, &resp, eb, sizeof eb) != 0) {
+        adm_fail(c, "%s: %s", what, eb);
+        return NULL;
+    }
+    j = adm_json_body(c, resp, addr, what);
+    rcmd_free(resp);
+    return j;
+}
+
+/* The subscription groups and the committed offsets of the master @addr (@broker) into
+ * @groups. 0, or 1 with a message printed. */
+static int group_list_on(const struct ctx *c, struct bconn *bc, const char *addr,
+                         const char *broker, cJSON *groups)
+{
+    static const char *const flags[] = {"consumeEnable", "consumeBroadcastEnable",
+                                        "consumeFromMinEnable"};
+    cJSON *sg, *off;
+    const cJSON *e;
+    if (!(sg = broker_json_req(c, bc, addr, REQ_GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+                               "subscription groups")))
+        return 1;
+    if (!(off = broker_json_req(c, bc, addr, REQ_GET_ALL_CONSUMER_OFFSET, "consumer offsets"))) {
+        cJSON_Delete(sg);
+        return 1;
+    }
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(sg, "subscriptionGroupTable"))
+    {
+        cJSON *g;
+        if (!e->string)
+            continue;
+        g = group_entry(groups, e->string);
+        add_unique(g, "brokers", broker);
+        cJSON_ReplaceItemInObjectCaseSensitive(g, "subscriptionGroup", cJSON_CreateTrue());
+        for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+            cJSON_DeleteItemFromObjectCaseSensitive(g, flags[i]);
+            cJSON_AddBoolToObject(g, flags[i],
+                                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, flags[i])));
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(g, "retryMaxTimes");
+        cJSON_AddNumberToObject(g, "retryMaxTimes", (double)adm_jnum(e, "retryMaxTimes"));
+    }
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(off, "offsetTable"))
+    {
+        char topic[CLIENT_NAME_MAX * 2];
+        const char *at = e->string ? strchr(e->string, '@') : NULL;
+        cJSON *g;
+        if (!at || !at[1] || (size_t)(at - e->string) >= sizeof topic)
+            continue;
+        snprintf(topic, sizeof topic, "%.*s", (int)(at - e->string), e->string);
+        g = group_entry(groups, at + 1);
+        add_unique(g, "brokers", broker);
+        if (strncmp(topic, "%RETRY%", 7) != 0)
+            add_unique(g, "topics", topic);
+    }
+    cJSON_Delete(off);
+    cJSON_Delete(sg);
+    return 0;
+}
+
+static int cmp_group_name(const void *a, const void *b)
+{
+    return strcmp(adm_jstr(*(const cJSON *const *)a, "group"),
+                  adm_jstr(*(const cJSON *const *)b, "group"));
+}
+
+int cmd_group_list(const struct ctx *c, const char *cluster)
+{
+    cJSON *ci = adm_get_cluster(c), *groups, *arr, *g;
+    struct bconn bc = {.cli = NULL};
+    const cJSON *cl, *n;
+    int rc = 0, found = 0;
+    if (!ci)
+        return 1;
+    groups = cJSON_CreateObject();
+    cJSON_ArrayForEach(cl, cJSON_GetObjectItemCaseSensitive(ci, "clusterAddrTable"))
+    {
+        if (cluster && strcmp(cl->string, cluster) != 0)
+            continue;
+        found = 1;
+        cJSON_ArrayForEach(n, cl)
+        {
+            const char *name = cJSON_GetStringValue(n);
+            const cJSON *bd = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(ci, "brokerAddrTable"), name ? name : "");
+            const char *a = adm_jstr(cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"), "0");
+            if (a[0] && rc == 0)
+                rc = group_list_on(c, &bc, a, name, groups);
+        }
+    }
+    adm_bconn_close(&bc);
+    if (rc == 0 && cluster && !found)
+        rc = adm_fail(c, "cluster %s not found", cluster);
+    arr = cJSON_CreateArray();
+    while (groups->child) {
+        g = cJSON_DetachItemViaPointer(groups, groups->child);
+        cJSON_AddItemToArray(arr, g);
+    }
+    adm_sort_array(arr, cmp_group_name);
+    if (rc == 0 && c->json) {
+        adm_print_json(c, arr);
+    } else if (rc == 0) {
+        fprintf(c->out, "%-40s %-12s %-32s %s\n", "#Group", "#SubGroup", "#Brokers", "#Topics");
+        cJSON_ArrayForEach(g, arr)
+        {
+            char brokers[256] = "", topics[1024] = "";
+            const cJSON *x;
+            size_t bl = 0, tl = 0;
+            cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(g, "brokers"))
+            {
+                if (bl < sizeof brokers)
+                    bl += (size_t)snprintf(brokers + bl, sizeof brokers - bl, "%s%s", bl ? "," : "",
+                                           x->valuestring);
+            }
+            cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(g, "topics"))
+            {
+                if (tl < sizeof topics)
+                    tl += (size_t)snprintf(topics + tl, sizeof topics - tl, "%s%s", tl ? "," : "",
+                                           x->valuestring);
+            }
+            fprintf(c->out, "%-40s %-12s %-32s %s\n", adm_jstr(g, "group"),
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "subscriptionGroup")) ? "yes"
+                                                                                           : "no",
+                    brokers[0] ? brokers : "-", topics[0] ? topics : "-");
+        }
+        fprintf(c->out, "\n%d groups\n", cJSON_GetArraySize(arr));
+    }
+    cJSON_Delete(arr);
+    cJSON_Delete(groups);
+    cJSON_Delete(ci);
     return rc;
 }

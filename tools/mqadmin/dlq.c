@@ -118,8 +118,7 @@ static void body_preview(const struct msg_view *v, char *buf, size_t cap)
 /* A dead letter as JSON: the record's fields, where it is, its origin and every property. */
 static cJSON *dead_json(const struct msg_view *v, const char *broker)
 {
-    cJSON *o = adm_record_json(v), *props = cJSON_CreateObject();
-    const char *p = v->props, *end = v->props + v->props_len;
+    cJSON *o = adm_record_json(v); /* with "properties" */
     char buf[1024];
     size_t len;
     char *body;
@@ -132,21 +131,6 @@ static cJSON *dead_json(const struct msg_view *v, const char *broker)
         cJSON_AddStringToObject(o, "body", body);
         free(body);
     }
-    while (p < end) {
-        const char *pe = memchr(p, PROP_PAIR_SEP, (size_t)(end - p));
-        const char *ns;
-        if (!pe)
-            pe = end;
-        ns = memchr(p, PROP_NAME_SEP, (size_t)(pe - p));
-        if (ns && ns > p) {
-            char name[256], *val = strndup(ns + 1, (size_t)(pe - ns - 1));
-            snprintf(name, sizeof name, "%.*s", (int)(ns - p), p);
-            cJSON_AddStringToObject(props, name, val ? val : "");
-            free(val);
-        }
-        p = pe + 1;
-    }
-    cJSON_AddItemToObject(o, "properties", props);
     return o;
 }
 
@@ -333,37 +317,39 @@ static int list_visit(const struct msg_view *v, const char *broker, void *arg)
     return 0;
 }
 
-static void print_list_row(const cJSON *e, const struct msg_view *v)
+static void print_list_row(const struct ctx *c, const cJSON *e, const struct msg_view *v)
 {
     char tb[64], preview[PREVIEW_MAX * 2 + 8];
     adm_fmt_time(adm_jnum(e, "storeTimestamp"), tb, sizeof tb);
     body_preview(v, preview, sizeof preview);
-    printf("%-16s %-8lld %-24s %-10lld %-24s %-34s %-16s %-12s %s\n", adm_jstr(e, "brokerName"),
-           adm_jnum(e, "queueOffset"), tb, adm_jnum(e, "reconsumeTimes"),
-           adm_jstr(e, "originTopic"), adm_jstr(e, "originMsgId"), adm_jstr(e, "keys"),
-           adm_jstr(e, "tags"), preview);
+    fprintf(c->out, "%-16s %-8lld %-24s %-10lld %-24s %-34s %-16s %-12s %s\n",
+            adm_jstr(e, "brokerName"), adm_jnum(e, "queueOffset"), tb,
+            adm_jnum(e, "reconsumeTimes"), adm_jstr(e, "originTopic"), adm_jstr(e, "originMsgId"),
+            adm_jstr(e, "keys"), adm_jstr(e, "tags"), preview);
 }
 
 struct table {
+    const struct ctx *c;
     int rows;
 };
 
 static int table_visit(const struct msg_view *v, const char *broker, void *arg)
 {
     struct table *t = arg;
+    const struct ctx *c = t->c;
     cJSON *e = dead_json(v, broker);
     if (t->rows++ == 0)
-        printf("%-16s %-8s %-24s %-10s %-24s %-34s %-16s %-12s %s\n", "#Broker Name", "#Offset",
-               "#StoreTime", "#Reconsume", "#Original Topic", "#Original MsgId", "#Keys", "#Tags",
-               "#Body");
-    print_list_row(e, v);
+        fprintf(c->out, "%-16s %-8s %-24s %-10s %-24s %-34s %-16s %-12s %s\n", "#Broker Name",
+                "#Offset", "#StoreTime", "#Reconsume", "#Original Topic", "#Original MsgId",
+                "#Keys", "#Tags", "#Body");
+    print_list_row(c, e, v);
     cJSON_Delete(e);
     return 0;
 }
 
 int cmd_dlq_list(const struct ctx *c, const struct dlq_opts *o)
 {
-    struct table t = {0};
+    struct table t = {c, 0};
     struct scan s = {.c = c, .o = o};
     cJSON *arr = cJSON_CreateArray();
     int rc;
@@ -371,12 +357,12 @@ int cmd_dlq_list(const struct ctx *c, const struct dlq_opts *o)
     s.arg = c->json ? (void *)arr : (void *)&t;
     rc = dlq_scan(&s, o->count);
     if (rc == 0 && c->json) {
-        adm_print_json(arr);
+        adm_print_json(c, arr);
     } else if (rc == 0) {
-        printf("%s%d dead letters in %s", t.rows ? "\n" : "", t.rows, s.topic);
+        fprintf(c->out, "%s%d dead letters in %s", t.rows ? "\n" : "", t.rows, s.topic);
         if (s.truncated)
-            printf(" shown, more follow (-c %lld limits the list)", (long long)o->count);
-        printf("\n");
+            fprintf(c->out, " shown, more follow (-c %lld limits the list)", (long long)o->count);
+        fprintf(c->out, "\n");
     }
     cJSON_Delete(arr);
     return rc;
@@ -466,13 +452,13 @@ static int find_one(const struct ctx *c, const struct dlq_opts *o, struct found 
 
 /* ---- dlqView ---- */
 
-static void print_props(const cJSON *props)
+static void print_props(const struct ctx *c, const cJSON *props)
 {
     const cJSON *p;
-    printf("properties\n");
+    fprintf(c->out, "properties\n");
     cJSON_ArrayForEach(p, props)
     {
-        printf("  %-22s %s\n", p->string, cJSON_GetStringValue(p) ? p->valuestring : "");
+        fprintf(c->out, "  %-22s %s\n", p->string, cJSON_GetStringValue(p) ? p->valuestring : "");
     }
 }
 
@@ -485,13 +471,13 @@ int cmd_dlq_view(const struct ctx *c, const struct dlq_opts *o)
     if (rc == 0) {
         e = dead_json(&v, f.broker);
         if (c->json) {
-            adm_print_json(e);
+            adm_print_json(c, e);
         } else {
-            adm_print_record(e);
-            printf("%-20s %s\n%-20s %s\n%-20s %s\n", "brokerName", adm_jstr(e, "brokerName"),
-                   "originTopic", adm_jstr(e, "originTopic"), "originMsgId",
-                   adm_jstr(e, "originMsgId"));
-            print_props(cJSON_GetObjectItemCaseSensitive(e, "properties"));
+            adm_print_record(c, e);
+            fprintf(c->out, "%-20s %s\n%-20s %s\n%-20s %s\n", "brokerName",
+                    adm_jstr(e, "brokerName"), "originTopic", adm_jstr(e, "originTopic"),
+                    "originMsgId", adm_jstr(e, "originMsgId"));
+            print_props(c, cJSON_GetObjectItemCaseSensitive(e, "properties"));
         }
         cJSON_Delete(e);
     }
@@ -589,12 +575,12 @@ static int pick_queue(struct resend *rs, const char *topic, const char **broker,
     return adm_fail(rs->c, "topic %s has no writable queue", topic); /* not reached */
 }
 
-static void print_resend_row(const cJSON *e)
+static void print_resend_row(const struct ctx *c, const cJSON *e)
 {
-    printf("%-16s %-8lld %-34s %-24s %-16s %-5lld %-12s %-34s %s\n", adm_jstr(e, "dlqBrokerName"),
-           adm_jnum(e, "dlqQueueOffset"), adm_jstr(e, "originMsgId"), adm_jstr(e, "topic"),
-           adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"), adm_jstr(e, "sendStatus"),
-           adm_jstr(e, "msgId"), adm_jstr(e, "offsetMsgId"));
+    fprintf(c->out, "%-16s %-8lld %-34s %-24s %-16s %-5lld %-12s %-34s %s\n",
+            adm_jstr(e, "dlqBrokerName"), adm_jnum(e, "dlqQueueOffset"), adm_jstr(e, "originMsgId"),
+            adm_jstr(e, "topic"), adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"),
+            adm_jstr(e, "sendStatus"), adm_jstr(e, "msgId"), adm_jstr(e, "offsetMsgId"));
 }
 
 /* SEND_MESSAGE of a copy of the dead letter @v (of DLQ broker @dlq_broker). */
@@ -668,10 +654,10 @@ static int resend_one(struct resend *rs, const struct msg_view *v, const char *d
     rcmd_free(resp);
     if (!c->json) {
         if (rs->n == 0)
-            printf("%-16s %-8s %-34s %-24s %-16s %-5s %-12s %-34s %s\n", "#DLQ Broker", "#Offset",
-                   "#Original MsgId", "#Topic", "#Broker Name", "#QID", "#Send Result",
-                   "#New MsgId", "#OffsetMsgId");
-        print_resend_row(e);
+            fprintf(c->out, "%-16s %-8s %-34s %-24s %-16s %-5s %-12s %-34s %s\n", "#DLQ Broker",
+                    "#Offset", "#Original MsgId", "#Topic", "#Broker Name", "#QID", "#Send Result",
+                    "#New MsgId", "#OffsetMsgId");
+        print_resend_row(c, e);
         cJSON_Delete(e);
     } else {
         cJSON_AddItemToArray(rs->rows, e);
@@ -704,10 +690,10 @@ int cmd_dlq_resend(const struct ctx *c, const struct dlq_opts *o)
     adm_bconn_close(&rs.bc);
     cJSON_Delete(rs.route);
     if (c->json && (rc == 0 || rs.n > 0))
-        adm_print_json(rs.rows); /* also after a failure: what was resent */
+        adm_print_json(c, rs.rows); /* also after a failure: what was resent */
     else if (rc == 0)
-        printf("%s%d dead letters of %s resent; they stay in %s\n", rs.n ? "\n" : "", rs.n,
-               o->group, dlq);
+        fprintf(c->out, "%s%d dead letters of %s resent; they stay in %s\n", rs.n ? "\n" : "", rs.n,
+                o->group, dlq);
     cJSON_Delete(rs.rows);
     return rc;
 }

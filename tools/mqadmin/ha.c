@@ -232,23 +232,23 @@ static const char *yes(int v)
 
 /* ---- haStatus ---- */
 
-static void print_ha(const cJSON *h)
+static void print_ha(const struct ctx *c, const cJSON *h)
 {
     const cJSON *conns = cJSON_GetObjectItemCaseSensitive(h, "haConnectionInfo"), *x;
     int master = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "master"));
     int cm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "controllerMode"));
-    printf("#Broker\t%s id %lld at %s\n", adm_jstr(h, "brokerName"), adm_jnum(h, "brokerId"),
-           adm_jstr(h, "brokerAddr"));
-    printf("#Role\t%s%s%s%s\n", adm_jstr(h, "role"), master ? " (master)" : "",
-           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "fenced")) ? " (fenced: sends refused)"
-                                                                       : "",
-           cm ? " (controller mode)" : "");
+    fprintf(c->out, "#Broker\t%s id %lld at %s\n", adm_jstr(h, "brokerName"),
+            adm_jnum(h, "brokerId"), adm_jstr(h, "brokerAddr"));
+    fprintf(c->out, "#Role\t%s%s%s%s\n", adm_jstr(h, "role"), master ? " (master)" : "",
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "fenced")) ? " (fenced: sends refused)"
+                                                                        : "",
+            cm ? " (controller mode)" : "");
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "haRunning")))
-        printf("#HA\tnot running (haSecret empty)\n");
+        fprintf(c->out, "#HA\tnot running (haSecret empty)\n");
     if (master) {
-        printf("#MasterCommitLogMaxOffset\t%lld\n#SlaveNum\t%d\n#InSyncSlaveNum\t%lld\n",
-               adm_jnum(h, "masterCommitLogMaxOffset"), cJSON_GetArraySize(conns),
-               adm_jnum(h, "inSyncSlaveNums"));
+        fprintf(c->out, "#MasterCommitLogMaxOffset\t%lld\n#SlaveNum\t%d\n#InSyncSlaveNum\t%lld\n",
+                adm_jnum(h, "masterCommitLogMaxOffset"), cJSON_GetArraySize(conns),
+                adm_jnum(h, "inSyncSlaveNums"));
         if (cm) {
             char ids[256] = "";
             size_t n = 0;
@@ -258,28 +258,28 @@ static void print_ha(const cJSON *h)
                     n += (size_t)snprintf(ids + n, sizeof ids - n, "%s%.0f", n ? "," : "",
                                           x->valuedouble);
             }
-            printf("#AckRequiredSlaves\t%s\n", n ? ids : "-");
+            fprintf(c->out, "#AckRequiredSlaves\t%s\n", n ? ids : "-");
         }
-        printf("%-24s %-9s %-16s %-12s %-12s %-12s %s\n", "#SlaveAddr", "#BrokerId",
-               "#SlaveAckOffset", "#Diff", "#Status", "#AckRequired", "#LastReport(ms)");
+        fprintf(c->out, "%-24s %-9s %-16s %-12s %-12s %-12s %s\n", "#SlaveAddr", "#BrokerId",
+                "#SlaveAckOffset", "#Diff", "#Status", "#AckRequired", "#LastReport(ms)");
         cJSON_ArrayForEach(x, conns)
         {
-            printf("%-24s %-9lld %-16lld %-12lld %-12s %-12s %lld\n", adm_jstr(x, "addr"),
-                   adm_jnum(x, "brokerId"), adm_jnum(x, "slaveAckOffset"), adm_jnum(x, "diff"),
-                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "inSync")) ? "OK"
-                                                                               : "Fall Behind",
-                   yes(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "ackRequired"))),
-                   adm_jnum(x, "lastReportMs"));
+            fprintf(c->out, "%-24s %-9lld %-16lld %-12lld %-12s %-12s %lld\n", adm_jstr(x, "addr"),
+                    adm_jnum(x, "brokerId"), adm_jnum(x, "slaveAckOffset"), adm_jnum(x, "diff"),
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "inSync")) ? "OK"
+                                                                                : "Fall Behind",
+                    yes(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "ackRequired"))),
+                    adm_jnum(x, "lastReportMs"));
         }
     } else {
         const cJSON *cl = cJSON_GetObjectItemCaseSensitive(h, "haClientRuntimeInfo");
         const char *ma = adm_jstr(cl, "masterAddr"), *ha = adm_jstr(cl, "masterHaAddr");
-        printf("#MasterAddr\t%s\n#MasterHaAddr\t%s\n#Connected\t%s\n", ma[0] ? ma : "-",
-               ha[0] ? ha : "-",
-               yes(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "connected"))));
-        printf("#CommitLogMaxOffset\t%lld\n#ReceivedOffset\t%lld\n#DurableOffset\t%lld\n",
-               adm_jnum(cl, "maxOffset"), adm_jnum(cl, "receivedOffset"),
-               adm_jnum(cl, "durableOffset"));
+        fprintf(c->out, "#MasterAddr\t%s\n#MasterHaAddr\t%s\n#Connected\t%s\n", ma[0] ? ma : "-",
+                ha[0] ? ha : "-",
+                yes(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "connected"))));
+        fprintf(c->out, "#CommitLogMaxOffset\t%lld\n#ReceivedOffset\t%lld\n#DurableOffset\t%lld\n",
+                adm_jnum(cl, "maxOffset"), adm_jnum(cl, "receivedOffset"),
+                adm_jnum(cl, "durableOffset"));
     }
 }
 
@@ -308,14 +308,14 @@ int cmd_ha_status(const struct ctx *c, const char *addr, const char *cluster)
         }
         if (!c->json) {
             if (seen)
-                putchar('\n');
-            print_ha(h);
+                fputc('\n', c->out);
+            print_ha(c, h);
         }
         seen++;
         cJSON_AddItemToArray(out, h);
     }
     if (c->json && seen)
-        adm_print_json(out);
+        adm_print_json(c, out);
     cJSON_Delete(out);
     cJSON_Delete(targets);
     return rc;
@@ -341,26 +341,27 @@ int cmd_broker_epoch(const struct ctx *c, const char *broker, const char *cluste
             continue;
         }
         if (!c->json) {
-            printf("%s#clusterName\t%s\n#brokerName\t%s\n#brokerAddr\t%s\n#brokerId\t%lld\n",
-                   seen ? "\n" : "", adm_jstr(e, "clusterName"), adm_jstr(e, "brokerName"), a,
-                   adm_jnum(e, "brokerId"));
-            printf("#maxOffset\t%lld\n", adm_jnum(e, "maxOffset"));
+            fprintf(c->out,
+                    "%s#clusterName\t%s\n#brokerName\t%s\n#brokerAddr\t%s\n#brokerId\t%lld\n",
+                    seen ? "\n" : "", adm_jstr(e, "clusterName"), adm_jstr(e, "brokerName"), a,
+                    adm_jnum(e, "brokerId"));
+            fprintf(c->out, "#maxOffset\t%lld\n", adm_jnum(e, "maxOffset"));
             const cJSON *list = cJSON_GetObjectItemCaseSensitive(e, "epochList");
             if (cJSON_GetArraySize(list) == 0)
-                printf("#Epoch\tnone (not in controller mode, or never had a master)\n");
+                fprintf(c->out, "#Epoch\tnone (not in controller mode, or never had a master)\n");
             else
-                printf("%-8s %-20s %s\n", "#Epoch", "#StartOffset", "#EndOffset");
+                fprintf(c->out, "%-8s %-20s %s\n", "#Epoch", "#StartOffset", "#EndOffset");
             cJSON_ArrayForEach(x, list)
             {
-                printf("%-8lld %-20lld %lld\n", adm_jnum(x, "epoch"), adm_jnum(x, "startOffset"),
-                       adm_jnum(x, "endOffset"));
+                fprintf(c->out, "%-8lld %-20lld %lld\n", adm_jnum(x, "epoch"),
+                        adm_jnum(x, "startOffset"), adm_jnum(x, "endOffset"));
             }
         }
         seen++;
         cJSON_AddItemToArray(out, e);
     }
     if (c->json && seen)
-        adm_print_json(out);
+        adm_print_json(c, out);
     cJSON_Delete(out);
     cJSON_Delete(targets);
     return rc;
@@ -368,14 +369,14 @@ int cmd_broker_epoch(const struct ctx *c, const char *broker, const char *cluste
 
 /* ---- getSyncStateSet ---- */
 
-static void print_replicas(const char *label, const cJSON *list)
+static void print_replicas(const struct ctx *c, const char *label, const cJSON *list)
 {
     const cJSON *x;
     cJSON_ArrayForEach(x, list)
     {
-        printf(" %s\tid %lld\t%s\t%s\n", label, adm_jnum(x, "brokerId"),
-               adm_jstr(x, "brokerAddress"),
-               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")) ? "online" : "offline");
+        fprintf(c->out, " %s\tid %lld\t%s\t%s\n", label, adm_jnum(x, "brokerId"),
+                adm_jstr(x, "brokerAddress"),
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")) ? "online" : "offline");
     }
 }
 
@@ -437,25 +438,27 @@ int cmd_sync_state_set(const struct ctx *c, const char *ctl, const char *broker,
                           used);
     }
     if (c->json) {
-        adm_print_json(body);
+        adm_print_json(c, body);
     } else {
         int first = 1;
         cJSON_ArrayForEach(set, table)
         {
             const cJSON *in = cJSON_GetObjectItemCaseSensitive(set, "inSyncReplicas");
             const char *ma = adm_jstr(set, "masterAddress");
-            printf("%s#brokerName\t%s\n#MasterAddr\t%s\n#MasterBrokerId\t%lld\n#MasterEpoch\t%lld\n"
-                   "#SyncStateSetEpoch\t%lld\n#SyncStateSetNums\t%d\n",
-                   first ? "" : "\n", set->string, ma[0] ? ma : "-",
-                   adm_jnum(set, "masterBrokerId"), adm_jnum(set, "masterEpoch"),
-                   adm_jnum(set, "syncStateSetEpoch"), cJSON_GetArraySize(in));
-            print_replicas("InSyncReplica:", in);
-            print_replicas("NotInSyncReplica:",
-                           cJSON_GetObjectItemCaseSensitive(set, "notInSyncReplicas"));
+            fprintf(
+                c->out,
+                "%s#brokerName\t%s\n#MasterAddr\t%s\n#MasterBrokerId\t%lld\n#MasterEpoch\t%lld\n"
+                "#SyncStateSetEpoch\t%lld\n#SyncStateSetNums\t%d\n",
+                first ? "" : "\n", set->string, ma[0] ? ma : "-", adm_jnum(set, "masterBrokerId"),
+                adm_jnum(set, "masterEpoch"), adm_jnum(set, "syncStateSetEpoch"),
+                cJSON_GetArraySize(in));
+            print_replicas(c, "InSyncReplica:", in);
+            print_replicas(
+                c, "NotInSyncReplica:", cJSON_GetObjectItemCaseSensitive(set, "notInSyncReplicas"));
             first = 0;
         }
         if (first)
-            printf("no broker set is known to the controller at %s\n", used);
+            fprintf(c->out, "no broker set is known to the controller at %s\n", used);
     }
     cJSON_Delete(body);
     cJSON_Delete(names);
@@ -492,18 +495,19 @@ int cmd_controller_meta(const struct ctx *c, const char *ctl)
         cJSON_AddItemToArray(peers, cJSON_CreateString(p));
     rcmd_free(resp);
     if (c->json) {
-        adm_print_json(o);
+        adm_print_json(c, o);
     } else {
         const char *la = adm_jstr(o, "controllerLeaderAddress");
         const cJSON *p;
-        printf("#ControllerAddress\t%s\n#ControllerGroup\t%s\n#ControllerSelfId\t%s\n"
-               "#IsLeader\t%s\n#ControllerLeaderId\t%s\n#ControllerLeaderAddress\t%s\n",
-               used, adm_jstr(o, "group"), adm_jstr(o, "controllerSelfId"),
-               yes(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "isLeader"))),
-               adm_jstr(o, "controllerLeaderId")[0] ? adm_jstr(o, "controllerLeaderId")
-                                                    : "- (no leader elected)",
-               la[0] ? la : "-");
-        cJSON_ArrayForEach(p, peers) printf("#Peer:\t%s\n", p->valuestring);
+        fprintf(c->out,
+                "#ControllerAddress\t%s\n#ControllerGroup\t%s\n#ControllerSelfId\t%s\n"
+                "#IsLeader\t%s\n#ControllerLeaderId\t%s\n#ControllerLeaderAddress\t%s\n",
+                used, adm_jstr(o, "group"), adm_jstr(o, "controllerSelfId"),
+                yes(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "isLeader"))),
+                adm_jstr(o, "controllerLeaderId")[0] ? adm_jstr(o, "controllerLeaderId")
+                                                     : "- (no leader elected)",
+                la[0] ? la : "-");
+        cJSON_ArrayForEach(p, peers) fprintf(c->out, "#Peer:\t%s\n", p->valuestring);
     }
     cJSON_Delete(o);
     return 0;
@@ -546,20 +550,21 @@ int cmd_elect_master(const struct ctx *c, const char *ctl, const char *cluster, 
     cJSON_Delete(body);
     rcmd_free(resp);
     if (c->json) {
-        adm_print_json(o);
+        adm_print_json(c, o);
     } else {
         const cJSON *x;
-        printf("#ClusterName\t%s\n#BrokerName\t%s\n#BrokerMasterAddr\t%s\n#MasterBrokerId\t%lld\n"
-               "#MasterEpoch\t%lld\n#SyncStateSetEpoch\t%lld\n#SyncStateSet\t",
-               cluster, broker, adm_jstr(o, "masterAddress"), adm_jnum(o, "masterBrokerId"),
-               adm_jnum(o, "masterEpoch"), adm_jnum(o, "syncStateSetEpoch"));
+        fprintf(c->out,
+                "#ClusterName\t%s\n#BrokerName\t%s\n#BrokerMasterAddr\t%s\n#MasterBrokerId\t%lld\n"
+                "#MasterEpoch\t%lld\n#SyncStateSetEpoch\t%lld\n#SyncStateSet\t",
+                cluster, broker, adm_jstr(o, "masterAddress"), adm_jnum(o, "masterBrokerId"),
+                adm_jnum(o, "masterEpoch"), adm_jnum(o, "syncStateSetEpoch"));
         int first = 1;
         cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(o, "syncStateSet"))
         {
-            printf("%s%.0f", first ? "" : ",", x->valuedouble);
+            fprintf(c->out, "%s%.0f", first ? "" : ",", x->valuedouble);
             first = 0;
         }
-        printf("\n");
+        fprintf(c->out, "\n");
     }
     cJSON_Delete(o);
     return rc;

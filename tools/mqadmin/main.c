@@ -1,6 +1,7 @@
 /* mqadmin: FerryMQ's admin command line (the subcommands and option letters of RocketMQ
- * 4.9.8's mqadmin, plus dlqList/dlqView/dlqResend, and RocketMQ 5's haStatus, getBrokerEpoch,
- * getSyncStateSet, getControllerMetaData and electMaster). Every subcommand opens its own
+ * 4.9.8's mqadmin, plus dlqList/dlqView/dlqResend and groupList, and RocketMQ 5's haStatus,
+ * getBrokerEpoch, getSyncStateSet, getControllerMetaData and electMaster). The subcommands are
+ * the ferry_admin library, which the broker's dashboard also runs. Every subcommand opens its own
  * short-lived connections: one request to a name server, then requests to the brokers it names
  * (protocol/REMOTING.md §2.3, §2.4). Tables by default, --json for scripts. Exit 0 on success,
  * 1 on a failure (a message on stderr), 2 on a usage error. This file: the command table,
@@ -75,6 +76,8 @@ static const struct cmd cmds[] = {
     {"queryMsgByKey", "n:t:k:", "-t topic -k key [-n namesrv]", "find messages by key", "tk"},
     {"sendMessage", "n:t:p:k:c:", "-t topic -p body [-k keys] [-c tags] [-n namesrv]",
      "send one message", "tp"},
+    {"groupList", "n:c:", "[-c cluster] [-n namesrv]",
+     "consumer groups of the masters: subscription groups and groups with offsets", ""},
     {"consumerProgress", "n:g:t:", "-g group [-t topic] [-n namesrv]",
      "a consumer group's offsets and lag per queue", "g"},
     {"queryMsgByOffset", "n:t:b:i:o:", "-t topic -b brokerName -i queueId -o offset [-n namesrv]",
@@ -318,7 +321,7 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     const struct cmd *cmd = NULL;
     const char *val[128] = {0};
-    struct ctx c = {0};
+    struct ctx c = {.out = stdout, .err = stderr};
     char optstr[64];
     int ch;
 
@@ -410,6 +413,8 @@ int main(int argc, char **argv)
         return cmd_query_by_id(&c, val['i']);
     if (strcmp(cmd->name, "queryMsgByKey") == 0)
         return cmd_query_by_key(&c, val['t'], val['k']);
+    if (strcmp(cmd->name, "groupList") == 0)
+        return cmd_group_list(&c, val['c']);
     if (strcmp(cmd->name, "consumerProgress") == 0)
         return cmd_consumer_progress(&c, val['g'], val['t']);
     if (strcmp(cmd->name, "queryMsgByOffset") == 0) {

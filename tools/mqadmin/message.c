@@ -10,6 +10,59 @@
 
 /* ---- queryMsgById / queryMsgByKey ---- */
 
+static int cmp_group(const void *a, const void *b)
+{
+    return strcmp(adm_jstr(*(const cJSON *const *)a, "consumerGroup"),
+                  adm_jstr(*(const cJSON *const *)b, "consumerGroup"));
+}
+
+/* Java's MessageTrack of the record @rec from the committed offsets at its broker @addr
+ * (GET_ALL_CONSUMER_OFFSET): one entry per group with an offset on the record's topic there,
+ * CONSUMED when its committed offset of the record's queue is past the record's queue offset,
+ * else NOT_CONSUME_YET; sorted by group. NULL with @err filled on a failure. */
+static cJSON *message_track(const char *addr, const cJSON *rec, char *err, size_t errlen)
+{
+    struct rcmd req, *resp = NULL;
+    const char *topic = adm_jstr(rec, "topic");
+    size_t tl = strlen(topic);
+    long long qoff = adm_jnum(rec, "queueOffset");
+    char qid[24];
+    const cJSON *e;
+    cJSON *j, *out;
+    rcmd_init_request(&req, REQ_GET_ALL_CONSUMER_OFFSET);
+    if (adm_call(addr, &req, &resp, err, errlen) != 0)
+        return NULL;
+    if (resp->code != RESP_SUCCESS) {
+        adm_resp_err(resp, addr, err, errlen);
+        rcmd_free(resp);
+        return NULL;
+    }
+    j = cJSON_ParseWithLength((const char *)resp->body, resp->body_len);
+    rcmd_free(resp);
+    if (!j) {
+        snprintf(err, errlen, "malformed consumer offsets from %s", addr);
+        return NULL;
+    }
+    out = cJSON_CreateArray();
+    snprintf(qid, sizeof qid, "%lld", adm_jnum(rec, "queueId"));
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "offsetTable"))
+    {
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, qid);
+        long long committed = cJSON_IsNumber(off) ? (long long)off->valuedouble : -1;
+        cJSON *t;
+        if (!e->string || strncmp(e->string, topic, tl) != 0 || e->string[tl] != '@')
+            continue;
+        t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "consumerGroup", e->string + tl + 1);
+        cJSON_AddStringToObject(t, "trackType", committed > qoff ? "CONSUMED" : "NOT_CONSUME_YET");
+        cJSON_AddNumberToObject(t, "committedOffset", (double)committed);
+        cJSON_AddItemToArray(out, t);
+    }
+    cJSON_Delete(j);
+    adm_sort_array(out, cmp_group);
+    return out;
+}
+
 int cmd_query_by_id(const struct ctx *c, const char *id)
 {
     struct rcmd req, *resp = NULL;
@@ -33,12 +86,29 @@ int cmd_query_by_id(const struct ctx *c, const char *id)
     }
     arr = cJSON_CreateArray();
     if (adm_add_records(resp->body, resp->body_len, NULL, NULL, arr) != 0 ||
-        cJSON_GetArraySize(arr) != 1)
+        cJSON_GetArraySize(arr) != 1) {
         rc = adm_fail(c, "malformed message record from %s", addr);
-    else if (c->json)
-        adm_print_json(cJSON_GetArrayItem(arr, 0));
-    else
-        adm_print_record(cJSON_GetArrayItem(arr, 0));
+    } else {
+        cJSON *rec = cJSON_GetArrayItem(arr, 0), *track, *t;
+        if ((track = message_track(addr, rec, eb, sizeof eb)) != NULL)
+            cJSON_AddItemToObject(rec, "messageTrack", track);
+        else
+            cJSON_AddStringToObject(rec, "messageTrackError", eb);
+        if (c->json) {
+            adm_print_json(c, rec);
+        } else {
+            adm_print_record(c, rec);
+            fprintf(c->out, "\n%-32s %-16s %s\n", "#Consumer Group", "#Track Type",
+                    "#Committed Offset");
+            cJSON_ArrayForEach(t, track)
+            {
+                fprintf(c->out, "%-32s %-16s %lld\n", adm_jstr(t, "consumerGroup"),
+                        adm_jstr(t, "trackType"), adm_jnum(t, "committedOffset"));
+            }
+            if (!track)
+                fprintf(c->out, "(no message track: %s)\n", eb);
+        }
+    }
     cJSON_Delete(arr);
     rcmd_free(resp);
     return rc;
@@ -84,15 +154,15 @@ int cmd_query_by_key(const struct ctx *c, const char *topic, const char *key)
     if (rc == 0 && cJSON_GetArraySize(arr) == 0)
         rc = adm_fail(c, "no message with key %s in topic %s", key, topic);
     if (rc == 0 && c->json) {
-        adm_print_json(arr);
+        adm_print_json(c, arr);
     } else if (rc == 0) {
-        printf("%-34s %-34s %-5s %-12s %s\n", "#Message ID", "#Offset Message ID", "#QID",
-               "#Offset", "#Keys");
+        fprintf(c->out, "%-34s %-34s %-5s %-12s %s\n", "#Message ID", "#Offset Message ID", "#QID",
+                "#Offset", "#Keys");
         cJSON_ArrayForEach(e, arr)
         {
-            printf("%-34s %-34s %-5lld %-12lld %s\n", adm_jstr(e, "msgId"),
-                   adm_jstr(e, "offsetMsgId"), adm_jnum(e, "queueId"), adm_jnum(e, "queueOffset"),
-                   adm_jstr(e, "keys"));
+            fprintf(c->out, "%-34s %-34s %-5lld %-12lld %s\n", adm_jstr(e, "msgId"),
+                    adm_jstr(e, "offsetMsgId"), adm_jnum(e, "queueId"), adm_jnum(e, "queueOffset"),
+                    adm_jstr(e, "keys"));
         }
     }
     cJSON_Delete(arr);
@@ -131,13 +201,13 @@ int cmd_send(const struct ctx *c, const struct ferry_message *m)
                                 res.status == FERRY_SEND_OK ? "SEND_OK" : "STORED");
         cJSON_AddStringToObject(o, "msgId", res.msg_id);
         cJSON_AddStringToObject(o, "offsetMsgId", res.offset_msg_id);
-        adm_print_json(o);
+        adm_print_json(c, o);
         cJSON_Delete(o);
     } else {
-        printf("%-24s %-5s %-12s %-34s %s\n", "#Broker Name", "#QID", "#Send Result", "#MsgId",
-               "#OffsetMsgId");
-        printf("%-24s %-5d %-12s %-34s %s\n", res.broker_name, res.queue_id,
-               res.status == FERRY_SEND_OK ? "SEND_OK" : "STORED", res.msg_id, res.offset_msg_id);
+        fprintf(c->out, "%-24s %-5s %-12s %-34s %s\n", "#Broker Name", "#QID", "#Send Result",
+                "#MsgId", "#OffsetMsgId");
+        fprintf(c->out, "%-24s %-5d %-12s %-34s %s\n", res.broker_name, res.queue_id,
+                res.status == FERRY_SEND_OK ? "SEND_OK" : "STORED", res.msg_id, res.offset_msg_id);
     }
     return 0;
 }
@@ -176,9 +246,9 @@ int cmd_query_by_offset(const struct ctx *c, const char *topic, const char *brok
     if (adm_pulled_records(resp, broker, arr) != 0 || cJSON_GetArraySize(arr) < 1)
         rc = adm_fail(c, "malformed message record from %s", addr);
     else if (c->json)
-        adm_print_json(cJSON_GetArrayItem(arr, 0));
+        adm_print_json(c, cJSON_GetArrayItem(arr, 0));
     else
-        adm_print_record(cJSON_GetArrayItem(arr, 0));
+        adm_print_record(c, cJSON_GetArrayItem(arr, 0));
     cJSON_Delete(arr);
     rcmd_free(resp);
     return rc;
@@ -294,21 +364,21 @@ int cmd_consume_message(const struct ctx *c, const struct consume_opts *o)
         rc = adm_fail(c, "topic %s has no readable queue %d on broker %s", o->topic, o->qid,
                       o->broker);
     if (rc == 0 && c->json) {
-        adm_print_json(out);
+        adm_print_json(c, out);
     } else if (rc == 0) {
-        printf("%-24s %-5s %-10s %-34s %-24s %-16s %s\n", "#Broker Name", "#QID", "#Offset",
-               "#MsgId", "#StoreTime", "#Tags", "#Body");
+        fprintf(c->out, "%-24s %-5s %-10s %-34s %-24s %-16s %s\n", "#Broker Name", "#QID",
+                "#Offset", "#MsgId", "#StoreTime", "#Tags", "#Body");
         cJSON_ArrayForEach(e, out)
         {
             char tb[64];
             adm_fmt_time(adm_jnum(e, "storeTimestamp"), tb, sizeof tb);
-            printf("%-24s %-5lld %-10lld %-34s %-24s %-16s %s\n", adm_jstr(e, "brokerName"),
-                   adm_jnum(e, "queueId"), adm_jnum(e, "queueOffset"), adm_jstr(e, "msgId"), tb,
-                   adm_jstr(e, "tags"),
-                   cJSON_GetObjectItemCaseSensitive(e, "body") ? adm_jstr(e, "body")
-                                                               : "(compressed)");
+            fprintf(c->out, "%-24s %-5lld %-10lld %-34s %-24s %-16s %s\n",
+                    adm_jstr(e, "brokerName"), adm_jnum(e, "queueId"), adm_jnum(e, "queueOffset"),
+                    adm_jstr(e, "msgId"), tb, adm_jstr(e, "tags"),
+                    cJSON_GetObjectItemCaseSensitive(e, "body") ? adm_jstr(e, "body")
+                                                                : "(compressed)");
         }
-        printf("\n%d messages\n", cJSON_GetArraySize(out));
+        fprintf(c->out, "\n%d messages\n", cJSON_GetArraySize(out));
     }
     cJSON_Delete(out);
     return rc;

@@ -1,7 +1,13 @@
 /* mqadmin's private declarations: the per-run context, the connection and request helpers,
  * JSON and record helpers (common.c), the option structs filled by main.c, and the
  * subcommands (topic.c, consumer.c, message.c, dlq.c, ha.c). Every helper that can fail prints its
- * message (fail()) and returns 1; 0 is success. */
+ * message (adm_fail()) and returns 1; 0 is success.
+ *
+ * The command code is also a library (ferry_admin) that the broker's dashboard runs in-process
+ * (src/broker/dashboard.c): every result goes to ctx->out and every message to ctx->err (stdout
+ * and stderr for the command line, memory streams for a dashboard request), nothing calls
+ * exit() or keeps mutable state outside its ctx and stack, so several commands may run at once
+ * on different threads. Never printf()/puts() in command code: fprintf(c->out, ...). */
 #ifndef FERRY_TOOLS_MQADMIN_H
 #define FERRY_TOOLS_MQADMIN_H
 
@@ -15,6 +21,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define TIMEOUT_MS 5000
 #define ERR_MAX    512
@@ -27,6 +34,8 @@ struct ctx {
     const char *cmd;
     const char *ns; /* "host:port;host:port" */
     int json;
+    FILE *out; /* results (tables, --json): stdout, or a memory stream */
+    FILE *err; /* failure messages (adm_fail): stderr, or a memory stream */
 };
 
 /* A connection kept open across requests to the same broker (the per-queue loops of
@@ -38,7 +47,7 @@ struct bconn {
 
 /* ---- common.c: messages, connections, requests ---- */
 
-/* "mqadmin: <cmd>: <message>" on stderr; returns 1 (the exit code of a failure). */
+/* "mqadmin: <cmd>: <message>" and a newline on c->err; returns 1 (the exit code of a failure). */
 int adm_fail(const struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *adm_code_name(int32_t code);
 /* "CODE (n) from addr: remark" for an error response, in @buf. */
@@ -55,7 +64,8 @@ int adm_ns_call(const struct ctx *c, const struct rcmd *req, struct rcmd **resp,
 
 cJSON *adm_json_body(const struct ctx *c, const struct rcmd *resp, const char *addr,
                      const char *what);
-void adm_print_json(cJSON *j);
+/* @j as indented JSON and a newline on c->out. */
+void adm_print_json(const struct ctx *c, cJSON *j);
 const char *adm_jstr(const cJSON *o, const char *key);
 long long adm_jnum(const cJSON *o, const char *key);
 int adm_parse_mq_map(const uint8_t *raw, size_t len, const char *field,
@@ -83,11 +93,14 @@ int adm_pull(const struct ctx *c, struct bconn *bc, const char *addr, const char
              const char *topic, int qid, int64_t offset, int max, struct rcmd **resp);
 int64_t adm_ext_i64(const struct rcmd *resp, const char *key, int64_t def);
 void adm_prop_str(const struct msg_view *v, const char *name, char *buf, size_t cap);
+/* Whether a body is text (valid UTF-8, no control bytes but tab, CR, LF). */
+int adm_is_text(const uint8_t *p, size_t len);
+/* A stored record as JSON: fields, body (and bodyHex when binary), "properties". */
 cJSON *adm_record_json(const struct msg_view *v);
 int adm_add_records(const uint8_t *body, size_t len, const char *topic, const char *key,
                     cJSON *arr);
 int adm_pulled_records(const struct rcmd *resp, const char *broker, cJSON *arr);
-void adm_print_record(const cJSON *o);
+void adm_print_record(const struct ctx *c, const cJSON *o);
 int adm_decode_offset_id(const char *id, char *addr, size_t cap, int64_t *phys);
 
 /* ---- topic.c ---- */
@@ -129,6 +142,9 @@ int cmd_consumer_connection(const struct ctx *c, const char *group, const char *
 int cmd_consumer_progress(const struct ctx *c, const char *group, const char *topic);
 int cmd_reset_offset(const struct ctx *c, const struct reset_opts *o, int old);
 int cmd_update_sub_group(const struct ctx *c, const struct group_opts *o);
+/* groupList (FerryMQ's): every consumer group the masters (of @cluster, or all) know, from
+ * their subscription groups and committed offsets, with the topics it has offsets for. */
+int cmd_group_list(const struct ctx *c, const char *cluster);
 
 /* ---- message.c ---- */
 
@@ -139,6 +155,8 @@ struct consume_opts {
     int64_t count, begin, end; /* begin/end 0: unbounded */
 };
 
+/* queryMsgById: the record and its message track (for each group with a committed offset on
+ * the message's topic at its broker: CONSUMED or NOT_CONSUME_YET, as Java's MessageTrack). */
 int cmd_query_by_id(const struct ctx *c, const char *id);
 int cmd_query_by_key(const struct ctx *c, const char *topic, const char *key);
 int cmd_send(const struct ctx *c, const struct ferry_message *m);

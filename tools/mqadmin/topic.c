@@ -22,10 +22,10 @@ int cmd_topic_list(const struct ctx *c)
     if (!j)
         return 1;
     if (c->json)
-        adm_print_json(j);
+        adm_print_json(c, j);
     else
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(j, "topicList"))
-            puts(cJSON_GetStringValue(t) ? cJSON_GetStringValue(t) : "");
+            fprintf(c->out, "%s\n", cJSON_GetStringValue(t) ? cJSON_GetStringValue(t) : "");
     cJSON_Delete(j);
     return 0;
 }
@@ -39,12 +39,12 @@ int cmd_topic_route(const struct ctx *c, const char *topic)
     if (!r)
         return 1;
     if (c->json) {
-        adm_print_json(r);
+        adm_print_json(c, r);
         cJSON_Delete(r);
         return 0;
     }
-    printf("%-24s %-20s %-22s %-6s %-6s %s\n", "#Broker Name", "#Cluster", "#Master Addr", "#Read",
-           "#Write", "#Perm");
+    fprintf(c->out, "%-24s %-20s %-22s %-6s %-6s %s\n", "#Broker Name", "#Cluster", "#Master Addr",
+            "#Read", "#Write", "#Perm");
     cJSON_ArrayForEach(q, cJSON_GetObjectItemCaseSensitive(r, "queueDatas"))
     {
         const char *name = adm_jstr(q, "brokerName"), *cluster = "", *master = "";
@@ -55,8 +55,9 @@ int cmd_topic_route(const struct ctx *c, const char *topic)
                 master = adm_jstr(cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"), "0");
             }
         }
-        printf("%-24s %-20s %-22s %-6lld %-6lld %lld\n", name, cluster, master[0] ? master : "-",
-               adm_jnum(q, "readQueueNums"), adm_jnum(q, "writeQueueNums"), adm_jnum(q, "perm"));
+        fprintf(c->out, "%-24s %-20s %-22s %-6lld %-6lld %lld\n", name, cluster,
+                master[0] ? master : "-", adm_jnum(q, "readQueueNums"),
+                adm_jnum(q, "writeQueueNums"), adm_jnum(q, "perm"));
     }
     cJSON_Delete(r);
     return 0;
@@ -98,12 +99,12 @@ int cmd_cluster_list(const struct ctx *c)
     if (!ci)
         return 1;
     if (c->json) {
-        adm_print_json(ci);
+        adm_print_json(c, ci);
         cJSON_Delete(ci);
         return 0;
     }
-    printf("%-20s %-24s %-4s %-22s %-10s %-10s %-10s %s\n", "#Cluster Name", "#Broker Name", "#BID",
-           "#Addr", "#Version", "#InTPS", "#OutTPS", "#InTotalToday");
+    fprintf(c->out, "%-20s %-24s %-4s %-22s %-10s %-10s %-10s %s\n", "#Cluster Name",
+            "#Broker Name", "#BID", "#Addr", "#Version", "#InTPS", "#OutTPS", "#InTotalToday");
     cJSON_ArrayForEach(cl, cJSON_GetObjectItemCaseSensitive(ci, "clusterAddrTable"))
     {
         cJSON_ArrayForEach(n, cl)
@@ -115,11 +116,11 @@ int cmd_cluster_list(const struct ctx *c)
                 char eb[ERR_MAX], in[64], out[64];
                 const cJSON *t = NULL;
                 cJSON *rt = runtime_info(cJSON_GetStringValue(a), &t, eb, sizeof eb);
-                printf("%-20s %-24s %-4s %-22s %-10s %-10s %-10s %s\n", cl->string,
-                       adm_jstr(bd, "brokerName"), a->string, cJSON_GetStringValue(a),
-                       t ? adm_jstr(t, "brokerVersionDesc") : "-", tps(t, "putTps", in, sizeof in),
-                       tps(t, "getTransferedTps", out, sizeof out),
-                       t ? adm_jstr(t, "msgPutTotalTodayNow") : "-");
+                fprintf(c->out, "%-20s %-24s %-4s %-22s %-10s %-10s %-10s %s\n", cl->string,
+                        adm_jstr(bd, "brokerName"), a->string, cJSON_GetStringValue(a),
+                        t ? adm_jstr(t, "brokerVersionDesc") : "-", tps(t, "putTps", in, sizeof in),
+                        tps(t, "getTransferedTps", out, sizeof out),
+                        t ? adm_jstr(t, "msgPutTotalTodayNow") : "-");
                 cJSON_Delete(rt);
             }
         }
@@ -151,18 +152,18 @@ static int update_on(const struct ctx *c, const char *addr, const struct topic_o
         adm_fail(c, "create topic %s failed (%s)", o->topic,
                  adm_resp_err(resp, addr, eb, sizeof eb));
     else if (!c->json)
-        printf("create topic %s on %s success.\n", o->topic, addr);
+        fprintf(c->out, "create topic %s on %s success.\n", o->topic, addr);
     rcmd_free(resp);
     return rc != RESP_SUCCESS;
 }
 
-static void print_json_result(const char *topic, const char **addrs)
+static void print_json_result(const struct ctx *c, const char *topic, const char **addrs)
 {
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "brokers");
     cJSON_AddStringToObject(o, "topic", topic);
     for (int i = 0; addrs[i]; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(addrs[i]));
-    adm_print_json(o);
+    adm_print_json(c, o);
     cJSON_Delete(o);
 }
 
@@ -178,9 +179,8 @@ int cmd_update_topic(const struct ctx *c, const struct topic_opts *o)
     for (int i = 0; addrs[i] && rc == 0; i++)
         rc = update_on(c, addrs[i], o);
     if (rc == 0 && c->json)
-        print_json_result(o->topic, addrs);
-    if (ci)
-        free(addrs);
+        print_json_result(c, o->topic, addrs);
+    free(addrs);
     cJSON_Delete(ci);
     return rc;
 }
@@ -206,8 +206,8 @@ static int delete_req(const struct ctx *c, const char *addr, int ns, const struc
         adm_fail(c, "delete topic %s failed (%s)", o->topic,
                  adm_resp_err(resp, addr, eb, sizeof eb));
     else if (!c->json)
-        printf("delete topic %s from %s %s success.\n", o->topic, ns ? "name server" : "broker",
-               addr);
+        fprintf(c->out, "delete topic %s from %s %s success.\n", o->topic,
+                ns ? "name server" : "broker", addr);
     rcmd_free(resp);
     return rc != RESP_SUCCESS;
 }
@@ -226,7 +226,7 @@ int cmd_delete_topic(const struct ctx *c, const struct topic_opts *o)
     if (rc == 0)
         rc = delete_req(c, NULL, 1, o);
     if (rc == 0 && c->json)
-        print_json_result(o->topic, addrs);
+        print_json_result(c, o->topic, addrs);
     free(addrs);
     cJSON_Delete(ci);
     return rc;
@@ -283,16 +283,16 @@ int cmd_topic_status(const struct ctx *c, const char *topic)
             rc = adm_topic_stats_on(c, topic, a, arr);
     }
     if (rc == 0 && c->json) {
-        adm_print_json(arr);
+        adm_print_json(c, arr);
     } else if (rc == 0) {
-        printf("%-24s %-5s %-14s %-14s %s\n", "#Broker Name", "#QID", "#Min Offset", "#Max Offset",
-               "#Last Updated");
+        fprintf(c->out, "%-24s %-5s %-14s %-14s %s\n", "#Broker Name", "#QID", "#Min Offset",
+                "#Max Offset", "#Last Updated");
         cJSON_ArrayForEach(e, arr)
         {
             char tb[64];
             adm_fmt_time(adm_jnum(e, "lastUpdateTimestamp"), tb, sizeof tb);
-            printf("%-24s %-5lld %-14lld %-14lld %s\n", adm_jstr(e, "brokerName"),
-                   adm_jnum(e, "queueId"), adm_jnum(e, "minOffset"), adm_jnum(e, "maxOffset"), tb);
+            fprintf(c->out, "%-24s %-5lld %-14lld %-14lld %s\n", adm_jstr(e, "brokerName"),
+                    adm_jnum(e, "queueId"), adm_jnum(e, "minOffset"), adm_jnum(e, "maxOffset"), tb);
         }
     }
     cJSON_Delete(arr);
@@ -319,7 +319,7 @@ int cmd_broker_status(const struct ctx *c, const char *addr)
         return adm_fail(c, "runtime info failed (%s)", eb);
     }
     if (c->json) {
-        adm_print_json((cJSON *)t);
+        adm_print_json(c, (cJSON *)t);
         cJSON_Delete(rt);
         return 0;
     }
@@ -327,7 +327,7 @@ int cmd_broker_status(const struct ctx *c, const char *addr)
     cJSON_ArrayForEach(kv, t) keys[n++] = kv->string;
     qsort(keys, (size_t)n, sizeof *keys, cmp_str);
     for (int i = 0; i < n; i++)
-        printf("%-40s: %s\n", keys[i], adm_jstr(t, keys[i]));
+        fprintf(c->out, "%-40s: %s\n", keys[i], adm_jstr(t, keys[i]));
     free(keys);
     cJSON_Delete(rt);
     return 0;
@@ -336,8 +336,8 @@ int cmd_broker_status(const struct ctx *c, const char *addr)
 /* ---- txStatus: unresolved transactional half messages ---- */
 
 /* One broker's pending halves from its runtime info. */
-static void tx_status_one(const char *name, const char *addr, const cJSON *t, cJSON *out,
-                          int64_t now)
+static void tx_status_one(const struct ctx *c, const char *name, const char *addr, const cJSON *t,
+                          cJSON *out, int64_t now)
 {
     const char *count = adm_jstr(t, "transactionPendingCount");
     int64_t oldest = strtoll(adm_jstr(t, "transactionOldestPendingTimeStamp"), NULL, 10);
@@ -350,9 +350,9 @@ static void tx_status_one(const char *name, const char *addr, const cJSON *t, cJ
         cJSON_AddNumberToObject(b, "pending", atof(count));
         cJSON_AddNumberToObject(b, "oldestPendingTimeStamp", (double)oldest);
     } else {
-        printf("%-20s %-22s pending %s%s", name, addr, count, oldest ? "" : "\n");
+        fprintf(c->out, "%-20s %-22s pending %s%s", name, addr, count, oldest ? "" : "\n");
         if (oldest)
-            printf(", oldest %.1f s ago\n", (double)(now - oldest) / 1000);
+            fprintf(c->out, ", oldest %.1f s ago\n", (double)(now - oldest) / 1000);
     }
     cJSON *list = b ? cJSON_AddArrayToObject(b, "sample") : NULL;
     for (char *save = NULL, *e = strtok_r(sample, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
@@ -372,8 +372,8 @@ static void tx_status_one(const char *name, const char *addr, const cJSON *t, cJ
             cJSON_AddStringToObject(o, "transactionId", f[4] ? f[4] : "");
             cJSON_AddItemToArray(list, o);
         } else {
-            printf("    %-10s %-8.1f %-24s %-24s %s\n", f[0], (double)(now - ts) / 1000, f[2], f[3],
-                   f[4] ? f[4] : "");
+            fprintf(c->out, "    %-10s %-8.1f %-24s %-24s %s\n", f[0], (double)(now - ts) / 1000,
+                    f[2], f[3], f[4] ? f[4] : "");
         }
     }
     if (b)
@@ -387,8 +387,8 @@ int cmd_tx_status(const struct ctx *c, const char *addr)
     char eb[ERR_MAX];
     int rc = 0, seen = 0;
     if (!out)
-        printf("unresolved transactional half messages (sample: #HalfOffset #Age(s) "
-               "#ProducerGroup #Topic #TransactionId)\n");
+        fprintf(c->out, "unresolved transactional half messages (sample: #HalfOffset #Age(s) "
+                        "#ProducerGroup #Topic #TransactionId)\n");
     if (addr) {
         const cJSON *t = NULL;
         cJSON *rt = runtime_info(addr, &t, eb, sizeof eb);
@@ -397,8 +397,8 @@ int cmd_tx_status(const struct ctx *c, const char *addr)
             cJSON_Delete(out);
             return adm_fail(c, "runtime info failed (%s)", eb);
         }
-        tx_status_one(adm_jstr(t, "brokerName")[0] ? adm_jstr(t, "brokerName") : "-", addr, t, out,
-                      now);
+        tx_status_one(c, adm_jstr(t, "brokerName")[0] ? adm_jstr(t, "brokerName") : "-", addr, t,
+                      out, now);
         cJSON_Delete(rt);
         seen = 1;
     } else {
@@ -417,7 +417,7 @@ int cmd_tx_status(const struct ctx *c, const char *addr)
             const cJSON *t = NULL;
             cJSON *rt = runtime_info(a->valuestring, &t, eb, sizeof eb);
             if (t) {
-                tx_status_one(adm_jstr(bd, "brokerName"), a->valuestring, t, out, now);
+                tx_status_one(c, adm_jstr(bd, "brokerName"), a->valuestring, t, out, now);
                 seen++;
             } else {
                 rc = adm_fail(c, "runtime info of %s failed (%s)", a->valuestring, eb);
@@ -427,7 +427,7 @@ int cmd_tx_status(const struct ctx *c, const char *addr)
         cJSON_Delete(ci);
     }
     if (out) {
-        adm_print_json(out);
+        adm_print_json(c, out);
         cJSON_Delete(out);
     }
     if (!seen && !rc)
