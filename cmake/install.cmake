@@ -67,7 +67,7 @@ if(TARGET ferry_client)
 endif()
 
 # ---- sample configs and docs -----------------------------------------------------------------
-file(GLOB _ferry_confs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/conf/*.conf)
+file(GLOB _ferry_confs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/conf/*.conf ${CMAKE_SOURCE_DIR}/conf/*.yml)
 install(FILES ${_ferry_confs} DESTINATION ${CMAKE_INSTALL_DATADIR}/ferrymq/conf)
 file(GLOB _ferry_docs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/docs/*.md)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${_ferry_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -77,6 +77,11 @@ struct ferry_producer_config {
                                            * when that is not smaller); 4096 */
     int maxMessageSize;                   /* largest body accepted (before compression); 4 MiB */
     int sendLatencyFaultEnable;           /* avoid slow/failed brokers for a while; 1 */
+    /* ACL account (brokers with aclEnable, docs/ACL.md): with both set, every request is signed
+     * as RocketMQ's AclClientRPCHook does (AccessKey and Signature, HMAC-SHA1). Empty (the
+     * default): unsigned. Each at most 255 bytes; giving only one is FERRY_ECONFIG. */
+    char accessKey[256];
+    char secretKey[256];
 };
 
 /* Set every field to its default (group empty). */
@@ -292,6 +297,8 @@ struct ferry_consumer_config {
     char offsetStoreDir[1024];         /* broadcasting: directory of the offset files; empty:
                                         * $HOME/.rocketmq_offsets (Java's
                                         * rocketmq.client.localOffsetStoreDir) */
+    char accessKey[256]; /* ACL account, as in struct ferry_producer_config; empty: unsigned */
+    char secretKey[256];
 };
 
 /* Set every field to its default (group empty). */

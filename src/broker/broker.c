@@ -14,6 +14,7 @@
  * start failed is freed the same way, without writing metadata it never loaded. */
 #include "broker/broker_int.h"
 
+#include "broker/acl.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -144,6 +145,16 @@ const struct conf_def broker_conf_defs[] = {
         "checks of a half message before it is moved to TRANS_CHECK_MAX_TIME_TOPIC (logged)"),
     LONG(transactionCheckInterval, "60000", 100, 86400000,
          "ms between rounds of CHECK_TRANSACTION_STATE requests"),
+    BOOL(aclEnable, "false",
+         "check every request on the client ports against aclFile: accounts, signatures, "
+         "topic/group permissions, IP whitelists (RocketMQ 4.x ACL, docs/ACL.md)"),
+    STR(aclFile, "",
+        "FerryMQ: the ACL file in RocketMQ's plain_acl.yml format, reloaded when it changes "
+        "(empty: $ROCKETMQ_HOME/conf/plain_acl.yml, as RocketMQ)"),
+    STR(aclAccessKey, "",
+        "FerryMQ: the account whose keys sign this broker's own requests to other brokers (a "
+        "slave's metadata sync from its master); empty: unsigned"),
+    STR(aclSecretKey, "", "FerryMQ: the secret key of aclAccessKey (printed as ******)"),
     CONF_ROW_END,
 };
 
@@ -178,6 +189,8 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
     *c = *cfg;
     if (c->haSecret[0])
         snprintf(c->haSecret, sizeof c->haSecret, "******");
+    if (c->aclSecretKey[0])
+        snprintf(c->aclSecretKey, sizeof c->aclSecretKey, "******");
     conf_print(broker_conf_defs, c, out);
     conf_print(store_conf_defs, &c->store, out);
     ferry_free(c);
@@ -407,6 +420,56 @@ static const struct handler_def handlers[] = {
     {REQ_GET_BROKER_EPOCH_CACHE, broker_on_epoch_cache},
 };
 
+/* ---- access control (aclEnable; acl.c, docs/ACL.md) ---- */
+
+#define ACL_POLL_MS 1000 /* how often the ACL file is checked for changes */
+
+/* With aclEnable every handler is registered behind a gate: the request is checked first
+ * (both client ports), and refused with NO_PERMISSION and the reason. */
+struct acl_gate {
+    broker_t *b;
+    remoting_handler_fn fn;
+};
+
+static void acl_gate(conn_t *conn, const struct rcmd *req, void *arg)
+{
+    const struct acl_gate *g = arg;
+    char remark[512];
+    if (acl_check(g->b->acl, req, remoting_conn_peer(conn), remark, sizeof remark) != 0) {
+        broker_respond(conn, req, RESP_NO_PERMISSION, "%s", remark);
+        return;
+    }
+    g->fn(conn, req, g->b);
+}
+
+/* aclFile, else $ROCKETMQ_HOME/conf/plain_acl.yml (RocketMQ's place); a missing or invalid file
+ * is a start-up error. */
+static int acl_start(broker_t *b, char *err, size_t errlen)
+{
+    char path[1200], msg[900];
+    const char *home = getenv("ROCKETMQ_HOME");
+    if (b->cfg.aclFile[0]) {
+        snprintf(path, sizeof path, "%s", b->cfg.aclFile);
+    } else if (home && home[0]) {
+        snprintf(path, sizeof path, "%s/conf/plain_acl.yml", home);
+    } else {
+        snprintf(err, errlen,
+                 "aclEnable=true needs aclFile=<path of plain_acl.yml> (or ROCKETMQ_HOME: "
+                 "then $ROCKETMQ_HOME/conf/plain_acl.yml is read)");
+        return FERRY_ECONFIG;
+    }
+    int rc = acl_open(path, ACL_POLL_MS, &b->acl, msg, sizeof msg);
+    if (rc) {
+        snprintf(err, errlen, "aclEnable=true: cannot load the ACL file %s", msg);
+        return rc;
+    }
+    size_t n = sizeof handlers / sizeof handlers[0];
+    b->acl_gates = ferry_calloc(n, sizeof *b->acl_gates);
+    for (size_t i = 0; i < n; i++)
+        b->acl_gates[i] = (struct acl_gate){b, handlers[i].fn};
+    return 0;
+}
+
 static int start_server(broker_t *b, int port, remoting_server_t **out, char *err, size_t errlen)
 {
     struct remoting_server_config sc;
@@ -423,7 +486,8 @@ static int start_server(broker_t *b, int port, remoting_server_t **out, char *er
         return rc;
     }
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-        remoting_server_register(*out, handlers[i].code, handlers[i].fn, b);
+        remoting_server_register(*out, handlers[i].code, b->acl ? acl_gate : handlers[i].fn,
+                                 b->acl ? (void *)&b->acl_gates[i] : b);
     char msg[256] = "";
     rc = remoting_server_start(*out, msg, sizeof msg);
     if (rc)
@@ -436,6 +500,8 @@ int broker_start(broker_t *b, char *err, size_t errlen)
 {
     int rc;
     b->start_ms = clock_wall_ms();
+    if (b->cfg.aclEnable && (rc = acl_start(b, err, errlen)) != 0)
+        return rc;
     if ((rc = start_server(b, b->cfg.listenPort, &b->srv, err, errlen)) != 0)
         return rc;
     b->port = remoting_server_port(b->srv);
@@ -521,6 +587,8 @@ void broker_free(broker_t *b)
     broker_web_stop(b);
     remoting_server_free(b->fast_srv);
     remoting_server_free(b->srv);
+    acl_free(b->acl); /* no handler runs any more */
+    ferry_free(b->acl_gates);
     if (b->svc_started) {
         pthread_mutex_lock(&b->holds.mu);
         b->holds.stop = 1;

@@ -82,6 +82,10 @@ struct broker_config {
     int64_t transactionTimeOut;              /* ms before an unresolved half is checked */
     int32_t transactionCheckMax;             /* checks before a half goes to the discard topic */
     int64_t transactionCheckInterval;        /* ms between check rounds */
+    int aclEnable;                           /* check every client request (docs/ACL.md) */
+    char aclFile[1024];     /* plain_acl.yml; empty: $ROCKETMQ_HOME/conf/plain_acl.yml */
+    char aclAccessKey[256]; /* the account this broker signs its own requests with */
+    char aclSecretKey[256];
     struct store_config store;
 };
 

@@ -420,17 +420,22 @@ static const struct api {
 
 /* ---- dispatch ---- */
 
-/* ACCESS CONTROL GOES HERE: the single check every /api/ request passes before it runs (the
- * assets are public). With the broker's ACL on (aclEnable), this is where the dashboard must
- * authenticate the operator (e.g. an admin account's access key) and refuse with 401/403.
- * Today: everyone who reaches the HTTP port (metricsPort, bind it to a trusted address) may
- * read and act. Returns 1 to go on; 0 after answering. */
+/* Access control: the single check every /api/ request passes before it runs (the assets are
+ * public). The dashboard has no login of its own yet, so with the broker's ACL on (aclEnable,
+ * docs/ACL.md) its API is refused as a whole rather than left open beside an access-controlled
+ * client port. Without ACL, everyone who reaches the HTTP port (metricsPort: bind it to a
+ * trusted address) may read and act. Returns 1 to go on; 0 after answering. */
+static void reply_error(struct http_exchange *x, int status, const char *msg);
+
 static int api_authorized(broker_t *b, const struct http_request *req, struct http_exchange *x)
 {
-    (void)b;
     (void)req;
-    (void)x;
-    return 1;
+    if (!b->cfg.aclEnable)
+        return 1;
+    reply_error(x, 403,
+                "the dashboard's API is off while aclEnable=true: it has no login yet "
+                "(docs/DASHBOARD.md); use mqadmin with --accessKey/--secretKey");
+    return 0;
 }
 
 /* An action's request must come from the dashboard's own page (see the file comment). NULL,

@@ -78,6 +78,8 @@ static int connect_master(struct slave_sync *s, const char *addr, char *why, siz
             return rc;
         }
         snprintf(s->cli_addr, sizeof s->cli_addr, "%s", addr);
+        /* A master with aclEnable checks these requests too (docs/ACL.md). */
+        remoting_client_set_signer(s->cli, s->b->cfg.aclAccessKey, s->b->cfg.aclSecretKey);
     }
     if (remoting_client_is_connected(s->cli))
         return 0;

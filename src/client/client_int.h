@@ -133,6 +133,8 @@ struct route_cache {
     int nhandlers;
     int shared_io;        /* broker connections on the shared I/O threads (set before the first) */
     atomic_uint connects; /* successful (re)connects, name servers included */
+    /* ACL account every connection signs with (set before the first; "": unsigned). */
+    char access_key[256], secret_key[256];
 };
 
 int route_cache_init(struct route_cache *rc, const char *namesrv);

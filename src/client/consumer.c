@@ -66,6 +66,8 @@ static int cfg_valid(const struct ferry_consumer_config *g)
            memchr(g->namesrvAddr, 0, sizeof g->namesrvAddr) &&
            memchr(g->instanceName, 0, sizeof g->instanceName) &&
            memchr(g->offsetStoreDir, 0, sizeof g->offsetStoreDir) &&
+           memchr(g->accessKey, 0, sizeof g->accessKey) &&
+           memchr(g->secretKey, 0, sizeof g->secretKey) && !g->accessKey[0] == !g->secretKey[0] &&
            (g->messageModel == FERRY_CLUSTERING || g->messageModel == FERRY_BROADCASTING) &&
            g->consumeFromWhere >= FERRY_CONSUME_FROM_LAST_OFFSET &&
            g->consumeFromWhere <= FERRY_CONSUME_FROM_TIMESTAMP && g->consumeThreadMin >= 1 &&
@@ -125,6 +127,8 @@ int consumer_init(struct consumer *c, const struct ferry_consumer_config *cfg,
         route_cache_destroy(&c->rc);
         return FERRY_ECONFIG;
     }
+    memcpy(c->rc.access_key, c->cfg.accessKey, sizeof c->rc.access_key); /* ACL signing */
+    memcpy(c->rc.secret_key, c->cfg.secretKey, sizeof c->rc.secret_key);
     route_cache_on(&c->rc, REQ_NOTIFY_CONSUMER_IDS_CHANGED, on_notify, c);
     route_cache_on(&c->rc, REQ_RESET_CONSUMER_CLIENT_OFFSET, on_reset, c);
     route_cache_on(&c->rc, REQ_GET_CONSUMER_RUNNING_INFO, on_running_info, c);

@@ -76,7 +76,10 @@ int ferry_producer_new(const struct ferry_producer_config *cfg, ferry_producer_t
     if (!cfg || !cfg->group[0] || !memchr(cfg->group, 0, sizeof cfg->group) ||
         !memchr(cfg->namesrvAddr, 0, sizeof cfg->namesrvAddr) || cfg->sendMsgTimeout <= 0 ||
         cfg->retryTimesWhenSendFailed < 0 || cfg->retryTimesWhenSendAsyncFailed < 0 ||
-        cfg->compressMsgBodyOverHowmuch < 0 || cfg->maxMessageSize <= 0)
+        cfg->compressMsgBodyOverHowmuch < 0 || cfg->maxMessageSize <= 0 ||
+        !memchr(cfg->accessKey, 0, sizeof cfg->accessKey) ||
+        !memchr(cfg->secretKey, 0, sizeof cfg->secretKey) ||
+        !cfg->accessKey[0] != !cfg->secretKey[0])
         return FERRY_ECONFIG;
     p = ferry_calloc(1, sizeof *p);
     p->cfg = *cfg;
@@ -91,6 +94,8 @@ int ferry_producer_new(const struct ferry_producer_config *cfg, ferry_producer_t
      * that saves most context switches. A send callback may still send (async) and fetch a
      * route (the name server connections keep their own threads). */
     p->rc.shared_io = 1;
+    memcpy(p->rc.access_key, p->cfg.accessKey, sizeof p->rc.access_key); /* ACL signing */
+    memcpy(p->rc.secret_key, p->cfg.secretKey, sizeof p->rc.secret_key);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     struct in_addr ia = {.s_addr = htonl(client_local_ipv4())};

@@ -303,6 +303,8 @@ static struct conn_slot *slot_get(struct route_cache *rc, const char *addr)
         remoting_client_config_init(&cc);
         cc.shared_io = rc->shared_io && !is_ns; /* name servers: route fetches wait on them */
         if (remoting_client_new(&cc, &cli) == 0) {
+            if (rc->access_key[0])
+                remoting_client_set_signer(cli, rc->access_key, rc->secret_key);
             for (int i = 0; i < rc->nhandlers; i++)
                 remoting_client_register(cli, rc->handlers[i].code, rc->handlers[i].fn,
                                          rc->handlers[i].arg);

@@ -10,7 +10,11 @@
  * Failure modes: a connect that does not finish in time is abandoned (its connection closed)
  * and reported as -ETIMEDOUT; a lost connection fails every pending request through conn.c and
  * clears cli->conn, so later calls return -ENOTCONN at once. @locks cli->mu guards conn and the
- * connect state; it is never held while calling into the I/O thread or user callbacks. */
+ * connect state; it is never held while calling into the I/O thread or user callbacks.
+ *
+ * Signing (RocketMQ ACL): a client with an account sends each request as a stack copy of its
+ * head with AccessKey and Signature added (HMAC-SHA1 over the sorted extFields values and the
+ * body, computed here without libcrypto); the request itself is not touched. */
 #include "remoting/client.h"
 
 #include "common/alloc.h"
@@ -21,6 +25,11 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <unistd.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -42,7 +51,13 @@ struct remoting_client {
     int registration_closed; /* @locks mu: a connect was tried */
     int shared;              /* io is one of the shared threads (cfg.shared_io) */
     int live_conns;          /* @locks mu: connections made and not yet finished closing */
+    /* The signing account ("": requests go unsigned). */
+    char sign_ak[REMOTING_KEY_MAX];
+    char sign_sk[REMOTING_KEY_MAX];
 };
+
+/* The account new clients of this thread sign with (remoting_client_default_signer()). */
+static _Thread_local char default_ak[REMOTING_KEY_MAX], default_sk[REMOTING_KEY_MAX];
 
 /* The I/O threads shared by clients with cfg.shared_io: started with the first such client,
  * stopped with the last. @locks shared_mu */
@@ -118,6 +133,8 @@ int remoting_client_new(const struct remoting_client_config *cfg, remoting_clien
     pthread_cond_init(&cli->cond, &ca);
     pthread_condattr_destroy(&ca);
     cli->shared = cfg->shared_io != 0;
+    memcpy(cli->sign_ak, default_ak, sizeof cli->sign_ak);
+    memcpy(cli->sign_sk, default_sk, sizeof cli->sign_sk);
     rc = cli->shared ? shared_acquire(&cli->io) : iothr_start(&cli->opts, "ferry-client", &cli->io);
     if (rc != 0) {
         pthread_cond_destroy(&cli->cond);
@@ -300,6 +317,132 @@ int remoting_client_connect(remoting_client_t *cli, const char *addr, int timeou
     return rc;
 }
 
+/* ---- signing (docs/ACL.md) ---------------------------------------------------------------- */
+
+static int rstr_eq(struct rstr s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+
+static int key_cmp(struct rstr a, struct rstr b)
+{
+    int c = memcmp(a.p, b.p, a.len < b.len ? a.len : b.len);
+    return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
+void remoting_sign_content(const struct rcmd *cmd, int with_unique_flag,
+                           void (*fn)(void *arg, const void *p, size_t n), void *arg)
+{
+    const struct rcmd_ext *sorted[RCMD_EXT_MAX];
+    unsigned n = 0;
+    for (unsigned i = 0; i < cmd->ext_n && i < RCMD_EXT_MAX; i++) {
+        const struct rcmd_ext *e = &cmd->ext[i];
+        if (!e->key.p || rstr_eq(e->key, "Signature") ||
+            (!with_unique_flag && rstr_eq(e->key, "_UNIQUE_KEY_QUERY")))
+            continue;
+        unsigned j = n++; /* insertion sort: at most RCMD_EXT_MAX short keys */
+        for (; j > 0 && key_cmp(sorted[j - 1]->key, e->key) > 0; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = e;
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (sorted[i]->val.len)
+            fn(arg, sorted[i]->val.p, sorted[i]->val.len);
+    if (cmd->body_iov) {
+        for (int i = 0; i < cmd->body_iovcnt; i++)
+            if (cmd->body_iov[i].iov_len)
+                fn(arg, cmd->body_iov[i].iov_base, cmd->body_iov[i].iov_len);
+    } else if (cmd->body_len) {
+        fn(arg, cmd->body, cmd->body_len);
+    }
+}
+
+/* HMAC-SHA1 through OpenSSL's EVP_MAC (the algorithm fetched once per process). */
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static void mac_sink(void *arg, const void *p, size_t n)
+{
+    EVP_MAC_update(arg, p, n);
+}
+
+void remoting_sign(const struct rcmd *cmd, const char *secret_key,
+                   char out[REMOTING_SIGNATURE_LEN + 1])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    char digest[] = "SHA1";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                           OSSL_PARAM_construct_end()};
+    pthread_once(&hmac_once, hmac_fetch);
+    EVP_MAC_CTX *ctx = hmac_alg ? EVP_MAC_CTX_new(hmac_alg) : NULL;
+    if (ctx && EVP_MAC_init(ctx, (const unsigned char *)secret_key, strlen(secret_key), params)) {
+        remoting_sign_content(cmd, 0, mac_sink, ctx);
+        if (!EVP_MAC_final(ctx, mac, &maclen, sizeof mac))
+            maclen = 0;
+    }
+    EVP_MAC_CTX_free(ctx);
+    if (maclen != 20) { /* OpenSSL without SHA-1: a signature no broker accepts */
+        memset(out, '=', REMOTING_SIGNATURE_LEN);
+        out[REMOTING_SIGNATURE_LEN] = 0;
+        log_error(LOG_REMOTING, "HMAC-SHA1 is not available from OpenSSL: requests go unsigned");
+        return;
+    }
+    EVP_EncodeBlock((unsigned char *)out, mac, 20); /* 28 characters and a NUL */
+}
+
+static int copy_keys(char *ak, char *sk, const char *access_key, const char *secret_key)
+{
+    if (!access_key || !*access_key) {
+        ak[0] = sk[0] = 0;
+        return 0;
+    }
+    if (strlen(access_key) >= REMOTING_KEY_MAX || !secret_key ||
+        strlen(secret_key) >= REMOTING_KEY_MAX)
+        return FERRY_EINVAL;
+    snprintf(ak, REMOTING_KEY_MAX, "%s", access_key);
+    snprintf(sk, REMOTING_KEY_MAX, "%s", secret_key);
+    return 0;
+}
+
+int remoting_client_set_signer(remoting_client_t *cli, const char *access_key,
+                               const char *secret_key)
+{
+    return cli ? copy_keys(cli->sign_ak, cli->sign_sk, access_key, secret_key) : FERRY_EINVAL;
+}
+
+int remoting_client_default_signer(const char *access_key, const char *secret_key)
+{
+    return copy_keys(default_ak, default_sk, access_key, secret_key);
+}
+
+/* When @cli signs: *@req becomes @tmp, a copy of its head with AccessKey and Signature (in
+ * @sig) added. 0, or FERRY_EINVAL when the extFields are full (the body is then released). */
+static int sign_req(const remoting_client_t *cli, const struct rcmd **req, struct rcmd *tmp,
+                    char *sig)
+{
+    if (!cli->sign_ak[0])
+        return 0;
+    rcmd_copy_head(tmp, *req);
+    if (rcmd_ext_add(tmp, "AccessKey", cli->sign_ak) != 0)
+        goto full;
+    remoting_sign(tmp, cli->sign_sk, sig);
+    if (rcmd_ext_add(tmp, "Signature", sig) != 0)
+        goto full;
+    *req = tmp;
+    return 0;
+full:
+    if (tmp->body_release)
+        tmp->body_release(tmp->body_ctx);
+    return FERRY_EINVAL;
+}
+
 /* The current connection with a reference, or NULL. */
 static struct conn *get_conn(remoting_client_t *cli)
 {
@@ -335,7 +478,11 @@ int remoting_client_invoke_async(remoting_client_t *cli, const struct rcmd *req,
             req->body_release(req->body_ctx);
         return -ENOTCONN;
     }
-    int rc = remoting_conn_invoke(c, req, timeout_ms, cb, arg);
+    struct rcmd tmp;
+    char sig[REMOTING_SIGNATURE_LEN + 1];
+    int rc = sign_req(cli, &req, &tmp, sig);
+    if (rc == 0)
+        rc = remoting_conn_invoke(c, req, timeout_ms, cb, arg);
     remoting_conn_unref(c);
     return rc;
 }
@@ -353,7 +500,11 @@ int remoting_client_invoke_oneway(remoting_client_t *cli, const struct rcmd *req
             req->body_release(req->body_ctx);
         return -ENOTCONN;
     }
-    int rc = remoting_conn_oneway(c, req);
+    struct rcmd tmp;
+    char sig[REMOTING_SIGNATURE_LEN + 1];
+    int rc = sign_req(cli, &req, &tmp, sig);
+    if (rc == 0)
+        rc = remoting_conn_oneway(c, req);
     remoting_conn_unref(c);
     return rc;
 }

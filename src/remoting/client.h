@@ -67,4 +67,39 @@ int remoting_client_invoke_oneway(remoting_client_t *cli, const struct rcmd *req
  * Not from the client's I/O thread. NULL is a no-op. */
 void remoting_client_free(remoting_client_t *cli);
 
+/* ---- signed requests: RocketMQ 4.x ACL (docs/ACL.md) ----
+ *
+ * A signing client adds two extFields to every request it sends, as Java's AclClientRPCHook:
+ * AccessKey = the account, and Signature = remoting_sign() of the request with AccessKey
+ * already in it. Brokers without ACL ignore both. */
+
+#define REMOTING_SIGNATURE_LEN 28  /* base64 of an HMAC-SHA1: 20 bytes -> 28 characters */
+#define REMOTING_KEY_MAX       256 /* longest accessKey / secretKey + 1 */
+
+/* Sign every request sent from now on with @access_key / @secret_key (copied; each shorter
+ * than REMOTING_KEY_MAX, else FERRY_EINVAL); NULL or "" for @access_key stops signing. Call it
+ * before the client is used from other threads (it is not synchronized with invokes). A new
+ * client starts with its creating thread's default (remoting_client_default_signer()).
+ * Returns 0 or FERRY_EINVAL. */
+int remoting_client_set_signer(remoting_client_t *cli, const char *access_key,
+                               const char *secret_key);
+
+/* The default account of clients that the calling thread creates from now on (a command line
+ * tool sets it once in main(); NULL or "" clears it). Thread-local: other threads, e.g. the
+ * background threads of libferry, are not affected. Returns 0 or FERRY_EINVAL (too long). */
+int remoting_client_default_signer(const char *access_key, const char *secret_key);
+
+/* The bytes a RocketMQ signature covers, handed to @fn in order: the value of every extFields
+ * entry sorted by key (byte order, which is Java's TreeMap order for the ASCII keys RocketMQ
+ * uses) leaving out Signature and, unless @with_unique_flag, _UNIQUE_KEY_QUERY (Java's broker
+ * leaves that one out: PlainAccessValidator), then the body (all of body_iov when set). */
+void remoting_sign_content(const struct rcmd *cmd, int with_unique_flag,
+                           void (*fn)(void *arg, const void *p, size_t n), void *arg);
+
+/* base64(HMAC-SHA1(@secret_key, remoting_sign_content(@cmd, 0))) into @out (NUL-terminated,
+ * REMOTING_SIGNATURE_LEN characters): the Signature that Java's AclClientRPCHook and ali-ons
+ * compute (OpenSSL's HMAC). */
+void remoting_sign(const struct rcmd *cmd, const char *secret_key,
+                   char out[REMOTING_SIGNATURE_LEN + 1]);
+
 #endif

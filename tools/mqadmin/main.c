@@ -52,6 +52,10 @@ static int parse_ts(const char *s, int now_ok, int64_t *out)
 
 /* ---- command table and option parsing ---- */
 
+/* getopt_long codes of --accessKey / --secretKey (outside the option letters of val[]). */
+#define OPT_AK 0x101
+#define OPT_SK 0x102
+
 struct cmd {
     const char *name, *opts, *usage, *desc;
     const char *required; /* option letters that must be given */
@@ -130,6 +134,8 @@ static int usage_all(FILE *f)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-20s %s\n", cmds[i].name, cmds[i].desc);
     fprintf(f, "\nThe name server is -n host:port[;host:port] or $NAMESRV_ADDR.\n"
+               "Brokers with aclEnable: --accessKey AK --secretKey SK (any command), or\n"
+               "$FERRY_ACCESS_KEY and $FERRY_SECRET_KEY, sign every request.\n"
                "mqadmin <command> -h shows a command's options.\n");
     return 2;
 }
@@ -318,7 +324,10 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {{"json", no_argument, NULL, 'J'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"all", no_argument, NULL, 'A'}, /* dlqResend only */
+                                             {"accessKey", required_argument, NULL, OPT_AK},
+                                             {"secretKey", required_argument, NULL, OPT_SK},
                                              {NULL, 0, NULL, 0}};
+    const char *ak = getenv("FERRY_ACCESS_KEY"), *sk = getenv("FERRY_SECRET_KEY");
     const struct cmd *cmd = NULL;
     const char *val[128] = {0};
     struct ctx c = {.out = stdout, .err = stderr};
@@ -355,6 +364,10 @@ int main(int argc, char **argv)
             return usage(cmd, NULL, NULL), 0;
         else if (ch == 'A' && strcmp(cmd->name, "dlqResend") != 0)
             return usage(cmd, "unknown option %s", "--all");
+        else if (ch == OPT_AK)
+            ak = optarg;
+        else if (ch == OPT_SK)
+            sk = optarg;
         else if (ch == ':')
             return usage(cmd, "option -%s needs a value", opt_name(cmd, optopt));
         else if (ch == '?')
@@ -368,6 +381,11 @@ int main(int argc, char **argv)
     for (const char *r = cmd->required; *r; r++)
         if (!val[(unsigned char)*r])
             return usage(cmd, "option -%s is required", opt_name(cmd, *r));
+    /* ACL (docs/ACL.md): every connection this thread opens signs with the account. */
+    if ((ak && *ak) != (sk && *sk) || remoting_client_default_signer(ak, sk) != 0)
+        return usage(cmd, "%s",
+                     "give both --accessKey and --secretKey (or FERRY_ACCESS_KEY and "
+                     "FERRY_SECRET_KEY), each at most 255 bytes");
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
         if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "queryMsgById") != 0 &&
