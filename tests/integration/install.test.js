@@ -63,6 +63,9 @@ function which(name) {
 
 const inst = (...p) => path.join(prefix, ...p);
 const sampleNames = () => fs.readdirSync(path.join(SRC, 'conf')).filter(f => f.endsWith('.conf')).sort();
+/** Every file of conf/ that is installed: the configs and the ACL rules (plain_acl.yml). */
+const installedSamples = () => fs.readdirSync(path.join(SRC, 'conf'))
+  .filter(f => f.endsWith('.conf') || f.endsWith('.yml')).sort();
 
 /** The launcher that reads a sample config (by its name; a new kind of sample must be added). */
 function launcherOf(file) {
@@ -224,7 +227,7 @@ test('cmake --install puts every part in the prefix, and the binaries run', () =
     [ 'share', 'doc', 'ferrymq', 'README.md' ], [ 'share', 'doc', 'ferrymq', 'examples', 'producer.c' ] ]) {
     assert.ok(fs.statSync(inst(...f)).size > 0, `${f.join('/')} installed`);
   }
-  assert.deepEqual(fs.readdirSync(inst('share', 'ferrymq', 'conf')).sort(), sampleNames(), 'every sample config');
+  assert.deepEqual(fs.readdirSync(inst('share', 'ferrymq', 'conf')).sort(), installedSamples(), 'every sample file');
   for (const f of sampleNames()) {
     assert.equal(fs.readFileSync(inst('share', 'ferrymq', 'conf', f), 'utf8'),
       fs.readFileSync(path.join(SRC, 'conf', f), 'utf8'), `${f} copied as is`);
