@@ -16,4 +16,18 @@ int test_time_mult(void);
 uint64_t test_seed(void);
 uint64_t test_rand(uint64_t *state);
 
+#define TEST_RUN_OUT_MAX (256 * 1024)
+
+/* What a program printed and how it ended (test_run_program). */
+struct test_run {
+    int status;                                        /* exit code, or -1 when a signal ended it */
+    char out[TEST_RUN_OUT_MAX], err[TEST_RUN_OUT_MAX]; /* NUL-terminated, cut to fit */
+};
+
+/* Run @bin with @argv (NULL-ended, argv[0] included) to its end, its stdout and stderr going
+ * to files in @dir (read back into @r); @unset: NULL-ended names removed from the child's
+ * environment (NULL: none). 0, or -errno when it could not be run or waited for. */
+int test_run_program(const char *bin, const char *const *argv, const char *dir,
+                     const char *const *unset, struct test_run *r);
+
 #endif

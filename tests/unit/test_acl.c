@@ -678,26 +678,14 @@ struct env {
 
 static struct env *E;
 
-struct run {
-    int status;
-    char out[65536], err[65536];
-};
-
-static void slurp(int fd, char *buf, size_t cap)
+/* The mqadmin binary with the NULL-ended arguments (without the keys of the environment). */
+static struct test_run *mqadmin(const char *arg, ...)
 {
-    ssize_t n = pread(fd, buf, cap - 1, 0);
-    buf[n > 0 ? n : 0] = 0;
-    close(fd);
-}
-
-/* The mqadmin binary with the NULL-ended arguments. */
-static struct run *mqadmin(const char *arg, ...)
-{
-    static struct run r;
+    static struct test_run r;
+    static const char *const unset[] = {"FERRY_ACCESS_KEY", "FERRY_SECRET_KEY", NULL};
     const char *bin = getenv("MQADMIN");
     const char *argv[32] = {"mqadmin"};
-    char o[700], e[700];
-    int n = 1, st;
+    int n = 1;
     va_list ap;
     if (!bin)
         fail_msg("MQADMIN is not set (run through CTest)");
@@ -705,26 +693,7 @@ static struct run *mqadmin(const char *arg, ...)
     for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
         argv[n++] = a;
     va_end(ap);
-    snprintf(o, sizeof o, "%s/out", E->dir);
-    snprintf(e, sizeof e, "%s/err", E->dir);
-    int fo = open(o, O_RDWR | O_CREAT | O_TRUNC, 0600),
-        fe = open(e, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fo >= 0 && fe >= 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fo, 1);
-        dup2(fe, 2);
-        unsetenv("FERRY_ACCESS_KEY");
-        unsetenv("FERRY_SECRET_KEY");
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    slurp(fo, r.out, sizeof r.out);
-    slurp(fe, r.err, sizeof r.err);
+    assert_int_equal(test_run_program(bin, argv, E->dir, unset, &r), 0);
     return &r;
 }
 
@@ -923,7 +892,8 @@ static void test_broker_libferry(void **state)
 
 static void test_broker_mqadmin(void **state)
 {
-    struct run *r = mqadmin("updateTopic", "-n", E->ns, "-c", "AclCluster", "-t", "TopicAdm", NULL);
+    struct test_run *r =
+        mqadmin("updateTopic", "-n", E->ns, "-c", "AclCluster", "-t", "TopicAdm", NULL);
     assert_int_equal(r->status, 1);
     assert_non_null(strstr(r->err, "No accessKey is configured"));
     r = mqadmin("updateTopic", "-n", E->ns, "-c", "AclCluster", "-t", "TopicAdm", "--accessKey",

@@ -24,8 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OUT_MAX (256 * 1024)
-
 struct env {
     char nsdir[512];
     char ns[64];
@@ -37,55 +35,24 @@ struct env {
 
 static struct env *E;
 
-struct run {
-    int status; /* exit code, or -1 when killed */
-    char out[OUT_MAX];
-    char err[OUT_MAX];
-};
-
-static void slurp(int fd, char *buf)
+/* Run mqadmin with the NULL-ended arguments; stdout/stderr captured in the result. */
+static struct test_run *mqadmin(const char *arg, ...)
 {
-    ssize_t n = pread(fd, buf, OUT_MAX - 1, 0);
-    buf[n > 0 ? n : 0] = 0;
-    close(fd);
-}
-
-/* Run mqadmin with the NULL-ended arguments; stdout/stderr captured in @r. */
-static struct run *mqadmin(const char *arg, ...)
-{
-    static struct run r;
+    static struct test_run r;
     const char *bin = getenv("MQADMIN");
     const char *argv[32] = {"mqadmin"};
-    char o[600], e[600];
-    int n = 1, fo, fe, st;
+    int n = 1;
     va_list ap;
     assert_non_null(bin);
     va_start(ap, arg);
     for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
         argv[n++] = a;
     va_end(ap);
-    snprintf(o, sizeof o, "%s/out", E->nsdir);
-    snprintf(e, sizeof e, "%s/err", E->nsdir);
-    fo = open(o, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    fe = open(e, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fo >= 0 && fe >= 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    slurp(fo, r.out);
-    slurp(fe, r.err);
+    assert_int_equal(test_run_program(bin, argv, E->nsdir, NULL, &r), 0);
     return &r;
 }
 
-static void expect_ok(const struct run *r)
+static void expect_ok(const struct test_run *r)
 {
     if (r->status != 0)
         fail_msg("mqadmin exited %d: %s%s", r->status, r->out, r->err);
@@ -146,10 +113,10 @@ static void send_msg(const char *topic, const char *keys, const char *body,
 }
 
 /* Run until stdout contains @want (the index and auto-created routes are asynchronous). */
-static struct run *until(const char *want, const char *a0, const char *a1, const char *a2,
-                         const char *a3, const char *a4, const char *a5, const char *a6)
+static struct test_run *until(const char *want, const char *a0, const char *a1, const char *a2,
+                              const char *a3, const char *a4, const char *a5, const char *a6)
 {
-    struct run *r = NULL;
+    struct test_run *r = NULL;
     for (int i = 0; i < 100 * test_time_mult(); i++) {
         r = mqadmin(a0, a1, a2, a3, a4, a5, a6, NULL);
         if (r->status == 0 && strstr(r->out, want))
@@ -162,7 +129,7 @@ static struct run *until(const char *want, const char *a0, const char *a1, const
 
 static void test_usage_errors(void **state)
 {
-    struct run *r = mqadmin("topicRoute", "-n", E->ns, "-t", "TopicA", "-Z", NULL);
+    struct test_run *r = mqadmin("topicRoute", "-n", E->ns, "-t", "TopicA", "-Z", NULL);
     assert_int_equal(r->status, 2);
     assert_non_null(strstr(r->err, "unknown option -Z"));
     assert_non_null(strstr(r->err, "usage: mqadmin topicRoute"));
@@ -179,7 +146,7 @@ static void test_usage_errors(void **state)
 
 static void test_missing_topic(void **state)
 {
-    struct run *r = mqadmin("topicRoute", "-n", E->ns, "-t", "NoSuchTopic", NULL);
+    struct test_run *r = mqadmin("topicRoute", "-n", E->ns, "-t", "NoSuchTopic", NULL);
     assert_int_equal(r->status, 1);
     assert_non_null(strstr(r->err, "mqadmin: topicRoute: no route for topic NoSuchTopic"));
     assert_non_null(strstr(r->err, "TOPIC_NOT_EXIST"));
@@ -198,7 +165,7 @@ static void test_missing_topic(void **state)
 
 static void test_cluster_list(void **state)
 {
-    struct run *r = mqadmin("clusterList", "-n", E->ns, NULL);
+    struct test_run *r = mqadmin("clusterList", "-n", E->ns, NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "AdminCluster"));
     assert_non_null(strstr(r->out, "broker-a"));
@@ -219,7 +186,7 @@ static void test_topic_list_auto_created(void **state)
     until("AutoTopic1", "topicList", "-n", E->ns, NULL, NULL, NULL, NULL);
     /* NAMESRV_ADDR instead of -n, and JSON. */
     setenv("NAMESRV_ADDR", E->ns, 1);
-    struct run *r = mqadmin("topicList", "--json", NULL);
+    struct test_run *r = mqadmin("topicList", "--json", NULL);
     unsetenv("NAMESRV_ADDR");
     expect_ok(r);
     assert_non_null(strstr(r->out, "\"topicList\""));
@@ -229,8 +196,8 @@ static void test_topic_list_auto_created(void **state)
 static void test_update_route_status(void **state)
 {
     struct ferry_send_result res;
-    struct run *r = mqadmin("updateTopic", "-n", E->ns, "-t", "AdminT", "-r", "3", "-w", "3", "-c",
-                            "AdminCluster", NULL);
+    struct test_run *r = mqadmin("updateTopic", "-n", E->ns, "-t", "AdminT", "-r", "3", "-w", "3",
+                                 "-c", "AdminCluster", NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "create topic AdminT"));
     r = mqadmin("topicRoute", "-n", E->ns, "-t", "AdminT", "--json", NULL);
@@ -281,7 +248,7 @@ static void test_query_messages(void **state)
     struct ferry_send_result res;
     send_msg("TopicA", "order-42 other", "hello-by-id", &res);
     tb_wait_dispatched(&E->b);
-    struct run *r = mqadmin("queryMsgById", "-i", res.offset_msg_id, NULL);
+    struct test_run *r = mqadmin("queryMsgById", "-i", res.offset_msg_id, NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "hello-by-id"));
     assert_non_null(strstr(r->out, res.msg_id));
@@ -303,8 +270,8 @@ static void test_query_messages(void **state)
 
 static void test_send_message(void **state)
 {
-    struct run *r = mqadmin("sendMessage", "-n", E->ns, "-t", "TopicA", "-p", "from-cli", "-k",
-                            "cli-key-1", "-c", "TagCli", "--json", NULL);
+    struct test_run *r = mqadmin("sendMessage", "-n", E->ns, "-t", "TopicA", "-p", "from-cli", "-k",
+                                 "cli-key-1", "-c", "TagCli", "--json", NULL);
     expect_ok(r);
     cJSON *j = cJSON_Parse(r->out);
     assert_non_null(j);
@@ -323,7 +290,7 @@ static void test_send_message(void **state)
 
 static void test_broker_status_and_consumers(void **state)
 {
-    struct run *r = mqadmin("brokerStatus", "-b", E->baddr, NULL);
+    struct test_run *r = mqadmin("brokerStatus", "-b", E->baddr, NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "brokerVersionDesc"));
     r = mqadmin("brokerStatus", "-b", E->baddr, "--json", NULL);
@@ -414,7 +381,7 @@ static int64_t query_offset(const char *group, const char *topic, int qid)
 }
 
 /* The JSON of a successful run (freed by the caller). */
-static cJSON *json_of(const struct run *r)
+static cJSON *json_of(const struct test_run *r)
 {
     expect_ok(r);
     cJSON *j = cJSON_Parse(r->out);
@@ -465,7 +432,8 @@ static void test_consumer_progress(void **state)
     assert_true(num_of(q0, "lastTimestamp") > 0);
     cJSON_Delete(j);
 
-    struct run *r = mqadmin("consumerProgress", "-n", E->ns, "-g", "CG_prog", "-t", "ProgT", NULL);
+    struct test_run *r =
+        mqadmin("consumerProgress", "-n", E->ns, "-g", "CG_prog", "-t", "ProgT", NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "#Consumer Offset"));
     assert_non_null(strstr(r->out, "#Diff"));
@@ -486,8 +454,8 @@ static void test_query_by_offset(void **state)
 {
     const int per[2] = {3, 2};
     fill_topic("OffT", 2, per);
-    struct run *r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-a", "-i",
-                            "1", "-o", "1", NULL);
+    struct test_run *r = mqadmin("queryMsgByOffset", "-n", E->ns, "-t", "OffT", "-b", "broker-a",
+                                 "-i", "1", "-o", "1", NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "OffT-1-1"));
     assert_non_null(strstr(r->out, "queueOffset"));
@@ -560,8 +528,8 @@ static void test_reset_offset_offline(void **state)
     assert_int_equal(query_offset("CG_reset", "ResetT", 1), 3);
 
     /* RocketMQ's date format, long ago: the first message. */
-    struct run *r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT",
-                            "-s", "2000-01-01#00:00:00:000", NULL);
+    struct test_run *r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_reset", "-t", "ResetT",
+                                 "-s", "2000-01-01#00:00:00:000", NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "rollback consumer offset by specified group[CG_reset]"));
     assert_non_null(strstr(r->out, "#offset"));
@@ -703,7 +671,7 @@ static void test_reset_offset_online(void **state)
     assert_int_equal(query_offset("CG_online", "ResetT", 1), 0);
 
     /* Online now, so consumerProgress finds the brokers through the retry topic. */
-    struct run *r =
+    struct test_run *r =
         until("Diff Total: 10", "consumerProgress", "-n", E->ns, "-g", "CG_online", NULL, NULL);
     assert_non_null(strstr(r->out, "ResetT"));
     remoting_client_free(cli);
@@ -716,7 +684,7 @@ static void test_consume_message(void **state)
     cJSON *j = json_of(mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", "--json", NULL));
     assert_int_equal(cJSON_GetArraySize(j), 7);
     cJSON_Delete(j);
-    struct run *r = mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", NULL);
+    struct test_run *r = mqadmin("consumeMessage", "-n", E->ns, "-t", "ConsT", NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "7 messages"));
     assert_non_null(strstr(r->out, "ConsT-1-3"));
@@ -786,8 +754,8 @@ static cJSON *group_config(const char *group)
 
 static void test_update_sub_group(void **state)
 {
-    struct run *r = mqadmin("updateSubGroup", "-g", "SG_admin", "-b", E->baddr, "-r", "5", "-q",
-                            "2", "-a", "false", NULL);
+    struct test_run *r = mqadmin("updateSubGroup", "-g", "SG_admin", "-b", E->baddr, "-r", "5",
+                                 "-q", "2", "-a", "false", NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "create subscription group to"));
     cJSON *g = group_config("SG_admin");
@@ -842,8 +810,8 @@ static void test_reset_offset_earliest_latest(void **state)
     cJSON_Delete(j);
     assert_int_equal(query_offset("CG_edge", "ResetT", 0), 0);
     assert_int_equal(query_offset("CG_edge", "ResetT", 1), 0);
-    struct run *r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_edge", "-t", "ResetT", "-s",
-                            "latest", NULL);
+    struct test_run *r = mqadmin("resetOffsetByTime", "-n", E->ns, "-g", "CG_edge", "-t", "ResetT",
+                                 "-s", "latest", NULL);
     expect_ok(r);
     assert_non_null(strstr(r->out, "timestamp(string)[latest], timestamp(long)[-1]"));
     assert_int_equal(query_offset("CG_edge", "ResetT", 0), 5);
@@ -957,7 +925,7 @@ static void test_dlq(void **state)
     assert_int_equal(max_offset("DlqT", 0), 2);
 
     /* No dead letter yet: the group has no DLQ topic. */
-    struct run *r = mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", NULL);
+    struct test_run *r = mqadmin("dlqList", "-n", E->ns, "-g", "CG_dlq", NULL);
     assert_int_equal(r->status, 1);
     assert_non_null(strstr(r->err, "mqadmin: dlqList: consumer group CG_dlq has no dead-letter "
                                    "topic %DLQ%CG_dlq"));
@@ -1121,7 +1089,7 @@ static void test_tx_status(void **state)
     int64_t phys, off = tb_ext_i64(resp, "queueOffset");
     assert_int_equal(tb_msgid_decode(tb_ext(resp, "msgId"), ip, sizeof ip, &port, &phys), 0);
     rcmd_free(resp);
-    struct run *r = until("PG_admin_tx", "txStatus", "-b", E->baddr, NULL, NULL, NULL, NULL);
+    struct test_run *r = until("PG_admin_tx", "txStatus", "-b", E->baddr, NULL, NULL, NULL, NULL);
     assert_non_null(strstr(r->out, "pending 1"));
     assert_non_null(strstr(r->out, "TopicA"));
     r = mqadmin("txStatus", "-n", E->ns, "--json", NULL);
@@ -1148,7 +1116,7 @@ static void test_tx_status(void **state)
 static void test_ha_views(void **state)
 {
     (void)state;
-    struct run *r = mqadmin("haStatus", "-b", E->baddr, "--json", NULL);
+    struct test_run *r = mqadmin("haStatus", "-b", E->baddr, "--json", NULL);
     expect_ok(r);
     cJSON *j = cJSON_Parse(r->out), *h = cJSON_GetArrayItem(j, 0);
     assert_int_equal(cJSON_GetArraySize(j), 1);
