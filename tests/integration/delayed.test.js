@@ -139,8 +139,13 @@ test('delayed and timed messages: invisible before their time, delivered once at
     const timed = sent.filter(s => s.tag !== 'Now');
     const earliestDue = Math.min(...timed.map(s => s.tag === 'Lvl' ? s.sendStartMs + 2000 : dueWindow(s, { bornMs: 0 })[0]));
 
-    // Not visible before their time: only the plain messages are in the topic.
-    const count = await dl.topicMessageCount(cluster.brokerAddr, TOPIC, QUEUES);
+    // Not visible before their time: only the plain messages are in the topic. A queue's max
+    // offset counts what the dispatch thread has indexed, which may trail the SEND_OK by a few
+    // ms (as RocketMQ's ReputMessageService): wait for the plain ones, then count.
+    let count = 0;
+    await waitFor(async () => (count = await dl.topicMessageCount(cluster.brokerAddr, TOPIC, QUEUES)) >= 3,
+      { timeoutMs: ms(2000), intervalMs: 10, what: () => `the 3 plain messages in the queues (${count})` });
+    count = await dl.topicMessageCount(cluster.brokerAddr, TOPIC, QUEUES);
     const checkedAt = Date.now();
     assert.ok(checkedAt < earliestDue - dl.EARLY_MS, `the visibility check ran before the first due time ` +
       `(${earliestDue - checkedAt} ms left); the sends took too long`);
