@@ -9,7 +9,7 @@
 #                                     the NATS benchmark client); `make test` never needs them
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev \
-libuv1-dev libcjson-dev zlib1g-dev libisal-dev libcmocka-dev libssl-dev libraft-dev libyaml-dev \
+libuv1-dev libcjson-dev zlib1g-dev libisal-dev libcmocka-dev libssl-dev openssl libraft-dev libyaml-dev \
 libmicrohttpd-dev libsystemd-dev chromium"
 for arg in "$@"; do
     case $arg in

@@ -82,6 +82,17 @@ struct ferry_producer_config {
      * default): unsigned. Each at most 255 bytes; giving only one is FERRY_ECONFIG. */
     char accessKey[256];
     char secretKey[256];
+    /* TLS (docs/TLS.md): connect to name servers and brokers with TLS, as Java's useTLS
+     * (tls.enable). 0 (the default): plain, unless the environment has FERRY_TLS_ENABLE=true.
+     * FERRY_TLS_CONFIG_FILE may name a tls.properties whose tls.client.* keys fill the fields
+     * below that are left empty. A file that cannot be loaded is FERRY_ECONFIG (logged). */
+    int useTLS;
+    int tlsAuthServer;           /* verify the server's certificate and that it names the
+                                  * address connected to (tls.client.authServer); 0 */
+    char tlsTrustCertPath[1024]; /* PEM CA certificates for tlsAuthServer; empty: the system's */
+    char tlsCertPath[1024];      /* client certificate (PEM) for servers that require one */
+    char tlsKeyPath[1024];       /* its private key (PEM) */
+    char tlsKeyPassword[256];    /* of an encrypted tlsKeyPath; empty: not encrypted */
 };
 
 /* Set every field to its default (group empty). */
@@ -299,6 +310,12 @@ struct ferry_consumer_config {
                                         * rocketmq.client.localOffsetStoreDir) */
     char accessKey[256]; /* ACL account, as in struct ferry_producer_config; empty: unsigned */
     char secretKey[256];
+    int useTLS; /* TLS, as in struct ferry_producer_config (docs/TLS.md); 0: plain */
+    int tlsAuthServer;
+    char tlsTrustCertPath[1024];
+    char tlsCertPath[1024];
+    char tlsKeyPath[1024];
+    char tlsKeyPassword[256];
 };
 
 /* Set every field to its default (group empty). */

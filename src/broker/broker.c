@@ -107,6 +107,8 @@ const struct conf_def broker_conf_defs[] = {
     STR(haSecret, "",
         "FerryMQ: shared secret of a master and its slaves; the HA port authenticates every peer "
         "with it and is not opened while it is empty"),
+    TLS_CONF_SERVER_ROWS(struct broker_config, tls),
+    TLS_CONF_CLIENT_ROWS(struct broker_config, tls),
     INT(haTransferBatchSize, "32768", 1024, 16777216,
         "most CommitLog bytes a master sends a slave in one transfer"),
     INT(haSendHeartbeatInterval, "5000", 100, 600000,
@@ -189,6 +191,7 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
     *c = *cfg;
     if (c->haSecret[0])
         snprintf(c->haSecret, sizeof c->haSecret, "******");
+    tls_config_mask(&c->tls);
     if (c->aclSecretKey[0])
         snprintf(c->aclSecretKey, sizeof c->aclSecretKey, "******");
     conf_print(broker_conf_defs, c, out);
@@ -480,6 +483,8 @@ static int start_server(broker_t *b, int port, remoting_server_t **out, char *er
     sc.idle_close_seconds = b->cfg.serverChannelMaxIdleTimeSeconds;
     sc.on_close = clients_on_close;
     sc.hook_arg = b;
+    sc.tls_mode = b->cfg.tls.tlsMode;
+    sc.tls = b->tls_server;
     int rc = remoting_server_new(&sc, out);
     if (rc) {
         snprintf(err, errlen, "remoting server: %s", ferry_strerror(rc));
@@ -496,10 +501,30 @@ static int start_server(broker_t *b, int port, remoting_server_t **out, char *er
     return rc;
 }
 
+/* TLS (docs/TLS.md): tlsConfigFile over the keys, then the server context (client ports and
+ * the HA port) and the client context (name servers, controllers, the master). */
+static int tls_start(broker_t *b, char *err, size_t errlen)
+{
+    struct tls_client_config cc;
+    int rc = tls_config_load_file(&b->cfg.tls, err, errlen);
+    if (rc == 0)
+        rc = tls_server_ctx_new(&b->cfg.tls, &b->tls_server, err, errlen);
+    tls_client_config_from(&cc, &b->cfg.tls);
+    if (rc == 0)
+        rc = tls_client_ctx_new(&cc, &b->tls_client, err, errlen);
+    /* The dashboard runs mqadmin's code in this process: its connections follow tlsEnable too
+     * (one broker per process; with several, the last one started decides). */
+    if (rc == 0 && b->tls_client)
+        remoting_client_default_tls(b->tls_client);
+    return rc;
+}
+
 int broker_start(broker_t *b, char *err, size_t errlen)
 {
     int rc;
     b->start_ms = clock_wall_ms();
+    if ((rc = tls_start(b, err, errlen)) != 0)
+        return rc;
     if (b->cfg.aclEnable && (rc = acl_start(b, err, errlen)) != 0)
         return rc;
     if ((rc = start_server(b, b->cfg.listenPort, &b->srv, err, errlen)) != 0)
@@ -630,5 +655,9 @@ void broker_free(broker_t *b)
     pthread_mutex_destroy(&b->clients.mu);
     pthread_mutex_destroy(&b->stats.mu);
     pthread_mutex_destroy(&b->persist_mu);
+    if (b->tls_client) /* the dashboard stopped first */
+        remoting_client_default_tls(NULL);
+    tls_ctx_unref(b->tls_server); /* every server and client using them is gone */
+    tls_ctx_unref(b->tls_client);
     ferry_free(b);
 }

@@ -18,6 +18,7 @@
 #define FERRY_BROKER_BROKER_H
 
 #include "common/conf.h"
+#include "remoting/tls.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -66,6 +67,7 @@ struct broker_config {
     int32_t haListenPort;            /* advertised as haServerAddr; 0: listenPort + 1 */
     char haMasterAddress[128];       /* slave: the master's HA host:port (empty: ask namesrv) */
     char haSecret[256];              /* shared secret of the HA port (empty: port closed) */
+    struct tls_config tls;           /* tlsMode, tlsEnable, ...: TLS keys (docs/TLS.md) */
     int32_t haTransferBatchSize;     /* most bytes per transfer to a slave */
     int32_t haSendHeartbeatInterval; /* slave: ms between idle offset reports */
     int64_t haMaxGapNotInSync;       /* bytes behind beyond which a slave is not in sync */

@@ -487,6 +487,8 @@ struct broker {
     struct ha *ha_retired;   /* stopped by role switches, freed by ha_release() */
     struct http_server *web; /* the HTTP port (web.c); NULL when off */
     struct slave_sync *slave_sync; /* a slave's metadata sync from its master (slave_sync.c) */
+    tls_ctx_t *tls_server;         /* tlsMode on: client and HA ports (docs/TLS.md) */
+    tls_ctx_t *tls_client;         /* tlsEnable: outbound connections, HA included */
     struct acl *acl;               /* aclEnable: the rules (acl.c); NULL when off */
     struct acl_gate *acl_gates;    /* aclEnable: one per handler, checks then calls it */
     char addr[128];                /* brokerIP1:port */

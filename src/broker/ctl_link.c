@@ -83,6 +83,8 @@ static int invoke(struct ctl_link *l, int i, const struct rcmd *req, struct rcmd
     if (!p->cli) {
         struct remoting_client_config cc;
         remoting_client_config_init(&cc);
+        cc.tls = l->b->tls_client; /* tlsEnable (docs/TLS.md), else plain */
+        cc.tls_no_default = 1;
         int rc = remoting_client_new(&cc, &p->cli);
         if (rc)
             return rc;

@@ -11,7 +11,12 @@
  *   common end must be byte-identical), appends what arrives verbatim
  *   (store_append_replica) and reports its durable end after every flush and every
  *   haSendHeartbeatInterval. It reconnects with backoff.
- * Nothing is opened while haSecret is empty. */
+ * Nothing is opened while haSecret is empty.
+ *
+ * TLS (docs/TLS.md): with tlsMode permissive or enforcing the master first looks at what a new
+ * slave sends (a TLS handshake record, or the plain HELLO) and, for TLS, completes the
+ * handshake before its own HELLO; a slave with tlsEnable connects with TLS. The haSecret
+ * authentication then runs inside TLS as it does in plain. */
 #include "broker/ha.h"
 
 #include "broker/broker_int.h"
@@ -22,6 +27,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "remoting/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,10 +62,12 @@
 #define SLAVE_BUF    (256 * 1024)
 #define MAX_BACKOFF  5000
 
-enum peer_state { P_HELLO, P_AUTH, P_START, P_STREAM };
+/* P_SNIFF: TLS is on; the first byte decides plain or TLS. P_TLS: handshaking. */
+enum peer_state { P_HELLO, P_AUTH, P_START, P_STREAM, P_SNIFF, P_TLS };
 
 struct peer {
     int fd;
+    struct ssl_st *ssl; /* TLS; NULL: plain */
     enum peer_state state;
     char addr[64];
     uint8_t nonce[NONCE_LEN], peer_nonce[NONCE_LEN];
@@ -226,6 +234,18 @@ static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* recv(2) and send(2) on the HA socket @fd, through @ssl when it is TLS. */
+static ssize_t ha_recv(int fd, struct ssl_st *ssl, void *buf, size_t n)
+{
+    return ssl ? tls_sock_read(ssl, buf, n) : recv(fd, buf, n, 0);
+}
+
+static ssize_t ha_send(int fd, struct ssl_st *ssl, const void *buf, size_t n)
+{
+    struct iovec v = {(void *)buf, n};
+    return ssl ? tls_sock_writev(ssl, &v, 1) : send(fd, buf, n, MSG_NOSIGNAL);
 }
 
 static int parse_hostport(const char *s, struct sockaddr_in *sa)
@@ -422,6 +442,7 @@ static void peer_close(struct ha *ha, int i, const char *why)
     ha->peers[i] = ha->peers[--ha->npeers];
     pthread_mutex_unlock(&ha->mu);
     store_release(&p->cur, p->cur.ref ? 1 : 0);
+    tls_sock_free(p->ssl);
     close(p->fd);
     ferry_free(p);
 }
@@ -456,18 +477,72 @@ static void master_accept(struct ha *ha)
     snprintf(p->addr, sizeof p->addr, "%s:%d", ip, ntohs(sa.sin_port));
     RAND_bytes(p->nonce, NONCE_LEN);
     uint8_t h[HELLO_FIXED + 128];
-    queue_out(p, h, hello(ha, 'M', p->nonce, h));
+    if (ha->b->tls_server) /* TLS on: the slave's first byte decides (master_tls) */
+        p->state = P_SNIFF;
+    else
+        queue_out(p, h, hello(ha, 'M', p->nonce, h));
     p->t0_ms = p->last_rx_ms = clock_mono_ms();
     pthread_mutex_lock(&ha->mu);
     ha->peers[ha->npeers++] = p;
     pthread_mutex_unlock(&ha->mu);
 }
 
+/* A new slave on a port with TLS on: plain or TLS by its first byte, then the handshake;
+ * the master's HELLO follows either. Returns 1 (go on reading), 0 (wait) or -1 (close;
+ * logged). */
+static int master_tls(struct ha *ha, struct peer *p)
+{
+    char err[256];
+    if (p->state == P_SNIFF) {
+        uint8_t first[2];
+        ssize_t r = recv(p->fd, first, sizeof first, MSG_PEEK);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            log_warn(LOG_BROKER, "HA: slave %s closed the connection", p->addr);
+            return -1;
+        }
+        if (r < 0)
+            return 0;
+        if (tls_is_handshake(first, (size_t)r)) {
+            if ((p->ssl = tls_sock_new(ha->b->tls_server, p->fd, NULL, err, sizeof err)) == NULL) {
+                log_error(LOG_BROKER, "HA: slave %s: %s", p->addr, err);
+                return -1;
+            }
+            p->state = P_TLS;
+        } else if (ha->b->cfg.tls.tlsMode == TLS_MODE_ENFORCING) {
+            log_error(LOG_BROKER,
+                      "HA: slave %s connected without TLS, and tlsMode=enforcing; refused "
+                      "(set tlsEnable=true on the slave)",
+                      p->addr);
+            return -1;
+        }
+    }
+    if (p->state == P_TLS) {
+        int r = tls_sock_handshake(p->ssl, err, sizeof err);
+        if (r < 0) {
+            log_error(LOG_BROKER, "HA: TLS handshake with slave %s failed: %s; refused", p->addr,
+                      err);
+            return -1;
+        }
+        if (r == 0)
+            return 0;
+        log_info(LOG_BROKER, "HA: slave %s: TLS established", p->addr);
+    }
+    uint8_t h[HELLO_FIXED + 128];
+    queue_out(p, h, hello(ha, 'M', p->nonce, h));
+    p->state = P_HELLO;
+    return 1;
+}
+
 /* Handle what a peer sent. Returns 0, or -1 when it must be closed (logged). */
 static int master_input(struct ha *ha, struct peer *p, int *acked)
 {
+    if (p->state == P_SNIFF || p->state == P_TLS) {
+        int r = master_tls(ha, p);
+        if (r <= 0)
+            return r;
+    }
     for (;;) {
-        ssize_t r = recv(p->fd, p->in + p->in_len, sizeof p->in - p->in_len, 0);
+        ssize_t r = ha_recv(p->fd, p->ssl, p->in + p->in_len, sizeof p->in - p->in_len);
         if (r == 0) {
             log_warn(LOG_BROKER, "HA: slave %s closed the connection", p->addr);
             return -1;
@@ -603,7 +678,7 @@ static int master_output(struct ha *ha, struct peer *p)
                 (struct iovec){(void *)(p->cur.data + p->cur_off), p->cur.len - p->cur_off};
         if (niov == 0)
             return 0;
-        ssize_t w = writev(p->fd, iov, niov);
+        ssize_t w = p->ssl ? tls_sock_writev(p->ssl, iov, niov) : writev(p->fd, iov, niov);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
@@ -638,7 +713,8 @@ static void master_loop(struct ha *ha)
             struct peer *p = ha->peers[i];
             short ev = POLLIN;
             if (p->out_off < p->out_len || p->cur.ref ||
-                (p->state == P_STREAM && p->send_pos < max))
+                (p->state == P_STREAM && p->send_pos < max) ||
+                (p->state == P_TLS && tls_sock_want_write(p->ssl)))
                 ev |= POLLOUT;
             pf[n++] = (struct pollfd){p->fd, ev, 0};
         }
@@ -654,7 +730,8 @@ static void master_loop(struct ha *ha)
         /* pf[2 + i] matches peers[i] as of the poll; accepted ones were appended after. */
         for (int i = n - 3; i >= 0; i--) {
             struct peer *p = ha->peers[i];
-            if ((pf[2 + i].revents & (POLLIN | POLLERR | POLLHUP)) &&
+            short rev = pf[2 + i].revents;
+            if ((rev & (POLLIN | POLLERR | POLLHUP) || (rev && p->state == P_TLS)) &&
                 master_input(ha, p, &acked) != 0) {
                 peer_close(ha, i, NULL);
                 continue;
@@ -686,7 +763,8 @@ static void master_loop(struct ha *ha)
 
 struct slave_conn {
     int fd;
-    int64_t frame_pos; /* CommitLog offset of the next data byte */
+    struct ssl_st *ssl; /* TLS; NULL: plain */
+    int64_t frame_pos;  /* CommitLog offset of the next data byte */
     uint32_t frame_left;
     uint8_t hdr[DATA_HDR];
     size_t hdr_len;
@@ -697,11 +775,11 @@ struct slave_conn {
     int64_t reported;
 };
 
-static int read_full(int fd, void *buf, size_t n)
+static int read_full(int fd, struct ssl_st *ssl, void *buf, size_t n)
 {
     uint8_t *p = buf;
     while (n) {
-        ssize_t r = recv(fd, p, n, 0);
+        ssize_t r = ha_recv(fd, ssl, p, n);
         if (r <= 0) {
             if (r < 0 && errno == EINTR)
                 continue;
@@ -713,11 +791,11 @@ static int read_full(int fd, void *buf, size_t n)
     return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t n)
+static int write_full(int fd, struct ssl_st *ssl, const void *buf, size_t n)
 {
     const uint8_t *p = buf;
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = ha_send(fd, ssl, p, n);
         if (w <= 0) {
             if (w < 0 && errno == EINTR)
                 continue;
@@ -770,13 +848,26 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
         unpublish_close(ha, fd);
         return -1;
     }
+    struct ssl_st *ssl = NULL; /* tlsEnable: TLS first, haSecret inside (docs/TLS.md) */
+    if (ha->b->tls_client) {
+        char host[128], terr[256];
+        const char *colon = strrchr(addr, ':');
+        snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - addr) : (int)strlen(addr), addr);
+        ssl = tls_sock_new(ha->b->tls_client, fd, host, terr, sizeof terr);
+        if (!ssl || tls_sock_handshake(ssl, terr, sizeof terr) != 1) {
+            log_error(LOG_BROKER, "HA: TLS handshake with master %s failed: %s", addr, terr);
+            tls_sock_free(ssl);
+            unpublish_close(ha, fd);
+            return -2;
+        }
+    }
     uint8_t nonce[NONCE_LEN], mnonce[NONCE_LEN], buf[HELLO_FIXED + 256];
     RAND_bytes(nonce, NONCE_LEN);
     size_t hl = hello(ha, 'S', nonce, buf);
     int rc = -1;
     int64_t master_id;
-    if (write_full(fd, buf, hl) != 0 || read_full(fd, buf, HELLO_FIXED) != 0 ||
-        read_full(fd, buf + HELLO_FIXED, buf[HELLO_NL]) != 0)
+    if (write_full(fd, ssl, buf, hl) != 0 || read_full(fd, ssl, buf, HELLO_FIXED) != 0 ||
+        read_full(fd, ssl, buf + HELLO_FIXED, buf[HELLO_NL]) != 0)
         goto fail;
     if (hello_check(ha, buf, HELLO_FIXED + buf[HELLO_NL], 'M', addr, mnonce, &master_id) <= 0) {
         rc = -2;
@@ -784,10 +875,10 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     }
     buf[0] = 'A';
     mac(ha, nonce, mnonce, 'S', buf + 1);
-    if (write_full(fd, buf, 1 + MAC_LEN) != 0)
+    if (write_full(fd, ssl, buf, 1 + MAC_LEN) != 0)
         goto fail;
     uint8_t a[1 + MAC_LEN + 9], want[MAC_LEN];
-    if (read_full(fd, a, sizeof a) != 0) {
+    if (read_full(fd, ssl, a, sizeof a) != 0) {
         log_error(LOG_BROKER,
                   "HA: master %s closed the connection during authentication (wrong haSecret?)",
                   addr);
@@ -804,8 +895,8 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     int64_t mend = (int64_t)be64_get(a + 2 + MAC_LEN);
     uint8_t eb[2 + 16 * HA_EPOCHS];
     struct epoch_list *theirs = ferry_malloc(sizeof *theirs), *mine = ferry_malloc(sizeof *mine);
-    if (read_full(fd, eb, 2) != 0 || be16_get(eb) > HA_EPOCHS ||
-        read_full(fd, eb + 2, 16 * (size_t)be16_get(eb)) != 0 ||
+    if (read_full(fd, ssl, eb, 2) != 0 || be16_get(eb) > HA_EPOCHS ||
+        read_full(fd, ssl, eb + 2, 16 * (size_t)be16_get(eb)) != 0 ||
         epoch_decode(eb, 2 + 16 * (size_t)be16_get(eb), theirs) < 0) {
         log_error(LOG_BROKER, "HA: master %s sent a bad epoch list", addr);
         ferry_free(theirs);
@@ -863,11 +954,12 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     }
     buf[0] = 'S';
     be64_put(buf + 1, (uint64_t)start);
-    if (write_full(fd, buf, 9) != 0)
+    if (write_full(fd, ssl, buf, 9) != 0)
         goto fail;
     set_nonblock(fd);
     memset(c, 0, sizeof *c);
     c->fd = fd;
+    c->ssl = ssl;
     c->frame_pos = start;
     c->verify_end = common;
     c->truncate = end > mend && start < common;
@@ -879,6 +971,7 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     unpublish_close(ha, -1);
     return 0;
 fail:
+    tls_sock_free(ssl);
     unpublish_close(ha, fd);
     return rc;
 }
@@ -901,7 +994,7 @@ static int slave_report(struct ha *ha, struct slave_conn *c, int force)
     /* 17 bytes into a socket the master drains constantly: a short wait is enough. */
     int fl = fcntl(c->fd, F_GETFL);
     fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
-    int rc = write_full(c->fd, r, sizeof r);
+    int rc = write_full(c->fd, c->ssl, r, sizeof r);
     fcntl(c->fd, F_SETFL, fl);
     c->reported = durable;
     c->last_report_ms = now;
@@ -1028,12 +1121,13 @@ static void slave_loop(struct ha *ha)
         slave_report(ha, &c, 1);
         while (!atomic_load(&ha->stop) && rc == 0) {
             struct pollfd pf[2] = {{ha->wake_fd, POLLIN, 0}, {c.fd, POLLIN, 0}};
-            if (poll(pf, 2, 100) < 0 && errno != EINTR)
+            int buffered = c.ssl && tls_sock_pending(c.ssl); /* poll(2) cannot see those */
+            if (poll(pf, 2, buffered ? 0 : 100) < 0 && errno != EINTR)
                 break;
             if (pf[0].revents)
                 drain_wake(ha);
-            if (pf[1].revents) {
-                ssize_t r = recv(c.fd, buf, SLAVE_BUF, 0);
+            if (pf[1].revents || buffered) {
+                ssize_t r = ha_recv(c.fd, c.ssl, buf, SLAVE_BUF);
                 if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
                     log_warn(LOG_BROKER, "HA: connection to master %s lost", addr);
                     rc = -1;
@@ -1054,6 +1148,7 @@ static void slave_loop(struct ha *ha)
                 rc = -1;
             }
         }
+        tls_sock_free(c.ssl);
         close(c.fd);
         set_follow(ha, NULL, 0);
         next_try = clock_mono_ms() + (rc == -2 ? MAX_BACKOFF : backoff);

@@ -83,6 +83,8 @@ static int link_connect(broker_t *b, struct ns_link *l, int timeout_ms, char *wh
     if (!l->cli) {
         struct remoting_client_config cc;
         remoting_client_config_init(&cc);
+        cc.tls = b->tls_client; /* tlsEnable (docs/TLS.md), else plain */
+        cc.tls_no_default = 1;
         int rc = remoting_client_new(&cc, &l->cli);
         if (rc) {
             snprintf(why, cap, "client: %s", ferry_strerror(rc));

@@ -72,6 +72,8 @@ static int connect_master(struct slave_sync *s, const char *addr, char *why, siz
     if (!s->cli) {
         struct remoting_client_config cc;
         remoting_client_config_init(&cc);
+        cc.tls = s->b->tls_client; /* tlsEnable (docs/TLS.md), else plain */
+        cc.tls_no_default = 1;
         int rc = remoting_client_new(&cc, &s->cli);
         if (rc) {
             snprintf(why, cap, "client: %s", ferry_strerror(rc));

@@ -135,9 +135,20 @@ struct route_cache {
     atomic_uint connects; /* successful (re)connects, name servers included */
     /* ACL account every connection signs with (set before the first; "": unsigned). */
     char access_key[256], secret_key[256];
+    tls_ctx_t *tls; /* TLS context of every connection (route_cache_tls); NULL: plain */
 };
 
 int route_cache_init(struct route_cache *rc, const char *namesrv);
+/* TLS for every connection of @rc from the useTLS and tls* fields of a producer or consumer
+ * config @cfg (and the environment: tls_client_config_env()). Before the first connection.
+ * Returns 0 or FERRY_ECONFIG (logged). */
+#define ROUTE_CACHE_TLS(rc, cfg)                                                                   \
+    route_cache_tls((rc), (cfg)->useTLS, (cfg)->tlsAuthServer, (cfg)->tlsTrustCertPath,            \
+                    (cfg)->tlsCertPath, (cfg)->tlsKeyPath, sizeof(cfg)->tlsKeyPath,                \
+                    (cfg)->tlsKeyPassword, sizeof(cfg)->tlsKeyPassword)
+int route_cache_tls(struct route_cache *rc, int use, int auth_server, const char *trust,
+                    const char *cert, const char *key, size_t path_cap, const char *password,
+                    size_t password_cap);
 /* Close every connection (pending requests fail). */
 void route_cache_close(struct route_cache *rc);
 void route_cache_destroy(struct route_cache *rc);

@@ -123,7 +123,8 @@ int consumer_init(struct consumer *c, const struct ferry_consumer_config *cfg,
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &ia, ip, sizeof ip);
     snprintf(c->client_id, sizeof c->client_id, "%s@%s", ip, c->cfg.instanceName);
-    if (route_cache_init(&c->rc, c->cfg.namesrvAddr) != 0) {
+    if (route_cache_init(&c->rc, c->cfg.namesrvAddr) != 0 ||
+        ROUTE_CACHE_TLS(&c->rc, &c->cfg) != 0) {
         route_cache_destroy(&c->rc);
         return FERRY_ECONFIG;
     }

@@ -85,7 +85,8 @@ int ferry_producer_new(const struct ferry_producer_config *cfg, ferry_producer_t
     p->cfg = *cfg;
     if (!p->cfg.namesrvAddr[0] && (env = getenv("NAMESRV_ADDR")) != NULL)
         snprintf(p->cfg.namesrvAddr, sizeof p->cfg.namesrvAddr, "%s", env);
-    if (route_cache_init(&p->rc, p->cfg.namesrvAddr) != 0) {
+    if (route_cache_init(&p->rc, p->cfg.namesrvAddr) != 0 ||
+        ROUTE_CACHE_TLS(&p->rc, &p->cfg) != 0) {
         route_cache_destroy(&p->rc);
         ferry_free(p);
         return FERRY_ECONFIG;

@@ -283,8 +283,31 @@ void route_cache_destroy(struct route_cache *rc)
     ferry_free(rc->conns);
     ferry_free(rc->routes);
     ferry_free(rc->ns);
+    tls_ctx_unref(rc->tls);
     pthread_mutex_destroy(&rc->lock);
     memset(rc, 0, sizeof *rc);
+}
+
+int route_cache_tls(struct route_cache *rc, int use, int auth_server, const char *trust,
+                    const char *cert, const char *key, size_t path_cap, const char *password,
+                    size_t password_cap)
+{
+    struct tls_client_config cc = {use, auth_server, trust, cert, key, password};
+    struct tls_config *storage;
+    char err[512] = "";
+    int ret;
+
+    if (!memchr(trust, 0, path_cap) || !memchr(cert, 0, path_cap) || !memchr(key, 0, path_cap) ||
+        !memchr(password, 0, password_cap))
+        return FERRY_ECONFIG;
+    storage = ferry_malloc(sizeof *storage);
+    ret = tls_client_config_env(&cc, storage, err, sizeof err);
+    if (ret == 0)
+        ret = tls_client_ctx_new(&cc, &rc->tls, err, sizeof err);
+    ferry_free(storage);
+    if (ret != 0)
+        log_error(LOG_CLIENT, "TLS: %s", err);
+    return ret ? FERRY_ECONFIG : 0;
 }
 
 static struct conn_slot *slot_get(struct route_cache *rc, const char *addr)
@@ -302,6 +325,7 @@ static struct conn_slot *slot_get(struct route_cache *rc, const char *addr)
             is_ns |= strcmp(rc->ns[i], addr) == 0;
         remoting_client_config_init(&cc);
         cc.shared_io = rc->shared_io && !is_ns; /* name servers: route fetches wait on them */
+        cc.tls = rc->tls;
         if (remoting_client_new(&cc, &cli) == 0) {
             if (rc->access_key[0])
                 remoting_client_set_signer(cli, rc->access_key, rc->secret_key);

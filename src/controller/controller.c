@@ -37,6 +37,7 @@ const struct conf_def controller_conf_defs[] = {
     CONF_ROW_INT(raftHeartbeatTimeoutMs, "100", 10, 10000, "Raft heartbeat period (ms)"),
     CONF_ROW_INT(raftSnapshotThreshold, "1024", 16, 1 << 30,
                  "Raft entries between two snapshots of the state"),
+    TLS_CONF_SERVER_ROWS(struct controller_config, tls),
     CONF_ROW_END,
 };
 
@@ -798,7 +799,15 @@ int controller_start(const struct controller_config *cfg, controller_t **out, ch
     remoting_server_config_init(&rc);
     rc.port = cfg->listenPort;
     rc.io_threads = 2;
-    if ((rv = remoting_server_new(&rc, &ctl->srv)) != 0) {
+    /* TLS on the remoting port only: the Raft peers' transport stays plain (docs/TLS.md). */
+    struct tls_config tc = cfg->tls;
+    if ((rv = tls_config_load_file(&tc, err, errlen)) != 0 ||
+        (rv = tls_server_ctx_new(&tc, &rc.tls, err, errlen)) != 0)
+        goto fail;
+    rc.tls_mode = tc.tlsMode;
+    rv = remoting_server_new(&rc, &ctl->srv);
+    tls_ctx_unref(rc.tls); /* the server holds its own reference */
+    if (rv != 0) {
         snprintf(err, errlen, "remoting server: %s", ferry_strerror(rv));
         goto fail;
     }

@@ -6,6 +6,7 @@
 #define FERRY_CONTROLLER_CONTROLLER_H
 
 #include "common/conf.h"
+#include "remoting/tls.h"
 #include "controller/consensus.h"
 
 #include <stddef.h>
@@ -23,6 +24,7 @@ struct controller_config {
     int32_t raftElectionTimeoutMs;
     int32_t raftHeartbeatTimeoutMs;
     int32_t raftSnapshotThreshold;
+    struct tls_config tls; /* tlsMode, ...: TLS on listenPort, not on Raft (docs/TLS.md) */
 };
 
 extern const struct conf_def controller_conf_defs[];

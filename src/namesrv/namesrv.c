@@ -45,6 +45,7 @@ const struct conf_def namesrv_conf_defs[] = {
     BOOL(routeJsonAlwaysStandard, "false",
          "send standard JSON (quoted integer keys) in routes and cluster info to every client, "
          "not only to clients >= 4.9.4 or asking with acceptStandardJsonOnly"),
+    TLS_CONF_SERVER_ROWS(struct namesrv_config, tls),
     CONF_ROW_END,
 };
 
@@ -157,9 +158,18 @@ int namesrv_start(namesrv_t *ns, char *err, size_t errlen)
     sc.idle_close_seconds = ns->cfg.serverChannelMaxIdleTimeSeconds;
     sc.on_close = namesrv_on_close;
     sc.hook_arg = ns;
-    if ((rc = kv_start(ns->kv, err, errlen)) != 0)
+    /* TLS (docs/TLS.md): the server keeps its own reference to the context. */
+    if ((rc = tls_config_load_file(&ns->cfg.tls, err, errlen)) != 0 ||
+        (rc = tls_server_ctx_new(&ns->cfg.tls, &sc.tls, err, errlen)) != 0)
         return rc;
-    if ((rc = remoting_server_new(&sc, &ns->srv)) != 0) {
+    sc.tls_mode = ns->cfg.tls.tlsMode; /* after tlsConfigFile, which may set it */
+    if ((rc = kv_start(ns->kv, err, errlen)) != 0) {
+        tls_ctx_unref(sc.tls);
+        return rc;
+    }
+    rc = remoting_server_new(&sc, &ns->srv);
+    tls_ctx_unref(sc.tls);
+    if (rc != 0) {
         snprintf(err, errlen, "remoting server: %s", ferry_strerror(rc));
         return rc;
     }

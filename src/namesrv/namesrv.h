@@ -17,6 +17,7 @@
 #define FERRY_NAMESRV_NAMESRV_H
 
 #include "common/conf.h"
+#include "remoting/tls.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,7 @@ struct namesrv_config {
     int64_t scanNotActiveBrokerInterval;     /* ms between expiry scans */
     int64_t brokerChannelExpiredTime;        /* ms of silence before a broker is dropped */
     int routeJsonAlwaysStandard;             /* quoted integer keys for every client */
+    struct tls_config tls;                   /* tlsMode, ...: TLS on the port (docs/TLS.md) */
 };
 
 /* The key table (NULL-key terminated), for conf_load_file()/conf_set()/conf_print(). */

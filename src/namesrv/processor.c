@@ -431,7 +431,18 @@ static void get_config(conn_t *conn, const struct rcmd *req, void *arg)
         respond(conn, req, RESP_SYSTEM_ERROR, "out of memory");
         return;
     }
-    conf_print(namesrv_conf_defs, &ns->cfg, f);
+    /* A copy with the secrets masked: whoever asks must not learn the TLS key's password. */
+    struct namesrv_config *c = malloc(sizeof *c);
+    if (!c) {
+        fclose(f);
+        free(text);
+        respond(conn, req, RESP_SYSTEM_ERROR, "out of memory");
+        return;
+    }
+    *c = ns->cfg;
+    tls_config_mask(&c->tls);
+    conf_print(namesrv_conf_defs, c, f);
+    free(c);
     fclose(f);
     jb_init(&b);
     jb_raw(&b, text);

@@ -110,6 +110,14 @@ void remoting_client_config_init(struct remoting_client_config *cfg)
     cfg->idle_close_seconds = 0;
 }
 
+/* The TLS context of clients made with cfg->tls NULL (remoting_client_default_tls). */
+static tls_ctx_t *default_tls;
+
+void remoting_client_default_tls(tls_ctx_t *ctx)
+{
+    default_tls = ctx;
+}
+
 int remoting_client_new(const struct remoting_client_config *cfg, remoting_client_t **out)
 {
     pthread_condattr_t ca;
@@ -126,7 +134,10 @@ int remoting_client_new(const struct remoting_client_config *cfg, remoting_clien
         .idle_ms = (uint64_t)cfg->idle_close_seconds * 1000,
         .disp = &cli->disp,
         .stats = &cli->stats,
+        .tls = cfg->tls || cfg->tls_no_default ? cfg->tls : default_tls,
     };
+    if (cli->opts.tls)
+        tls_ctx_ref(cli->opts.tls); /* dropped by remoting_client_free() */
     pthread_mutex_init(&cli->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -137,6 +148,7 @@ int remoting_client_new(const struct remoting_client_config *cfg, remoting_clien
     memcpy(cli->sign_sk, default_sk, sizeof cli->sign_sk);
     rc = cli->shared ? shared_acquire(&cli->io) : iothr_start(&cli->opts, "ferry-client", &cli->io);
     if (rc != 0) {
+        tls_ctx_unref(cli->opts.tls);
         pthread_cond_destroy(&cli->cond);
         pthread_mutex_destroy(&cli->mu);
         ferry_free(cli);
@@ -576,6 +588,7 @@ void remoting_client_free(remoting_client_t *cli)
     }
     remoting_conn_unref(c);
     dispatch_close(&cli->disp);
+    tls_ctx_unref(cli->opts.tls); /* every connection has finished */
     pthread_cond_destroy(&cli->cond);
     pthread_mutex_destroy(&cli->mu);
     ferry_free(cli);

@@ -9,6 +9,7 @@
 #define FERRY_REMOTING_CLIENT_H
 
 #include "remoting/conn.h"
+#include "remoting/tls.h"
 
 #include <stddef.h>
 
@@ -25,9 +26,21 @@ struct remoting_client_config {
      * callback must not wait for any of them: invoke_sync and connect refuse to (FERRY_EINVAL,
      * -EDEADLK) when the client is on the caller's own thread. */
     int shared_io;
+    /* TLS (tls.h, docs/TLS.md): a client context (tls_client_ctx_new(); the client takes its
+     * own reference): every connection then starts with a TLS handshake, and connect returns
+     * only once it is done. NULL (default): the process default (remoting_client_default_tls),
+     * which is NULL, plain, unless a program set it. */
+    tls_ctx_t *tls;
+    int tls_no_default; /* 1: with @tls NULL, plain even when a process default is set */
 };
 
 void remoting_client_config_init(struct remoting_client_config *cfg);
+
+/* The TLS context of clients created from now on with cfg->tls NULL, in any thread (a command
+ * line tool sets it once in main(): mqadmin --tls; a broker with tlsEnable, for the mqadmin
+ * code its dashboard runs); NULL (the start value) for plain. No reference is taken: the
+ * caller keeps @ctx alive while it is the default. Not synchronized with remoting_client_new(). */
+void remoting_client_default_tls(tls_ctx_t *ctx);
 
 /* A client and its I/O thread (not connected yet). Returns 0, FERRY_EINVAL or -errno. */
 int remoting_client_new(const struct remoting_client_config *cfg, remoting_client_t **out);
@@ -98,7 +111,7 @@ void remoting_sign_content(const struct rcmd *cmd, int with_unique_flag,
 
 /* base64(HMAC-SHA1(@secret_key, remoting_sign_content(@cmd, 0))) into @out (NUL-terminated,
  * REMOTING_SIGNATURE_LEN characters): the Signature that Java's AclClientRPCHook and ali-ons
- * compute (OpenSSL's HMAC). */
+ * compute. Uses no library (libferry needs no libcrypto); no allocation. */
 void remoting_sign(const struct rcmd *cmd, const char *secret_key,
                    char out[REMOTING_SIGNATURE_LEN + 1]);
 

@@ -18,7 +18,14 @@
  * its timer (-ETIMEDOUT) or the close of its connection (the close status). Connection memory
  * is refcounted (the loop holds one reference until the handles' close callbacks have run), and
  * each connection holds a reference on its I/O thread struct, so a call on a closed connection
- * after shutdown returns -ENOTCONN instead of touching freed memory. */
+ * after shutdown returns -ENOTCONN instead of touching freed memory.
+ *
+ * TLS (tls.h, docs/TLS.md): a TLS connection reads with its own libuv callbacks (ciphertext into
+ * the session, plaintext into the read buffer, then the same frame processing) and writes its
+ * gathered frames through SSL_write, so a plain connection pays one predictable branch per
+ * flush and nothing per read. A permissive or enforcing server port looks at the first bytes
+ * of each new connection (sniff_on_read) and picks plain or TLS for good. A client connection
+ * reports itself connected only once its handshake is done; gathered output waits for it. */
 #include "remoting/remoting_int.h"
 
 #include "common/alloc.h"
@@ -113,6 +120,8 @@ struct conn {
     void (*on_connect)(struct conn *conn, int status, void *owner);
     void (*on_closed)(struct conn *conn, void *owner);
     void *owner;
+    int client;         /* made by conn_connect() */
+    tls_session_t *tls; /* NULL: plain */
 };
 
 static void conn_close(struct conn *c, int status);
@@ -241,6 +250,7 @@ static void conn_do_connect(struct conn *c, const struct sockaddr *addr);
 static int conn_write(struct conn *c, struct wreq *wr);
 static void flush_dirty(struct iothr *io);
 static int write_gathered(struct conn *c);
+static int tls_send(struct conn *c);
 static void conn_start_invoke(struct conn *c, struct pending *pd, struct wreq *wr);
 static void run_deferred(struct iothr *io);
 
@@ -639,6 +649,8 @@ static void conn_finish(struct conn *c)
     log_debug(LOG_REMOTING, "connection %s closed: %s", c->peer, ferry_strerror(c->close_status));
     ferry_free(c->rbuf);
     c->rbuf = NULL;
+    tls_session_free(c->tls);
+    c->tls = NULL;
     ferry_free(c->pend);
     c->pend = NULL;
     c->pend_cap = 0;
@@ -663,8 +675,11 @@ static void conn_close(struct conn *c, int status)
      * the dirty list keeps its reference until it is next flushed. */
     if (c->handles)
         write_gathered(c);
-    else
-        wreq_free(c->out_head);
+    if (c->tls && c->handles) {
+        tls_session_shutdown(c->tls); /* close_notify */
+        tls_send(c);
+    }
+    wreq_free(c->out_head); /* a TLS connection's output from before its handshake */
     c->out_head = c->out_tail = NULL;
     if (c->handles == 0) {
         conn_finish(c);
@@ -729,9 +744,9 @@ static void on_idle(uv_timer_t *t)
     uv_timer_start(&c->idle, on_idle, idle_ms - quiet, 0);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Size the read buffer for the next read: the frame being assembled, or RBUF_INIT. */
+static inline void rbuf_reserve(struct conn *c)
 {
-    struct conn *c = h->data;
     size_t want = c->need > RBUF_INIT ? c->need : RBUF_INIT;
 
     /* need (a frame length already checked against max_frame) > rlen, so space remains. */
@@ -739,6 +754,14 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         c->rbuf = ferry_realloc(c->rbuf, want);
         c->rcap = want;
     }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+
+    (void)hint;
+    rbuf_reserve(c);
     *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
@@ -795,6 +818,8 @@ static void process_frames(struct conn *c)
         int rc =
             frame_peek(c->rbuf + off, c->rlen - off, c->opts->max_frame, &flen, err, sizeof err);
         if (rc != 0) {
+            if (off == 0 && !c->client && !c->tls && tls_is_handshake(c->rbuf, c->rlen))
+                snprintf(err, sizeof err, "a TLS handshake, but this port has tlsMode=disabled");
             proto_error(c, err);
             return;
         }
@@ -832,15 +857,248 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     process_frames(c);
 }
 
-/* The socket is connected: read, watch for idleness, announce. Returns 0 or closes. */
+/* ---- TLS connections -------------------------------------------------------------------- */
+
+static int tls_write_gathered(struct conn *c);
+
+/* Ciphertext that did not fit into the socket at once: a copy for uv_write. */
+struct tls_wreq {
+    uv_write_t req;
+    struct conn *conn;
+    char data[];
+};
+
+static void tls_on_write(uv_write_t *req, int status)
+{
+    struct tls_wreq *w = (struct tls_wreq *)req;
+    struct conn *c = w->conn;
+
+    ferry_free(w);
+    if (status == 0) {
+        c->last_active = uv_now(&c->io->loop);
+    } else if (status != UV_ECANCELED) {
+        log_debug(LOG_REMOTING, "write to %s: %s", c->peer, uv_strerror(status));
+        conn_close(c, status);
+    }
+}
+
+/* Send what the session has ready (handshake messages, records, alerts): straight from the
+ * session's buffer when the socket takes it all, else the rest through one uv_write behind
+ * what is queued. Returns 0 or a libuv error. @thread owner */
+static int tls_send(struct conn *c)
+{
+    const uint8_t *p;
+    size_t n = tls_session_out(c->tls, &p);
+    uv_buf_t b;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    b = uv_buf_init((char *)p, (unsigned)n);
+    rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rc >= 0 && (size_t)rc == n) {
+        c->last_active = uv_now(&c->io->loop);
+        return 0;
+    }
+    if (rc < 0 && rc != UV_EAGAIN)
+        return rc;
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    struct tls_wreq *w = ferry_malloc(sizeof *w + (n - done));
+    memcpy(w->data, p + done, n - done);
+    w->conn = c;
+    b = uv_buf_init(w->data, (unsigned)(n - done));
+    if ((rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, tls_on_write)) != 0)
+        ferry_free(w);
+    return rc;
+}
+
+/* A handshake or record error, or a plain client on an enforcing port: one warning with the
+ * peer and the reason, then close. */
+static void tls_refuse(struct conn *c, const char *what, const char *why)
+{
+    atomic_fetch_add(&c->opts->stats->tls_refused, 1);
+    log_warn(LOG_REMOTING, "closing connection %s: %s: %s", c->peer, what, why);
+    conn_close(c, FERRY_EPROTO);
+}
+
+/* The handshake completed: a client connection is now connected; output gathered meanwhile
+ * goes out. */
+static void tls_established(struct conn *c)
+{
+    char d[320];
+
+    atomic_fetch_add(&c->opts->stats->tls_established, 1);
+    tls_session_describe(c->tls, d, sizeof d);
+    log_debug(LOG_REMOTING, "connection %s: TLS established (%s)", c->peer, d);
+    if (c->client)
+        notify_connect(c, 0);
+    /* Not through conn_flush(): with a second caller the compiler stops inlining it into the
+     * plain path's flush. */
+    if (!c->closing && c->out_head) {
+        int rc = tls_write_gathered(c);
+        if (rc != 0) {
+            log_debug(LOG_REMOTING, "write to %s: %s", c->peer, uv_strerror(rc));
+            conn_close(c, rc);
+        }
+    }
+}
+
+/* Decrypt what was fed into the session into the read buffer, handling frames as they
+ * complete, then send what the session produced (handshake replies). @thread owner */
+static void tls_pump(struct conn *c)
+{
+    char err[256];
+    int was = tls_session_established(c->tls);
+
+    for (;;) {
+        if (c->rlen == c->rcap && c->rcap) {
+            process_frames(c);
+            if (c->closing)
+                return;
+        }
+        rbuf_reserve(c);
+        if (c->rlen == c->rcap) { /* not reached: process_frames leaves less than a frame */
+            c->rcap *= 2;
+            c->rbuf = ferry_realloc(c->rbuf, c->rcap);
+        }
+        int n = tls_session_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, err, sizeof err);
+        if (!was && tls_session_established(c->tls)) {
+            was = 1;
+            tls_established(c);
+            if (c->closing)
+                return;
+        }
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        tls_send(c); /* the alert telling the peer why, best effort */
+        if (n == TLS_EOF) {
+            conn_close(c, -ECONNRESET);
+            return;
+        }
+        tls_refuse(c, was ? "TLS error" : "TLS handshake failed", err);
+        return;
+    }
+    int rc = tls_send(c);
+    if (rc != 0) {
+        log_debug(LOG_REMOTING, "write to %s: %s", c->peer, uv_strerror(rc));
+        conn_close(c, rc);
+        return;
+    }
+    process_frames(c);
+}
+
+static void tls_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    size_t cap;
+    uint8_t *p = tls_session_inbuf(c->tls, &cap);
+
+    (void)hint;
+    *buf = uv_buf_init((char *)p, (unsigned)cap);
+}
+
+static void tls_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+
+    if (nread < 0) {
+        if (!tls_session_established(c->tls)) {
+            tls_refuse(c, "TLS handshake failed",
+                       nread == UV_EOF ? "the peer closed the connection (is TLS on at its end?)"
+                                       : uv_strerror((int)nread));
+            return;
+        }
+        on_read(s, nread, buf);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_active = uv_now(&c->io->loop);
+    tls_session_feed(c->tls, buf->base, (size_t)nread);
+    tls_pump(c);
+}
+
+/* Start a TLS session on @c (server side: its first bytes are in @first). 0 or closes. */
+static int tls_start(struct conn *c, const void *first, size_t n)
+{
+    char host[64];
+    const char *h = NULL;
+    int rc;
+
+    if (c->client) { /* "host:port" or "[v6]:port" -> the host the certificate must name */
+        const char *end = c->peer[0] == '[' ? strchr(c->peer, ']') : strrchr(c->peer, ':');
+        size_t len = end ? (size_t)(end - c->peer) : strlen(c->peer);
+        size_t skip = c->peer[0] == '[';
+        snprintf(host, sizeof host, "%.*s", (int)(len - skip), c->peer + skip);
+        h = host;
+    }
+    if ((c->tls = tls_session_new(c->opts->tls, h)) == NULL) {
+        tls_refuse(c, "TLS", "cannot create a session (bad host name?)");
+        return FERRY_EPROTO;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if ((rc = uv_read_start((uv_stream_t *)&c->tcp, tls_on_alloc, tls_on_read)) != 0) {
+        conn_close(c, rc);
+        return rc;
+    }
+    if (n) {
+        tls_session_feed(c->tls, first, n);
+        tls_pump(c);
+    } else if ((rc = tls_send(c)) != 0) { /* the client's hello */
+        conn_close(c, rc);
+        return rc;
+    }
+    return 0;
+}
+
+/* The first read of a connection on a permissive or enforcing port: a TLS handshake record
+ * starts TLS; anything else is served plain (permissive) or refused (enforcing). */
+static void sniff_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    const uint8_t *p = (const uint8_t *)buf->base;
+
+    if (nread <= 0) {
+        on_read(s, nread, buf);
+        return;
+    }
+    if (tls_is_handshake(p, (size_t)nread)) {
+        c->last_active = uv_now(&c->io->loop);
+        tls_start(c, p, (size_t)nread); /* the bytes are copied into the session */
+        return;
+    }
+    if (c->opts->tls_mode == TLS_MODE_ENFORCING) {
+        tls_refuse(c, "not a TLS handshake",
+                   "this port has tlsMode=enforcing and refuses plain clients");
+        return;
+    }
+    uv_read_stop(s);
+    int rc = uv_read_start(s, on_alloc, on_read);
+    if (rc != 0) {
+        conn_close(c, rc);
+        return;
+    }
+    on_read(s, nread, buf);
+}
+
+/* The socket is connected: read, watch for idleness, announce. Returns 0 or closes. A TLS
+ * client connection starts its handshake; a permissive or enforcing server port first looks
+ * at what arrives (sniff_on_read). */
 static int conn_start(struct conn *c)
 {
     struct conn_stats *st = c->opts->stats;
+    uv_read_cb read_cb = on_read;
     int rc;
 
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_active = uv_now(&c->io->loop);
-    if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) != 0) {
+    if (c->opts->tls && !c->client)
+        read_cb = sniff_on_read;
+    if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, read_cb)) != 0) {
         conn_close(c, rc);
         return rc;
     }
@@ -851,6 +1109,8 @@ static int conn_start(struct conn *c)
     if (c->opts->on_open)
         c->opts->on_open(c, c->opts->hook_arg);
     log_debug(LOG_REMOTING, "connection %s open", c->peer);
+    if (c->opts->tls && c->client)
+        return tls_start(c, NULL, 0);
     return 0;
 }
 
@@ -884,7 +1144,9 @@ static void on_connect(uv_connect_t *req, int status)
         conn_close(c, status);
         return;
     }
-    notify_connect(c, conn_start(c));
+    status = conn_start(c);
+    if (status != 0 || !c->tls) /* TLS: connected when the handshake is done */
+        notify_connect(c, status);
 }
 
 static void conn_do_connect(struct conn *c, const struct sockaddr *addr)
@@ -912,6 +1174,7 @@ struct conn *conn_connect(struct iothr *io, const struct conn_opts *opts,
     struct msg *m;
 
     c->opts = opts;
+    c->client = 1;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->on_connect = on_conn;
     c->on_closed = on_closed;
@@ -948,6 +1211,30 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
+/* TLS: encrypt everything gathered (after the handshake; until then it stays gathered) and
+ * send it. Returns 0 or an error as write_gathered(). @thread owner */
+static int tls_write_gathered(struct conn *c)
+{
+    struct wreq *wr = c->out_head;
+    char err[256];
+    int rc = 0;
+
+    if (!tls_session_established(c->tls))
+        return 0;
+    c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+    c->out_nbufs = 0;
+    for (struct wreq *w = wr; w && rc == 0; w = w->next)
+        for (unsigned i = 0; i < w->nbufs && rc == 0; i++)
+            rc = tls_session_write(c->tls, w->bufs[i].base, w->bufs[i].len, err, sizeof err);
+    wreq_free(wr);
+    if (rc != 0) {
+        log_warn(LOG_REMOTING, "TLS write to %s: %s", c->peer, err);
+        return UV_EPROTO;
+    }
+    return tls_send(c);
+}
+
 /* Hand everything gathered on @c to the socket. Most of the time it all fits in the socket
  * buffer: it is written at once with uv_try_write, so libuv neither queues a write request nor
  * re-arms the epoll interest when the queue drains (one epoll_ctl per write otherwise). What
@@ -964,6 +1251,8 @@ static int write_gathered(struct conn *c)
 
     if (!wr)
         return 0;
+    if (c->tls)
+        return tls_write_gathered(c);
     c->out_head = c->out_tail = NULL;
     c->out_bytes = 0;
     c->out_nbufs = 0;

@@ -4,6 +4,7 @@
 #define FERRY_REMOTING_INT_H
 
 #include "remoting/conn.h"
+#include "remoting/tls.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,6 +42,8 @@ struct conn_stats {
     atomic_ullong proto_errors;
     atomic_ullong idle_closed;
     atomic_ullong overflow_closed;
+    atomic_ullong tls_established; /* TLS handshakes completed */
+    atomic_ullong tls_refused;     /* failed handshakes, plain clients on enforcing ports */
 };
 
 /* What every connection of a server or client shares; owned by the server or client, which
@@ -54,6 +57,10 @@ struct conn_opts {
     void (*on_close)(conn_t *conn, void *arg);
     void *hook_arg;
     struct conn_stats *stats;
+    /* TLS (tls.h), NULL: plain. A server's context with its tlsMode (never DISABLED when set):
+     * accepted connections are sniffed. A client's: every connection starts TLS. */
+    tls_ctx_t *tls;
+    int tls_mode;
 };
 
 struct msg;

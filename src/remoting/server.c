@@ -67,7 +67,9 @@ int remoting_server_new(const struct remoting_server_config *cfg, remoting_serve
 
     if (cfg->port < 0 || cfg->port > 65535 || cfg->io_threads < 1 ||
         cfg->io_threads > IO_THREADS_MAX || cfg->max_frame < 64 || cfg->idle_close_seconds < 0 ||
-        cfg->max_out_bytes == 0 || cfg->backlog < 1 || strlen(bind) >= 64)
+        cfg->max_out_bytes == 0 || cfg->backlog < 1 || strlen(bind) >= 64 ||
+        cfg->tls_mode < TLS_MODE_DISABLED || cfg->tls_mode > TLS_MODE_ENFORCING ||
+        (cfg->tls_mode != TLS_MODE_DISABLED && (!cfg->tls || !tls_ctx_is_server(cfg->tls))))
         return FERRY_EINVAL;
 
     remoting_server_t *srv = ferry_calloc(1, sizeof *srv);
@@ -84,7 +86,12 @@ int remoting_server_new(const struct remoting_server_config *cfg, remoting_serve
         .on_close = cfg->on_close,
         .hook_arg = cfg->hook_arg,
         .stats = &srv->stats,
+        .tls = cfg->tls_mode != TLS_MODE_DISABLED ? cfg->tls : NULL,
+        .tls_mode = cfg->tls_mode,
     };
+    srv->cfg.tls = srv->opts.tls;
+    if (srv->opts.tls)
+        tls_ctx_ref(srv->opts.tls);
     *out = srv;
     return 0;
 }
@@ -110,6 +117,8 @@ void remoting_server_stats(const remoting_server_t *srv, struct remoting_server_
     st->proto_errors = atomic_load(&srv->stats.proto_errors);
     st->idle_closed = atomic_load(&srv->stats.idle_closed);
     st->overflow_closed = atomic_load(&srv->stats.overflow_closed);
+    st->tls_established = atomic_load(&srv->stats.tls_established);
+    st->tls_refused = atomic_load(&srv->stats.tls_refused);
 }
 
 /* Log an accept failure at most once per ACCEPT_LOG_MS, with how many were suppressed. */
@@ -242,8 +251,9 @@ int remoting_server_start(remoting_server_t *srv, char *errmsg, size_t errlen)
         return rc;
     }
     srv->acc_running = 1;
-    log_info(LOG_REMOTING, "listening on %s:%d with %d I/O threads", srv->bind_addr,
-             atomic_load(&srv->port), srv->n_io);
+    log_info(LOG_REMOTING, "listening on %s:%d with %d I/O threads%s%s", srv->bind_addr,
+             atomic_load(&srv->port), srv->n_io, srv->opts.tls ? ", tlsMode=" : "",
+             srv->opts.tls ? tls_mode_names[srv->opts.tls_mode] : "");
     return 0;
 }
 
@@ -276,5 +286,6 @@ void remoting_server_free(remoting_server_t *srv)
     if (srv->started && atomic_load(&srv->port))
         log_info(LOG_REMOTING, "server on port %d stopped", atomic_load(&srv->port));
     dispatch_close(&srv->disp);
+    tls_ctx_unref(srv->opts.tls);
     ferry_free(srv);
 }

@@ -15,6 +15,7 @@
 #define FERRY_REMOTING_SERVER_H
 
 #include "remoting/conn.h"
+#include "remoting/tls.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,11 @@ struct remoting_server_config {
     void (*on_open)(conn_t *conn, void *arg);
     void (*on_close)(conn_t *conn, void *arg);
     void *hook_arg;
+    /* TLS (tls.h, docs/TLS.md): @tls_mode and the server context (tls_server_ctx_new(); the
+     * server takes its own reference). Default TLS_MODE_DISABLED, NULL: plain only, as before.
+     * Permissive and enforcing need @tls. */
+    int tls_mode;
+    tls_ctx_t *tls;
 };
 
 struct remoting_server_stats {
@@ -43,6 +49,8 @@ struct remoting_server_stats {
     uint64_t proto_errors;    /* closed for a malformed or over-limit frame */
     uint64_t idle_closed;     /* closed for idleness */
     uint64_t overflow_closed; /* closed for output over max_out_bytes */
+    uint64_t tls_established; /* TLS handshakes completed */
+    uint64_t tls_refused;     /* TLS handshakes failed, plain clients on an enforcing port */
 };
 
 /* Defaults as documented above. */

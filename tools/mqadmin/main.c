@@ -53,8 +53,9 @@ static int parse_ts(const char *s, int now_ok, int64_t *out)
 /* ---- command table and option parsing ---- */
 
 /* getopt_long codes of --accessKey / --secretKey (outside the option letters of val[]). */
-#define OPT_AK 0x101
-#define OPT_SK 0x102
+#define OPT_AK  0x101
+#define OPT_SK  0x102
+#define OPT_TLS 0x103 /* --tls */
 
 struct cmd {
     const char *name, *opts, *usage, *desc;
@@ -136,6 +137,8 @@ static int usage_all(FILE *f)
     fprintf(f, "\nThe name server is -n host:port[;host:port] or $NAMESRV_ADDR.\n"
                "Brokers with aclEnable: --accessKey AK --secretKey SK (any command), or\n"
                "$FERRY_ACCESS_KEY and $FERRY_SECRET_KEY, sign every request.\n"
+               "Servers with tlsMode=enforcing: --tls (or FERRY_TLS_ENABLE=true) connects\n"
+               "with TLS; FERRY_TLS_CONFIG_FILE=tls.properties gives tls.client.* (docs/TLS.md).\n"
                "mqadmin <command> -h shows a command's options.\n");
     return 2;
 }
@@ -326,7 +329,10 @@ int main(int argc, char **argv)
                                              {"all", no_argument, NULL, 'A'}, /* dlqResend only */
                                              {"accessKey", required_argument, NULL, OPT_AK},
                                              {"secretKey", required_argument, NULL, OPT_SK},
+                                             {"tls", no_argument, NULL, OPT_TLS},
                                              {NULL, 0, NULL, 0}};
+    struct tls_client_config tls = {0};
+    tls_ctx_t *tls_ctx = NULL;
     const char *ak = getenv("FERRY_ACCESS_KEY"), *sk = getenv("FERRY_SECRET_KEY");
     const struct cmd *cmd = NULL;
     const char *val[128] = {0};
@@ -368,6 +374,8 @@ int main(int argc, char **argv)
             ak = optarg;
         else if (ch == OPT_SK)
             sk = optarg;
+        else if (ch == OPT_TLS)
+            tls.enable = 1;
         else if (ch == ':')
             return usage(cmd, "option -%s needs a value", opt_name(cmd, optopt));
         else if (ch == '?')
@@ -386,6 +394,17 @@ int main(int argc, char **argv)
         return usage(cmd, "%s",
                      "give both --accessKey and --secretKey (or FERRY_ACCESS_KEY and "
                      "FERRY_SECRET_KEY), each at most 255 bytes");
+    /* TLS (docs/TLS.md): every connection this process opens, libferry's included. */
+    {
+        static struct tls_config storage;
+        char terr[512];
+        if (tls_client_config_env(&tls, &storage, terr, sizeof terr) != 0 ||
+            tls_client_ctx_new(&tls, &tls_ctx, terr, sizeof terr) != 0) {
+            fprintf(stderr, "mqadmin: TLS: %s\n", terr);
+            return 1;
+        }
+        remoting_client_default_tls(tls_ctx); /* kept until exit */
+    }
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
         if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "queryMsgById") != 0 &&
