@@ -365,6 +365,7 @@ int broker_new(const struct broker_config *cfg, broker_t **out, char *err, size_
     pthread_mutex_init(&b->persist_mu, NULL);
     clients_init(b);
     holds_init(b);
+    bmetrics_init(b);
     if (rc == 0)
         rc = broker_reg_init(b, err, errlen);
     else
@@ -421,6 +422,7 @@ static const struct handler_def handlers[] = {
     {REQ_GET_CONSUMER_RUNNING_INFO, broker_on_consumer_running_info},
     {REQ_GET_BROKER_HA_STATUS, broker_on_ha_status},
     {REQ_GET_BROKER_EPOCH_CACHE, broker_on_epoch_cache},
+    {REQ_GET_BROKER_METRICS, broker_on_metrics},
 };
 
 /* ---- access control (aclEnable; acl.c, docs/ACL.md) ---- */
@@ -647,6 +649,7 @@ void broker_free(broker_t *b)
     topics_close(b);
     groups_close(b);
     offsets_close(b);
+    bmetrics_free(b);
     pthread_rwlock_destroy(&b->topics.lock);
     pthread_mutex_destroy(&b->groups.mu);
     pthread_mutex_destroy(&b->offsets.mu);

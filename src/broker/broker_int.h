@@ -479,6 +479,42 @@ struct stats {
     double put_tps[3], get_tps[3];
 };
 
+/* ---- metrics (metrics.c, docs/METRICS.md) ---- */
+
+/* One topic's traffic, counted on the message path with relaxed atomics. An entry is made once
+ * per topic (under bmetrics.mu), published with a release store and never freed before the
+ * broker: the send and pull paths find it without a lock. */
+struct topic_stats {
+    struct topic_stats *next; /* hash chain, set before the entry is published */
+    uint32_t hash;
+    atomic_llong msgs_in, bytes_in, msgs_out, bytes_out;
+    char name[MSG_MAX_TOPIC_LEN + 1];
+};
+
+#define BMETRICS_BUCKETS 4096 /* power of two */
+
+struct bmetrics {
+    struct topic_stats *_Atomic tab[BMETRICS_BUCKETS];
+    pthread_mutex_t mu;          /* inserts */
+    int n;                       /* entries, @locks mu */
+    struct prom_hist send_ns[2]; /* send latency: [1] the answer waited for slaves */
+};
+
+/* The stats entry of @topic, made when missing. Any thread; lock-free when it exists. */
+struct topic_stats *bmetrics_topic(broker_t *b, const char *topic);
+/* @n messages of @bytes (record bytes) stored for @ts; @waited_slaves: the answer waited for
+ * SYNC_MASTER replication; @t0_ns: clock_mono_ns() when the request was taken. */
+void bmetrics_sent(broker_t *b, struct topic_stats *ts, int n, int64_t bytes, int waited_slaves,
+                   int64_t t0_ns);
+/* @n records of @bytes sent to a consumer from @topic. */
+void bmetrics_pulled(broker_t *b, const char *topic, int n, int64_t bytes);
+/* The Prometheus text exposition (GET /metrics and GET_BROKER_METRICS), appended to @sb. */
+void broker_metrics_write(broker_t *b, struct sbuf *sb);
+/* GET_BROKER_METRICS (FerryMQ, 10101): the same text as the body (mqadmin brokerMetrics). */
+void broker_on_metrics(conn_t *conn, const struct rcmd *req, void *arg);
+void bmetrics_init(broker_t *b);
+void bmetrics_free(broker_t *b);
+
 struct broker {
     struct broker_config cfg;
     atomic_int role;         /* enum broker_role now: cfg.brokerRole, or the controller's word */
@@ -508,6 +544,7 @@ struct broker {
     struct holds holds;
     struct reg reg;
     struct stats stats;
+    struct bmetrics metrics;
     struct sched *sched;
     struct tx *tx;
     pthread_mutex_t persist_mu; /* one writer of the metadata files at a time */

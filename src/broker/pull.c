@@ -221,6 +221,7 @@ static int32_t pull_read(broker_t *b, const struct pull_params *pp, struct rcmd 
         resp->body_release = pull_body_release;
         resp->body_ctx = pb;
         atomic_fetch_add(&b->stats.get_total, res.n);
+        bmetrics_pulled(b, pp->topic, res.n, (int64_t)total);
     } else {
         store_release(pb->s, res.n);
         ferry_free(pb);

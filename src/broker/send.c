@@ -20,6 +20,7 @@
 
 #include "common/alloc.h"
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -57,6 +58,9 @@ struct send_ctx {
     int is_batch;
     int wait;        /* WAIT is not "false": a SYNC_MASTER reports SLAVE_NOT_AVAILABLE */
     int sync_master; /* the broker was a SYNC_MASTER when it took the request */
+    /* The topic's traffic counters (metrics.c); clock_mono_ns() when the request was taken. */
+    struct topic_stats *ts;
+    int64_t t0_ns;
     struct put_result *res;
     /* Owned buffers referenced by the store_msg array until store_put*() returned. */
     char *props_buf;
@@ -246,16 +250,19 @@ static void send_finish(struct send_ctx *ctx, int rc)
             memset(&sh, 0, sizeof sh);
         ids = ctx->n <= 2 ? ids_small : ferry_malloc((size_t)ctx->n * 58 + 1);
         char *p = ids;
+        int64_t bytes = 0;
         for (int i = 0; i < ctx->n; i++) {
             if (i)
                 *p++ = ',';
             msg_id(p, &sh, ctx->res[i].phys_offset);
             p += strlen(p);
+            bytes += ctx->res[i].size;
         }
         rcmd_ext_add(&resp, "msgId", ids);
         rcmd_ext_add_i64(&resp, "queueId", ctx->qid);
         rcmd_ext_add_i64(&resp, "queueOffset", ctx->res[0].queue_offset);
         atomic_fetch_add(&b->stats.put_total, ctx->n);
+        bmetrics_sent(b, ctx->ts, ctx->n, bytes, ctx->sync_master && ctx->wait, ctx->t0_ns);
     } else {
         log_debug(LOG_BROKER, "send to queue %d refused by the store: %s", ctx->qid,
                   ferry_strerror(rc));
@@ -627,6 +634,7 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
 
     if (!broker_ready(b, conn, req))
         return;
+    int64_t t0_ns = clock_mono_ns();
     rcmd_init_response(&resp, req, RESP_SYSTEM_ERROR, NULL);
     rcmd_ext_add(&resp, "MSG_REGION", b->cfg.regionId);
     rcmd_ext_add(&resp, "TRACE_ON", b->cfg.traceOn ? "true" : "false");
@@ -668,6 +676,8 @@ void broker_on_send(conn_t *conn, const struct rcmd *req, void *arg)
     const char *wait = msg_prop_get(h.props.p ? h.props.p : "", h.props.len, "WAIT", &dlen);
     ctx->wait = !(wait && dlen == 5 && strncasecmp(wait, "false", 5) == 0);
     ctx->sync_master = role == BROKER_SYNC_MASTER;
+    ctx->t0_ns = t0_ns;
+    ctx->ts = bmetrics_topic(b, h.topic);
     memset(&one, 0, sizeof one);
     one.topic = h.topic;
     one.queue_id = h.qid;

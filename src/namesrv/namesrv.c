@@ -46,6 +46,9 @@ const struct conf_def namesrv_conf_defs[] = {
          "send standard JSON (quoted integer keys) in routes and cluster info to every client, "
          "not only to clients >= 4.9.4 or asking with acceptStandardJsonOnly"),
     TLS_CONF_SERVER_ROWS(struct namesrv_config, tls),
+    INT(metricsPort, "-1", -1, 65535,
+        "FerryMQ: HTTP port of the Prometheus endpoint /metrics, on listenAddress (-1: off; 0: "
+        "any free port, logged; in the standalone ferrymq: namesrv.metricsPort)"),
     CONF_ROW_END,
 };
 
@@ -139,7 +142,9 @@ static void *scanner_main(void *arg)
         if (ns->stop)
             break;
         pthread_mutex_unlock(&ns->mu);
-        route_scan(ns->rt, clock_mono_ms(), ns->cfg.brokerChannelExpiredTime);
+        int expired = route_scan(ns->rt, clock_mono_ms(), ns->cfg.brokerChannelExpiredTime);
+        atomic_fetch_add_explicit(&ns->brokers_expired, (unsigned long long)expired,
+                                  memory_order_relaxed);
         pthread_mutex_lock(&ns->mu);
     }
     pthread_mutex_unlock(&ns->mu);
@@ -151,6 +156,7 @@ int namesrv_start(namesrv_t *ns, char *err, size_t errlen)
     struct remoting_server_config sc;
     int rc;
 
+    ns->start_ms = clock_wall_ms();
     remoting_server_config_init(&sc);
     sc.bind_addr = ns->cfg.listenAddress;
     sc.port = ns->cfg.listenPort;
@@ -185,6 +191,8 @@ int namesrv_start(namesrv_t *ns, char *err, size_t errlen)
     }
     ns->scanner_started = 1;
     ns->port = remoting_server_port(ns->srv);
+    if ((rc = namesrv_web_start(ns, err, errlen)) != 0)
+        return rc;
     log_info(LOG_NAMESRV, "name server ready on %s%s%s:%d (KV config %s)",
              strchr(ns->cfg.listenAddress, ':') ? "[" : "", ns->cfg.listenAddress,
              strchr(ns->cfg.listenAddress, ':') ? "]" : "", ns->port, ns->kv_path);
@@ -200,7 +208,10 @@ void namesrv_free(namesrv_t *ns)
 {
     if (!ns)
         return;
-    if (ns->scanner_started) { /* first, so that it closes no connection during the stop */
+    /* The HTTP port first: its handler reads the tables freed below. Then the scanner, so that
+     * it closes no connection during the stop. */
+    namesrv_web_stop(ns);
+    if (ns->scanner_started) {
         pthread_mutex_lock(&ns->mu);
         ns->stop = 1;
         pthread_cond_signal(&ns->cond);

@@ -37,6 +37,7 @@ struct namesrv_config {
     int64_t brokerChannelExpiredTime;        /* ms of silence before a broker is dropped */
     int routeJsonAlwaysStandard;             /* quoted integer keys for every client */
     struct tls_config tls;                   /* tlsMode, ...: TLS on the port (docs/TLS.md) */
+    int32_t metricsPort; /* HTTP port of /metrics (docs/METRICS.md); -1 off, 0 any free port */
 };
 
 /* The key table (NULL-key terminated), for conf_load_file()/conf_set()/conf_print(). */
@@ -59,6 +60,8 @@ int namesrv_start(namesrv_t *ns, char *err, size_t errlen);
 
 /* The bound port (the one picked when listenPort is 0); 0 before a successful start. */
 int namesrv_port(const namesrv_t *ns);
+/* The HTTP port of /metrics (metricsPort; the one picked when it is 0), or -1 when off. */
+int namesrv_web_port(const namesrv_t *ns);
 
 /* Stop accepting, close every connection, stop the threads (pending KV writes are persisted
  * and answered first) and free everything. Not from a request handler. NULL is a no-op. */

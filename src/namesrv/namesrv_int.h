@@ -9,6 +9,7 @@
 #include "remoting/server.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -168,7 +169,28 @@ int kv_list_json(kv_t *kv, const char *ns, struct jbuf *out);
 void kv_write(kv_t *kv, const char *ns, const char *key, const char *val, conn_t *conn,
               const struct rcmd *req);
 
-/* ---- the name server (namesrv.c, processor.c) -------------------------------------------- */
+/* The sizes of the route tables (metrics). */
+struct route_counts {
+    size_t topics;       /* topics with queue data */
+    size_t broker_names; /* broker sets (BrokerData) */
+    size_t clusters;
+    size_t brokers; /* live broker addresses */
+};
+void route_counts(route_t *rt, struct route_counts *out);
+
+/* ---- the name server (namesrv.c, processor.c, metrics.c) --------------------------------- */
+
+#define NS_REQ_MAX 32
+
+/* A registered request handler and how often it ran (processor.c counts, metrics.c shows). */
+struct ns_req {
+    namesrv_t *ns;
+    int32_t code;
+    remoting_handler_fn fn;
+    atomic_ullong n;
+};
+
+struct http_server;
 
 struct namesrv {
     struct namesrv_config cfg;
@@ -182,7 +204,17 @@ struct namesrv {
     pthread_mutex_t mu; /* guards stop, with cond: wakes the scanner */
     pthread_cond_t cond;
     int stop;
+    int64_t start_ms;               /* wall clock at namesrv_start */
+    struct http_server *web;        /* metricsPort (metrics.c); NULL when off */
+    atomic_ullong brokers_expired;  /* dropped by the scanner for silence */
+    struct ns_req reqs[NS_REQ_MAX]; /* the handlers, counted */
+    int nreqs;
 };
+
+/* Start the HTTP port of /metrics when metricsPort >= 0 (logs its address); stop it (first at
+ * shutdown). metrics.c. */
+int namesrv_web_start(namesrv_t *ns, char *err, size_t errlen);
+void namesrv_web_stop(namesrv_t *ns);
 
 /* Register every handler on @srv. */
 int namesrv_register_processors(namesrv_t *ns, remoting_server_t *srv);

@@ -458,6 +458,14 @@ void namesrv_on_close(conn_t *conn, void *arg)
     route_conn_closed(ns->rt, conn);
 }
 
+/* Every handler runs behind this: count the request (metrics.c), then handle it. */
+static void counted(conn_t *conn, const struct rcmd *req, void *arg)
+{
+    struct ns_req *r = arg;
+    atomic_fetch_add_explicit(&r->n, 1, memory_order_relaxed);
+    r->fn(conn, req, r->ns);
+}
+
 int namesrv_register_processors(namesrv_t *ns, remoting_server_t *srv)
 {
     static const struct {
@@ -484,8 +492,15 @@ int namesrv_register_processors(namesrv_t *ns, remoting_server_t *srv)
         {REQ_DELETE_TOPIC_IN_NAMESRV, delete_topic},
         {REQ_GET_NAMESRV_CONFIG, get_config},
     };
+    _Static_assert(sizeof table / sizeof table[0] <= NS_REQ_MAX, "NS_REQ_MAX too small");
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        int rc = remoting_server_register(srv, table[i].code, table[i].fn, ns);
+        struct ns_req *r = &ns->reqs[i];
+        r->ns = ns;
+        r->code = table[i].code;
+        r->fn = table[i].fn;
+        atomic_init(&r->n, 0);
+        ns->nreqs = (int)i + 1;
+        int rc = remoting_server_register(srv, table[i].code, counted, r);
         if (rc != 0)
             return rc;
     }

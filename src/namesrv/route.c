@@ -252,6 +252,16 @@ route_t *route_new(void)
     return rt;
 }
 
+void route_counts(route_t *rt, struct route_counts *out)
+{
+    pthread_rwlock_rdlock(&rt->lock);
+    out->topics = rt->topics.n;
+    out->broker_names = rt->brokers.n;
+    out->clusters = rt->clusters.n;
+    out->brokers = rt->live.n;
+    pthread_rwlock_unlock(&rt->lock);
+}
+
 void route_free(route_t *rt)
 {
     if (!rt)

@@ -104,6 +104,8 @@ enum remoting_req_code {
     REQ_DELETE_EXPIRED_COMMITLOG = 329,
     REQ_GET_BROKER_HA_STATUS = 907,    /* RocketMQ 5: HARuntimeInfo */
     REQ_GET_BROKER_EPOCH_CACHE = 1007, /* RocketMQ 5: EpochEntryCache */
+    /* FerryMQ's own codes, from 10101 (a range RocketMQ does not use): */
+    REQ_GET_BROKER_METRICS = 10101, /* the Prometheus text of /metrics (mqadmin brokerMetrics) */
 };
 
 /* Response codes (0-4 are the remoting layer's own). */

@@ -313,6 +313,24 @@ static int write_at(store_t *st, struct mfile *seg, int64_t pos, const void *buf
     return fs_pwrite_all(seg->fd, buf, len, (off_t)pos);
 }
 
+/* Count @n appended records for the metrics; before max_phys moves, so that a flush that sees
+ * the new end also sees them. @locks put_lock (the only writer) */
+static void count_appended(store_t *st, uint64_t n)
+{
+    uint64_t v = atomic_load_explicit(&st->appended, memory_order_relaxed);
+    atomic_store_explicit(&st->appended, v + n, memory_order_relaxed);
+}
+
+/* Add @w at the tail of the durable waiters' FIFO. @locks flush_mu */
+static void waiter_join(store_t *st, struct waiter *w)
+{
+    w->next = &st->wait_head;
+    w->prev = st->wait_head.prev;
+    st->wait_head.prev->next = w;
+    st->wait_head.prev = w;
+    atomic_fetch_add_explicit(&st->commit_waiters, 1, memory_order_relaxed);
+}
+
 static int check_msg(store_t *st, const struct store_msg *m)
 {
     size_t tl = m->topic ? strlen(m->topic) : 0;
@@ -418,15 +436,13 @@ int commitlog_put(store_t *st, const struct store_msg *msgs, int n, struct put_r
         return FERRY_EFENCED;
     }
     st->write_pos += (int64_t)total;
+    count_appended(st, (uint64_t)n);
     if (w) {
         /* Join the waiters before the flusher can see the new end: a flush that covered it
          * before we joined would never complete us (the next one finds nothing to sync). */
         w->end = st->write_pos;
         pthread_mutex_lock(&st->flush_mu);
-        w->next = &st->wait_head;
-        w->prev = st->wait_head.prev;
-        st->wait_head.prev->next = w;
-        st->wait_head.prev = w;
+        waiter_join(st, w);
         pthread_mutex_unlock(&st->flush_mu);
     }
     atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
@@ -596,14 +612,12 @@ int commitlog_put_multi(store_t *st, const struct store_msg *msgs, int n, int *r
             stored += enc[k].len != 0;
         i = j;
     }
+    count_appended(st, (uint64_t)stored);
     if (stored && w) {
         /* As in commitlog_put: join the waiters before the flusher can see the new end. */
         w->end = st->write_pos;
         pthread_mutex_lock(&st->flush_mu);
-        w->next = &st->wait_head;
-        w->prev = st->wait_head.prev;
-        st->wait_head.prev->next = w;
-        st->wait_head.prev = w;
+        waiter_join(st, w);
         pthread_mutex_unlock(&st->flush_mu);
     }
     atomic_store(&st->max_phys, st->write_pos); /* seq_cst: pairs with flusher_idle */
@@ -639,8 +653,9 @@ int64_t commitlog_confirm(store_t *st)
 }
 
 /* Remove @w from the FIFO and finish it. @locks flush_mu */
-static void waiter_finish(struct waiter *w, int rc)
+static void waiter_finish(store_t *st, struct waiter *w, int rc)
 {
+    atomic_fetch_sub_explicit(&st->commit_waiters, 1, memory_order_relaxed);
     w->prev->next = w->next;
     w->next->prev = w->prev;
     w->next = w->prev = w;
@@ -677,7 +692,7 @@ static void complete_waiters(store_t *st, int64_t upto, int rc_all, int only_exp
         } else {
             break;
         }
-        waiter_finish(w, rc);
+        waiter_finish(st, w, rc);
         w->done_next = NULL;
         *tail = w;
         tail = &w->done_next;
@@ -754,11 +769,17 @@ int commitlog_sync_all(store_t *st)
     int64_t flushed = atomic_load(&st->flushed);
     if (target <= flushed)
         return 0;
+    uint64_t appended = atomic_load_explicit(&st->appended, memory_order_relaxed);
+    int64_t t0 = clock_mono_ns();
     int rc = sync_range(st, flushed, target);
     if (rc) {
         commitlog_fence(st, rc, "CommitLog fdatasync");
         return FERRY_EFENCED;
     }
+    prom_hist_observe(&st->flush_ns, clock_mono_ns() - t0);
+    prom_hist_observe(&st->flush_bytes, target - flushed);
+    prom_hist_observe(&st->flush_msgs, (int64_t)(appended - st->appended_at_sync));
+    st->appended_at_sync = appended;
     atomic_store_explicit(&st->flushed, target, memory_order_release);
     atomic_store(&st->flushed_ts, clock_wall_ms());
     complete_waiters(st, target, 0, 0);
@@ -849,7 +870,7 @@ int commitlog_wait(store_t *st, struct waiter *w)
         pthread_mutex_lock(&st->flush_mu);
         int mine = !w->done;
         if (mine)
-            waiter_finish(w, FERRY_ETIMEDOUT);
+            waiter_finish(st, w, FERRY_ETIMEDOUT);
         pthread_mutex_unlock(&st->flush_mu);
         /* Completed meanwhile: its post is on the way and must land before we return. */
         if (!mine)
@@ -954,6 +975,7 @@ static int replica_scan(store_t *st)
             break;
         }
         pos += total;
+        count_appended(st, 1);
     }
     atomic_store(&st->max_phys, pos);
     return rc;

@@ -22,11 +22,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Disk use of the CommitLog's file system, %; also kept for store_metrics(). */
 static int disk_ratio(store_t *st)
 {
     uint64_t free_b, total_b;
     if (fs_space(st->cl_dir, &free_b, &total_b) != 0 || total_b == 0)
         return 0;
+    atomic_store_explicit(&st->disk_total, (int64_t)total_b, memory_order_relaxed);
+    atomic_store_explicit(&st->disk_free, (int64_t)free_b, memory_order_relaxed);
     return (int)((total_b - free_b) * 100 / total_b);
 }
 

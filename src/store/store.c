@@ -252,10 +252,24 @@ static void store_free(store_t *st)
     ferry_free(st);
 }
 
+/* Histogram bounds (docs/METRICS.md): flush latency in ns, bytes and records per flush. */
+static const int64_t flush_ns_bounds[] = {
+    50000,    100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,
+    25000000, 50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000};
+static const int64_t flush_bytes_bounds[] = {512,     4096,    16384,    65536,    262144,
+                                             1048576, 4194304, 16777216, 67108864, 268435456};
+static const int64_t flush_msgs_bounds[] = {1,   2,   4,   8,    16,   32,   64,
+                                            128, 256, 512, 1024, 4096, 16384};
+
+#define NBOUNDS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
 int store_open(const struct store_config *cfg, store_t **out, char *err, size_t errlen)
 {
     store_t *st = ferry_calloc(1, sizeof *st);
     atomic_init(&st->repl_limit, -1);
+    prom_hist_init(&st->flush_ns, flush_ns_bounds, NBOUNDS(flush_ns_bounds));
+    prom_hist_init(&st->flush_bytes, flush_bytes_bounds, NBOUNDS(flush_bytes_bounds));
+    prom_hist_init(&st->flush_msgs, flush_msgs_bounds, NBOUNDS(flush_msgs_bounds));
     int rc = 0;
     st->cfg = *cfg;
     st->lock_fd = -1;
@@ -853,4 +867,45 @@ int store_wait_dispatched(store_t *st, int timeout_ms)
         nanosleep(&d, NULL);
     }
     return 0;
+}
+
+/* ---- metrics -------------------------------------------------------------------------- */
+
+void store_metrics(store_t *st, struct store_metrics *out)
+{
+    memset(out, 0, sizeof *out);
+    out->sync_flush = st->sync;
+    out->min_phys = atomic_load(&st->min_phys);
+    out->max_phys = atomic_load(&st->max_phys);
+    out->confirm_phys = commitlog_confirm(st);
+    out->flushed_phys = atomic_load(&st->flushed);
+    out->dispatched_phys = atomic_load(&st->dispatched);
+    out->commit_waiters = atomic_load_explicit(&st->commit_waiters, memory_order_relaxed);
+    out->appended = atomic_load_explicit(&st->appended, memory_order_relaxed);
+    pthread_rwlock_rdlock(&st->segs_lock);
+    out->segments = st->nsegs;
+    pthread_rwlock_unlock(&st->segs_lock);
+    out->segment_bytes = (int64_t)out->segments * st->seg_size;
+    pthread_rwlock_rdlock(&st->qt_lock);
+    out->queues = (int)st->qt_count;
+    pthread_rwlock_unlock(&st->qt_lock);
+    out->disk_total = atomic_load_explicit(&st->disk_total, memory_order_relaxed);
+    out->disk_free = atomic_load_explicit(&st->disk_free, memory_order_relaxed);
+    out->disk_warning_ratio = st->cfg.diskSpaceWarningLevelRatio;
+    out->write_state = store_write_state(st);
+    prom_hist_read(&st->flush_ns, &out->flush_ns);
+    prom_hist_read(&st->flush_bytes, &out->flush_bytes);
+    prom_hist_read(&st->flush_msgs, &out->flush_msgs);
+}
+
+void store_queue_offsets(store_t *st,
+                         void (*fn)(void *arg, const char *topic, int32_t qid, int64_t min,
+                                    int64_t max),
+                         void *arg)
+{
+    pthread_rwlock_rdlock(&st->qt_lock);
+    for (uint32_t i = 0; i < st->qt_size; i++)
+        for (struct qstate *qs = st->qt[i]; qs; qs = qs->next)
+            fn(arg, qs->topic, qs->qid, cq_min_index(qs->cq), cq_max_index(qs->cq));
+    pthread_rwlock_unlock(&st->qt_lock);
 }

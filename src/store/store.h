@@ -15,6 +15,7 @@
 
 #include "common/conf.h"
 #include "store/msg.h"
+#include "store/prom.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -189,6 +190,35 @@ int store_clean_expired_now(store_t *st);
 int64_t store_recovery_ms(store_t *st, int *abnormal);
 /* Block until dispatch has caught up with the confirmed offset (tests, shutdown). */
 int store_wait_dispatched(store_t *st, int timeout_ms);
+
+/* ---- metrics (docs/METRICS.md) ------------------------------------------------------- */
+
+/* What the store measures, for the broker's /metrics. Flush histograms: one observation per
+ * CommitLog sync that made bytes durable (the group commit under SYNC_FLUSH, the periodic
+ * flush under ASYNC_FLUSH); latency in nanoseconds. */
+struct store_metrics {
+    int sync_flush; /* flushDiskType is SYNC_FLUSH */
+    int64_t min_phys, max_phys, confirm_phys, flushed_phys, dispatched_phys;
+    int commit_waiters;            /* SYNC_FLUSH appends waiting for the next group commit */
+    uint64_t appended;             /* records appended since the store opened (or replicated) */
+    int segments;                  /* CommitLog segment files */
+    int64_t segment_bytes;         /* their size: segments x mappedFileSizeCommitLog */
+    int queues;                    /* ConsumeQueues */
+    int64_t disk_total, disk_free; /* the CommitLog's file system at the last check (1 s) */
+    int32_t disk_warning_ratio;    /* diskSpaceWarningLevelRatio, % */
+    int write_state;               /* store_write_state(): 0, FERRY_EDISKFULL, FERRY_EFENCED */
+    struct prom_hist_snap flush_ns, flush_bytes, flush_msgs;
+};
+
+/* Fill @out: atomics and short read-lock holds only, so any thread may call it often. */
+void store_metrics(store_t *st, struct store_metrics *out);
+
+/* Call @fn(@arg, topic, queue id, min offset, max offset) for every ConsumeQueue, under the
+ * queue table's read lock: @fn must be short and must not call into the store. */
+void store_queue_offsets(store_t *st,
+                         void (*fn)(void *arg, const char *topic, int32_t qid, int64_t min,
+                                    int64_t max),
+                         void *arg);
 
 /* ---- replication (docs/REPLICATION.md) ----------------------------------------------- */
 

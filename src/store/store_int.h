@@ -7,6 +7,7 @@
 #include "store/index.h"
 #include "store/mfile.h"
 #include "store/msg.h"
+#include "store/prom.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -119,6 +120,16 @@ struct store {
     pthread_mutex_t svc_mu;
     pthread_cond_t svc_cv;
     int64_t last_cq_flush_ms, last_cq_thorough_ms, last_clean_ms, last_disk_ms;
+
+    /* Metrics (store_metrics()): written where the work happens, read from any thread. */
+    atomic_int commit_waiters;       /* SYNC_FLUSH waiters in the FIFO, @locks flush_mu */
+    atomic_uint_least64_t appended;  /* records appended (written under put_lock) */
+    uint64_t appended_at_sync;       /* @thread flush: appended when the last sync began */
+    struct prom_hist flush_ns;       /* CommitLog sync time of each flush */
+    struct prom_hist flush_bytes;    /* bytes each flush made durable */
+    struct prom_hist flush_msgs;     /* records appended since the previous flush began */
+    atomic_int_least64_t disk_total; /* the CommitLog's file system, last check (bytes) */
+    atomic_int_least64_t disk_free;  /* free for unprivileged users, last check */
 
     atomic_int debug_syncs; /* syncs done, for debugSyncFailAfter */
     atomic_int fenced;      /* FERRY_EFENCED reason errno, 0 when healthy */

@@ -6,7 +6,7 @@
  * (protocol/REMOTING.md §2.3, §2.4). Tables by default, --json for scripts. Exit 0 on success,
  * 1 on a failure (a message on stderr), 2 on a usage error. This file: the command table,
  * option parsing and dispatch; the subcommands are in topic.c, consumer.c, message.c, dlq.c,
- * ha.c. */
+ * ha.c, metrics.c. */
 #include "mqadmin.h"
 
 #include <getopt.h>
@@ -73,6 +73,8 @@ static const struct cmd cmds[] = {
     {"deleteTopic", "n:t:c:", "-t topic -c cluster [-n namesrv]", "delete a topic", "tc"},
     {"topicStatus", "n:t:", "-t topic [-n namesrv]", "min/max offset of each queue", "t"},
     {"brokerStatus", "n:b:", "-b brokerAddr", "a broker's runtime info", "b"},
+    {"brokerMetrics", "n:b:", "-b brokerAddr",
+     "a broker's Prometheus metrics (what /metrics on its metricsPort shows)", "b"},
     {"txStatus", "n:b:", "[-b brokerAddr] [-n namesrv]",
      "unresolved transactional half messages (count, oldest, a sample)", ""},
     {"consumerConnection", "n:g:b:", "-g group [-b brokerAddr] [-n namesrv]",
@@ -407,7 +409,8 @@ int main(int argc, char **argv)
     }
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
-        if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "queryMsgById") != 0 &&
+        if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "brokerMetrics") != 0 &&
+            strcmp(cmd->name, "queryMsgById") != 0 &&
             !(strcmp(cmd->name, "txStatus") == 0 && val['b']) &&
             !((strcmp(cmd->name, "consumerConnection") == 0 ||
                strcmp(cmd->name, "updateSubGroup") == 0) &&
@@ -442,6 +445,8 @@ int main(int argc, char **argv)
         return cmd_topic_status(&c, val['t']);
     if (strcmp(cmd->name, "brokerStatus") == 0)
         return cmd_broker_status(&c, val['b']);
+    if (strcmp(cmd->name, "brokerMetrics") == 0)
+        return cmd_broker_metrics(&c, val['b']);
     if (strcmp(cmd->name, "txStatus") == 0)
         return cmd_tx_status(&c, val['b']);
     if (strcmp(cmd->name, "consumerConnection") == 0)

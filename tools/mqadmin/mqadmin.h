@@ -1,7 +1,7 @@
 /* mqadmin's private declarations: the per-run context, the connection and request helpers,
  * JSON and record helpers (common.c), the option structs filled by main.c, and the
- * subcommands (topic.c, consumer.c, message.c, dlq.c, ha.c). Every helper that can fail prints its
- * message (adm_fail()) and returns 1; 0 is success.
+ * subcommands (topic.c, consumer.c, message.c, dlq.c, ha.c, metrics.c). Every helper that can
+ * fail prints its message (adm_fail()) and returns 1; 0 is success.
  *
  * The command code is also a library (ferry_admin) that the broker's dashboard runs in-process
  * (src/broker/dashboard.c): every result goes to ctx->out and every message to ctx->err (stdout
@@ -190,5 +190,14 @@ int cmd_controller_meta(const struct ctx *c, const char *ctl);
 /* electMaster: broker @id of @broker becomes master (the controller leader decides). */
 int cmd_elect_master(const struct ctx *c, const char *ctl, const char *cluster, const char *broker,
                      int64_t id);
+
+/* ---- metrics.c ---- */
+
+/* brokerMetrics: the broker's Prometheus metrics (GET_BROKER_METRICS), as a table or JSON. */
+int cmd_broker_metrics(const struct ctx *c, const char *addr);
+/* Parse Prometheus text (format 0.0.4) into @samples, one {"name", "type", "labels": {...},
+ * "value"} object per sample line (value a number, or "+Inf" / "-Inf" / "NaN"). 0, or -1 with
+ * the line and the reason in @err. */
+int adm_metrics_parse(const char *text, size_t len, cJSON *samples, char *err, size_t errlen);
 
 #endif

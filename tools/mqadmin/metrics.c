@@ -1,0 +1,222 @@
+/* mqadmin brokerMetrics: a broker's Prometheus metrics over the client port. The broker answers
+ * GET_BROKER_METRICS (FerryMQ's code 10101) with the very text of GET /metrics on its
+ * metricsPort (src/broker/metrics.c, docs/METRICS.md), so both show the same figures; this
+ * command parses it into a table (metric, labels, value) or, with --json, into
+ * {"broker": addr, "samples": [{"name", "type", "labels": {...}, "value"}]}. */
+#include "mqadmin.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int name_start(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == ':';
+}
+
+static int name_char(char ch)
+{
+    return name_start(ch) || (ch >= '0' && ch <= '9');
+}
+
+/* The type of the family a sample belongs to: its own name's, or its name's without a
+ * histogram or summary suffix. */
+static const char *family_type(const cJSON *types, const char *name)
+{
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(types, name));
+    size_t n = strlen(name);
+    for (size_t i = 0; !t && i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t sl = strlen(suffixes[i]);
+        char base[256];
+        if (n <= sl || n - sl >= sizeof base || strcmp(name + n - sl, suffixes[i]) != 0)
+            continue;
+        memcpy(base, name, n - sl);
+        base[n - sl] = 0;
+        t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(types, base));
+    }
+    return t ? t : "untyped";
+}
+
+/* One sample line (@p .. @end, no newline): "name{k="v",...} value [timestamp]". Returns a new
+ * {"name", "labels", "value"} object, or NULL with the reason in @why. */
+static cJSON *parse_sample(const char *p, const char *end, const char **why)
+{
+    char name[256], buf[1024];
+    size_t n = 0;
+    *why = "a metric name";
+    if (p == end || !name_start(*p))
+        return NULL;
+    while (p < end && name_char(*p) && n < sizeof name - 1)
+        name[n++] = *p++;
+    name[n] = 0;
+    cJSON *o = cJSON_CreateObject(), *labels = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddItemToObject(o, "labels", labels);
+    if (p < end && *p == '{') {
+        p++;
+        while (p < end && *p != '}') {
+            char lname[128];
+            size_t ln = 0, vn = 0;
+            *why = "a label name";
+            if (!name_start(*p) || *p == ':')
+                goto bad;
+            while (p < end && name_char(*p) && *p != ':' && ln < sizeof lname - 1)
+                lname[ln++] = *p++;
+            lname[ln] = 0;
+            *why = "=\" after a label name";
+            if (end - p < 2 || p[0] != '=' || p[1] != '"')
+                goto bad;
+            p += 2;
+            *why = "a closed label value";
+            while (p < end && *p != '"') {
+                char ch = *p++;
+                if (ch == '\\') {
+                    if (p == end)
+                        goto bad;
+                    ch = *p++;
+                    if (ch == 'n')
+                        ch = '\n';
+                    else if (ch != '\\' && ch != '"')
+                        goto bad;
+                }
+                if (vn < sizeof buf - 1)
+                    buf[vn++] = ch;
+            }
+            if (p == end)
+                goto bad;
+            p++;
+            buf[vn] = 0;
+            *why = "a label name only once";
+            if (cJSON_GetObjectItemCaseSensitive(labels, lname))
+                goto bad;
+            cJSON_AddStringToObject(labels, lname, buf);
+            *why = ", or } after a label";
+            if (p < end && *p == ',' && p + 1 < end && p[1] != '}')
+                p++;
+            else if (p == end || *p != '}')
+                goto bad;
+        }
+        *why = "} closing the labels";
+        if (p == end)
+            goto bad;
+        p++;
+    }
+    *why = "one space and a value";
+    if (p == end || *p != ' ')
+        goto bad;
+    p++;
+    n = 0;
+    while (p < end && *p != ' ' && n < sizeof buf - 1)
+        buf[n++] = *p++;
+    buf[n] = 0;
+    char *e;
+    double v = strtod(buf, &e);
+    *why = "a number as the value (or +Inf, -Inf, NaN)";
+    if (n == 0 || *e)
+        goto bad;
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, "value", v);
+    else
+        cJSON_AddStringToObject(o, "value", isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+    return o;
+bad:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+int adm_metrics_parse(const char *text, size_t len, cJSON *samples, char *err, size_t errlen)
+{
+    const char *p = text, *end = text + len;
+    cJSON *types = cJSON_CreateObject();
+    int line = 0, rc = 0;
+    while (p < end && rc == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        line++;
+        if (le > p && *p == '#') {
+            char name[256], type[32];
+            int n = 0;
+            size_t l = (size_t)(le - p);
+            char tmp[512];
+            snprintf(tmp, sizeof tmp, "%.*s", (int)(l < sizeof tmp ? l : sizeof tmp - 1), p);
+            if (sscanf(tmp, "# TYPE %255s %31s%n", name, type, &n) == 2)
+                cJSON_AddStringToObject(types, name, type);
+        } else if (le > p) {
+            const char *why;
+            cJSON *s = parse_sample(p, le, &why);
+            if (!s) {
+                snprintf(err, errlen, "line %d: expected %s: %.*s", line, why,
+                         (int)(le - p > 120 ? 120 : le - p), p);
+                rc = -1;
+                break;
+            }
+            const char *name = adm_jstr(s, "name");
+            cJSON_AddStringToObject(s, "type", family_type(types, name));
+            cJSON_AddItemToArray(samples, s);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    cJSON_Delete(types);
+    return rc;
+}
+
+/* A value as the table shows it: integers without a fraction. */
+static void fmt_value(const cJSON *v, char *buf, size_t cap)
+{
+    if (cJSON_IsString(v))
+        snprintf(buf, cap, "%s", v->valuestring);
+    else if (v->valuedouble > -1e15 && v->valuedouble < 1e15 &&
+             v->valuedouble == (double)(long long)v->valuedouble)
+        snprintf(buf, cap, "%lld", (long long)v->valuedouble);
+    else
+        snprintf(buf, cap, "%.15g", v->valuedouble);
+}
+
+int cmd_broker_metrics(const struct ctx *c, const char *addr)
+{
+    struct rcmd req, *resp = NULL;
+    char eb[ERR_MAX];
+    int rc = 0;
+    rcmd_init_request(&req, REQ_GET_BROKER_METRICS);
+    if (adm_call(addr, &req, &resp, eb, sizeof eb) != 0)
+        return adm_fail(c, "broker %s: %s", addr, eb);
+    if (resp->code != RESP_SUCCESS) {
+        rc = adm_fail(c, "broker metrics failed (%s)", adm_resp_err(resp, addr, eb, sizeof eb));
+        rcmd_free(resp);
+        return rc;
+    }
+    cJSON *samples = cJSON_CreateArray();
+    if (adm_metrics_parse((const char *)resp->body, resp->body_len, samples, eb, sizeof eb) != 0)
+        rc = adm_fail(c, "malformed metrics from %s: %s", addr, eb);
+    rcmd_free(resp);
+    if (rc == 0 && c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "broker", addr);
+        cJSON_AddItemToObject(o, "samples", samples);
+        samples = NULL;
+        adm_print_json(c, o);
+        cJSON_Delete(o);
+    } else if (rc == 0) {
+        const cJSON *s, *l;
+        fprintf(c->out, "%-48s  %-64s  %s\n", "#Metric", "#Labels", "#Value");
+        cJSON_ArrayForEach(s, samples)
+        {
+            char labels[1024] = "", value[64];
+            size_t n = 0;
+            cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(s, "labels"))
+            {
+                int w = snprintf(labels + n, sizeof labels - n, "%s%s=%s", n ? "," : "", l->string,
+                                 l->valuestring);
+                if (w < 0 || (size_t)w >= sizeof labels - n)
+                    break;
+                n += (size_t)w;
+            }
+            fmt_value(cJSON_GetObjectItemCaseSensitive(s, "value"), value, sizeof value);
+            fprintf(c->out, "%-48s  %-64s  %s\n", adm_jstr(s, "name"), labels[0] ? labels : "-",
+                    value);
+        }
+    }
+    cJSON_Delete(samples);
+    return rc;
+}
