@@ -621,6 +621,11 @@ void sched_free(broker_t *b, int store_flushed);
 int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *remark, size_t cap);
 /* The delay of @level (clamped to the highest), ms. */
 int64_t sched_level_delay(broker_t *b, int level);
+/* Delivery progress of a running schedule service (a master's): the next SCHEDULE_TOPIC_XXXX
+ * offset of each level (queue id = level - 1) into @level_off (at most @cap) and the first timer
+ * offset not delivered into *@timer_off. Returns the levels written; 0 when the service does not
+ * run (a slave). Any thread. */
+int sched_progress(broker_t *b, int64_t *level_off, int cap, int64_t *timer_off);
 
 /* ---- transactional messages (transaction.c) ---- */
 

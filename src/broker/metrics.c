@@ -6,7 +6,9 @@
  * Message path cost: a send looks its topic's entry up once (a hash of the name, one chain
  * walk, no lock), and its answer adds to four relaxed atomics and one histogram; a pull that
  * returns messages looks the entry up and adds to two counters. No allocation but the first
- * time a topic is seen.
+ * time a topic is seen. The table is separate from the topic configs on purpose: its entries
+ * live as long as the broker, so a topic deleted and created again keeps counting upwards (a
+ * Prometheus counter must not go back) and a send never holds the topic table's lock to count.
  *
  * Scrape cost: O(tables): the topic entries, every ConsumeQueue, the offset table, the slaves.
  * Everything is read through the locks and accessors the request processors use. */
@@ -23,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #define TOPIC_STATS_MAX 100000 /* entries; beyond, new topics are not counted (logged once) */
 
@@ -329,6 +330,34 @@ static int64_t topic_sum(const struct qrows *r, const char *topic)
     return sum;
 }
 
+/* Delayed and timed messages stored but not delivered yet: each level's schedule queue max
+ * offset minus the schedule service's delivery offset (a master's; a slave delivers nothing and
+ * writes no samples). @r sorted. */
+static void write_delay_backlog(broker_t *b, const struct prom_out *o, const struct qrows *r)
+{
+    int64_t done[SCHED_MAX_LEVELS], timer_done = 0;
+    int n = sched_progress(b, done, SCHED_MAX_LEVELS, &timer_done);
+    char level[16];
+    prom_family(o, "ferrymq_delay_backlog_messages", "gauge",
+                "Delayed messages of the level stored and not delivered to their topic yet "
+                "(masters).");
+    for (size_t i = 0; i < r->n; i++) {
+        const struct qrow *q = &r->v[i];
+        if (strcmp(q->topic, SCHEDULE_TOPIC) != 0 || q->qid >= n)
+            continue;
+        snprintf(level, sizeof level, "%d", q->qid + 1);
+        prom_sample_i64(o, "ferrymq_delay_backlog_messages", (const char *[]){"level", level, NULL},
+                        q->max > done[q->qid] ? q->max - done[q->qid] : 0);
+    }
+    prom_family(o, "ferrymq_timer_backlog_messages", "gauge",
+                "Timed messages stored in rmq_sys_wheel_timer and not delivered yet (masters).");
+    if (n > 0) {
+        int64_t max = topic_sum(r, TIMER_TOPIC);
+        prom_sample_i64(o, "ferrymq_timer_backlog_messages", NULL,
+                        max > timer_done ? max - timer_done : 0);
+    }
+}
+
 static void write_queues(broker_t *b, const struct prom_out *o)
 {
     struct qrows r = {0};
@@ -336,19 +365,24 @@ static void write_queues(broker_t *b, const struct prom_out *o)
     store_queue_offsets(b->store, collect_queue, &r);
     if (r.n > 1)
         qsort(r.v, r.n, sizeof *r.v, cmp_qrow);
-    prom_family(o, "ferrymq_queue_max_offset", "gauge",
-                "Next queue offset of each ConsumeQueue (messages ever stored in it).");
-    for (size_t i = 0; i < r.n; i++) {
-        snprintf(qid, sizeof qid, "%d", r.v[i].qid);
-        prom_sample_i64(o, "ferrymq_queue_max_offset",
-                        (const char *[]){"topic", r.v[i].topic, "queue", qid, NULL}, r.v[i].max);
-    }
-    prom_family(o, "ferrymq_queue_min_offset", "gauge",
-                "Oldest queue offset still readable in each ConsumeQueue.");
-    for (size_t i = 0; i < r.n; i++) {
-        snprintf(qid, sizeof qid, "%d", r.v[i].qid);
-        prom_sample_i64(o, "ferrymq_queue_min_offset",
-                        (const char *[]){"topic", r.v[i].topic, "queue", qid, NULL}, r.v[i].min);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fams[] = {
+        {"ferrymq_queue_max_offset",
+         "Next queue offset of each ConsumeQueue (messages ever stored in it).",
+         offsetof(struct qrow, max)},
+        {"ferrymq_queue_min_offset", "Oldest queue offset still readable in each ConsumeQueue.",
+         offsetof(struct qrow, min)},
+    };
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        prom_family(o, fams[f].name, "gauge", fams[f].help);
+        for (size_t i = 0; i < r.n; i++) {
+            snprintf(qid, sizeof qid, "%d", r.v[i].qid);
+            prom_sample_i64(o, fams[f].name,
+                            (const char *[]){"topic", r.v[i].topic, "queue", qid, NULL},
+                            *(const int64_t *)((const char *)&r.v[i] + fams[f].off));
+        }
     }
     write_prefixed(o, &r, RETRY_PREFIX, "ferrymq_retry_messages_total", "group",
                    "Messages stored in the group's retry topic %RETRY%<group> (sent back for "
@@ -367,6 +401,7 @@ static void write_queues(broker_t *b, const struct prom_out *o)
     one_i64(o, "ferrymq_timer_messages_total", "counter",
             "Timed messages (RocketMQ 5 timer properties) stored in rmq_sys_wheel_timer.",
             topic_sum(&r, TIMER_TOPIC));
+    write_delay_backlog(b, o, &r);
     one_i64(o, "ferrymq_transaction_half_messages_total", "counter",
             "Transactional half messages stored in RMQ_SYS_TRANS_HALF_TOPIC.",
             topic_sum(&r, TRANS_HALF_TOPIC));
@@ -429,26 +464,29 @@ static void write_groups(broker_t *b, const struct prom_out *o)
                 (struct grow){at + 1, topic, q, committed, max > committed ? max - committed : 0};
         }
     }
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fams[] = {
+        {"ferrymq_group_committed_offset",
+         "Committed consumer offset of each queue of each topic the group has offsets for (0 for "
+         "a queue it has none for), as mqadmin consumerProgress shows it.",
+         offsetof(struct grow, committed)},
+        {"ferrymq_group_lag_messages",
+         "Queue max offset minus the committed offset (never below 0): messages the group has "
+         "not consumed yet.",
+         offsetof(struct grow, lag)},
+    };
     char qid[16];
-    prom_family(o, "ferrymq_group_committed_offset", "gauge",
-                "Committed consumer offset of each queue of each topic the group has offsets for "
-                "(0 for a queue it has none for), as mqadmin consumerProgress shows it.");
-    for (size_t i = 0; i < n; i++) {
-        snprintf(qid, sizeof qid, "%d", rows[i].qid);
-        prom_sample_i64(
-            o, "ferrymq_group_committed_offset",
-            (const char *[]){"group", rows[i].group, "topic", rows[i].topic, "queue", qid, NULL},
-            rows[i].committed);
-    }
-    prom_family(o, "ferrymq_group_lag_messages", "gauge",
-                "Queue max offset minus the committed offset (never below 0): messages the group "
-                "has not consumed yet.");
-    for (size_t i = 0; i < n; i++) {
-        snprintf(qid, sizeof qid, "%d", rows[i].qid);
-        prom_sample_i64(
-            o, "ferrymq_group_lag_messages",
-            (const char *[]){"group", rows[i].group, "topic", rows[i].topic, "queue", qid, NULL},
-            rows[i].lag);
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        prom_family(o, fams[f].name, "gauge", fams[f].help);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(qid, sizeof qid, "%d", rows[i].qid);
+            prom_sample_i64(o, fams[f].name,
+                            (const char *[]){"group", rows[i].group, "topic", rows[i].topic,
+                                             "queue", qid, NULL},
+                            *(const int64_t *)((const char *)&rows[i] + fams[f].off));
+        }
     }
     for (size_t i = 0; i < nt; i++)
         ferry_free(topics[i]);
@@ -514,19 +552,9 @@ static void write_process(broker_t *b, const struct prom_out *o)
     for (int i = 0; i < 3; i++)
         prom_sample_i64(o, "ferrymq_broker_role", (const char *[]){"role", roles[i], NULL},
                         role == i);
-    one_dbl(o, "ferrymq_start_time_seconds", "gauge", "When the broker started, Unix time.",
-            (double)b->start_ms / 1000.0);
     one_dbl(o, "ferrymq_uptime_seconds", "gauge", "Time since the broker started.",
             (double)(clock_wall_ms() - b->start_ms) / 1000.0);
-    one_i64(o, "ferrymq_process_resident_memory_bytes", "gauge",
-            "Resident set size of the broker process (/proc/self/statm).", prom_process_rss());
-    struct rusage ru;
-    double cpu = 0;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-              (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    one_dbl(o, "ferrymq_process_cpu_seconds_total", "counter",
-            "User and system CPU time of the broker process.", cpu);
+    prom_process(o, b->start_ms);
 
     struct remoting_server_stats st[2] = {{0}, {0}};
     if (b->srv)

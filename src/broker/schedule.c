@@ -57,14 +57,17 @@ struct sched {
     int stop;
     int nlevels;
     int64_t delay_ms[SCHED_MAX_LEVELS];
-    int64_t level_off[SCHED_MAX_LEVELS]; /* next schedule-queue offset per level */
-    int64_t need_phys;                   /* end of the latest delivered copy */
+    /* next schedule-queue offset per level; written by the schedule thread only, atomic for
+     * sched_progress() readers (the metrics' backlog) */
+    _Atomic int64_t level_off[SCHED_MAX_LEVELS];
+    int64_t need_phys; /* end of the latest delivered copy */
     int dirty;
     int64_t next_persist;
     /* timer topic: ring of offsets [base, base + n), heap of the undelivered by due time */
     struct tent *ring;
     size_t head, n, cap;
-    int64_t base, scanned;
+    _Atomic int64_t base; /* first timer offset not delivered (atomic: sched_progress) */
+    int64_t scanned;
     struct hent *heap;
     size_t hn, hcap;
     char path[4200];
@@ -587,7 +590,8 @@ static int load(struct sched *s, char *err, size_t errlen)
         if (lv >= 1 && lv <= s->nlevels && cJSON_IsNumber(it))
             s->level_off[lv - 1] = (int64_t)it->valuedouble;
     }
-    s->base = s->scanned = bjson_i64(doc, "timerOffset", 0);
+    s->scanned = bjson_i64(doc, "timerOffset", 0);
+    s->base = s->scanned;
     cJSON_Delete(doc);
     return 0;
 }
@@ -688,6 +692,18 @@ void sched_free(broker_t *b, int store_flushed)
     ferry_free(s->heap);
     ferry_free(s);
     b->sched = NULL;
+}
+
+int sched_progress(broker_t *b, int64_t *level_off, int cap, int64_t *timer_off)
+{
+    struct sched *s = b->sched;
+    if (!s || !s->running)
+        return 0;
+    int n = s->nlevels < cap ? s->nlevels : cap;
+    for (int i = 0; i < n; i++)
+        level_off[i] = atomic_load_explicit(&s->level_off[i], memory_order_relaxed);
+    *timer_off = atomic_load_explicit(&s->base, memory_order_relaxed);
+    return n;
 }
 
 int64_t sched_level_delay(broker_t *b, int level)

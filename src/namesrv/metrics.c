@@ -1,5 +1,5 @@
 /* The name server's Prometheus endpoint (docs/METRICS.md): GET /metrics on metricsPort (-1, the
- * default, keeps the port closed). The text (format 0.0.4, store/prom.h) shows the route tables'
+ * default, keeps the port closed). The text (format 0.0.4, common/prom.h) shows the route tables'
  * sizes, the requests handled by code, the connections and the process. The HTTP server has its
  * own threads (src/http); the handler reads the route table under its read lock and everything
  * else from atomics, and the server stops first in namesrv_free(). */
@@ -12,12 +12,11 @@
 #include "http/http.h"
 #include "remoting/codes.h"
 #include "remoting/frame.h"
-#include "store/prom.h"
+#include "common/prom.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 /* RocketMQ's name of a request code the name server handles. */
 static const char *code_name(int32_t code)
@@ -101,8 +100,6 @@ static void write_metrics(namesrv_t *ns, const struct prom_out *o)
                 "Always 1; the labels name the RocketMQ protocol the name server speaks.");
     prom_sample_i64(o, "ferrymq_namesrv_info",
                     (const char *[]){"version", "V4_9_8", "protocol", proto, NULL}, 1);
-    one(o, "ferrymq_namesrv_start_time_seconds", "gauge",
-        "When the name server started, Unix time.", (double)ns->start_ms / 1000.0);
     one(o, "ferrymq_namesrv_uptime_seconds", "gauge", "Time since the name server started.",
         (double)(clock_wall_ms() - ns->start_ms) / 1000.0);
 
@@ -138,16 +135,7 @@ static void write_metrics(namesrv_t *ns, const struct prom_out *o)
         "Connections open now (brokers, clients, admin tools).", (double)st.open);
     one(o, "ferrymq_namesrv_connections_accepted_total", "counter", "Connections accepted.",
         (double)st.accepted);
-    one(o, "ferrymq_namesrv_process_resident_memory_bytes", "gauge",
-        "Resident set size of the name server process (/proc/self/statm).",
-        (double)prom_process_rss());
-    struct rusage ru;
-    double cpu = 0;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-              (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    one(o, "ferrymq_namesrv_process_cpu_seconds_total", "counter",
-        "User and system CPU time of the name server process.", cpu);
+    prom_process(o, ns->start_ms);
 }
 
 static void on_request(void *arg, const struct http_request *req, struct http_exchange *x)

@@ -15,7 +15,7 @@
 
 #include "common/conf.h"
 #include "store/msg.h"
-#include "store/prom.h"
+#include "common/prom.h"
 
 #include <stddef.h>
 #include <stdint.h>

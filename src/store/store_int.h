@@ -7,7 +7,7 @@
 #include "store/index.h"
 #include "store/mfile.h"
 #include "store/msg.h"
-#include "store/prom.h"
+#include "common/prom.h"
 #include "store/store.h"
 
 #include <pthread.h>

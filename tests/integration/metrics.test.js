@@ -43,6 +43,10 @@ const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const VALUE = /^(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]Inf|NaN)$/;
 
+// The process families every Prometheus client library exports (docs/METRICS.md, Process).
+const STANDARD_PROCESS = [ 'process_cpu_seconds_total', 'process_resident_memory_bytes',
+  'process_virtual_memory_bytes', 'process_open_fds', 'process_max_fds', 'process_start_time_seconds' ];
+
 function parseValue(s, where) {
   assert.match(s, VALUE, `${where}: value ${JSON.stringify(s)}`);
   return s === '+Inf' ? Infinity : s === '-Inf' ? -Infinity : Number(s);
@@ -165,7 +169,8 @@ function parseExposition(text, what) {
   });
   for (const f of families.values()) {
     assert.ok(f.help !== null && f.type !== null, `${what}: family ${f.name} has HELP and TYPE`);
-    assert.ok(f.name.startsWith('ferrymq_'), `${what}: ${f.name} has the ferrymq_ prefix`);
+    assert.ok(f.name.startsWith('ferrymq_') || STANDARD_PROCESS.includes(f.name),
+      `${what}: ${f.name} has the ferrymq_ prefix or is a standard process family`);
     if (f.type === 'counter') assert.ok(f.name.endsWith('_total'), `${what}: counter ${f.name} ends in _total`);
     if (f.type === 'histogram') checkHistogram(f, what);
   }
@@ -292,7 +297,9 @@ test('metrics: valid Prometheus text, exact traffic counters, equal to mqadmin, 
     assert.equal(s0.get('ferrymq_broker_role', { role: 'ASYNC_MASTER' }), 1);
     assert.equal(s0.get('ferrymq_store_write_refused', { reason: 'disk_full' }), 0);
     assert.equal(s0.get('ferrymq_store_write_refused', { reason: 'fenced' }), 0);
-    assert.ok(s0.get('ferrymq_process_resident_memory_bytes') > 1 << 20, 'RSS');
+    assert.ok(s0.get('process_resident_memory_bytes') > 1 << 20, 'RSS');
+    assert.ok(s0.get('process_open_fds') >= 3, 'open descriptors');
+    assert.ok(Math.abs(s0.get('process_start_time_seconds') - Date.now() / 1000) < 600, 'start time');
 
     // ---- N sends, SYNC_FLUSH ----
     const perQueue = new Array(QUEUES).fill(0);
@@ -375,7 +382,7 @@ test('metrics: valid Prometheus text, exact traffic counters, equal to mqadmin, 
     const am = await mqadminJson([ 'brokerMetrics', '-b', cluster.brokerAddr ]);
     const s4 = await scrape(bport, 'broker /metrics with mqadmin');
     assert.equal(am.broker, cluster.brokerAddr);
-    const volatile = /^ferrymq_(uptime_seconds|process_|connections|pull_held_requests|disk_|replication_slave_idle|transaction_half_oldest)/;
+    const volatile = /^(process_|ferrymq_(uptime_seconds|connections|pull_held_requests|disk_|replication_slave_idle|transaction_half_oldest))/;
     let compared = 0;
     for (const s of am.samples) {
       const f = s4.families.get(s.name) || s4.families.get(s.name.replace(/_(bucket|sum|count)$/, ''));
@@ -405,7 +412,7 @@ test('metrics: valid Prometheus text, exact traffic counters, equal to mqadmin, 
     assert.equal(n0.get('ferrymq_namesrv_clusters'), 1);
     assert.ok(n0.get('ferrymq_namesrv_requests_total', { code: '103', request: 'REGISTER_BROKER' }) >= 1, 'registrations');
     assert.ok(n0.get('ferrymq_namesrv_connections') >= 1, 'the broker\'s connection');
-    assert.ok(n0.get('ferrymq_namesrv_process_resident_memory_bytes') > 1 << 20);
+    assert.ok(n0.get('process_resident_memory_bytes') > 1 << 20);
     await waitFor(async () => {
       const n = await scrape(nport, 'name server /metrics');
       return n.get('ferrymq_namesrv_topics') >= 1 && (await remoting.withConnection(cluster.nsAddr,

@@ -31,5 +31,3 @@ ferry_unit_test(test_broker_tx SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_broker_tx.
 # The dashboard's embedded pages (src/broker/dashboard.c, cmake/embed.cmake) served over HTTP.
 ferry_unit_test(test_dashboard SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_dashboard.c
                 LIBS ferry_broker ferry_testlib)
-# Metrics: the Prometheus helpers, the store's figures and the broker's exposition (metrics.cmake).
-include(${CMAKE_CURRENT_LIST_DIR}/metrics.cmake)

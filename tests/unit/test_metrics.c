@@ -1,4 +1,4 @@
-/* Metrics (docs/METRICS.md): the Prometheus helpers of store/prom.c (histogram, label escaping,
+/* Metrics (docs/METRICS.md): the Prometheus helpers of common/prom.c (histogram, label escaping,
  * the text format), mqadmin's parser of that text (adm_metrics_parse), the store's figures
  * (store_metrics: flush histograms, appended records, group-commit queue) on a real store, and
  * the broker's exposition through GET_BROKER_METRICS on an in-process broker with real sends
@@ -6,7 +6,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "mqadmin.h"
-#include "store/prom.h"
+#include "common/prom.h"
 #include "store/store.h"
 #include "test_broker_harness.h"
 
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -352,6 +353,16 @@ static char *metrics_text(remoting_client_t *cli)
     return s;
 }
 
+/* A SEND_MESSAGE_V2 to MetricsTopic queue 0 with the extra properties @extra; asserts SUCCESS. */
+static void delayed_send(remoting_client_t *cli, const char *extra)
+{
+    char props[256];
+    struct rcmd req;
+    snprintf(props, sizeof props, "TAGS\001tagD\002%s", extra);
+    tb_send_req(&req, "MetricsTopic", 0, props, "delayed", 7);
+    assert_int_equal(tb_call_code(cli, &req), RESP_SUCCESS);
+}
+
 static void test_broker_metrics(void **state)
 {
     (void)state;
@@ -411,7 +422,13 @@ static void test_broker_metrics(void **state)
     assert_int_equal(sample(text, "ferrymq_store_write_refused{reason=\"disk_full\"} "), 0);
     assert_int_equal(sample(text, "ferrymq_connections{port=\"client\"} "), 1);
     assert_int_equal(sample(text, "ferrymq_broker_role{role=\"ASYNC_MASTER\"} "), 1);
-    assert_true(sample(text, "ferrymq_process_resident_memory_bytes ") > 0);
+    assert_true(sample(text, "process_resident_memory_bytes ") > 1024 * 1024);
+    assert_true(sample(text, "process_virtual_memory_bytes ") >=
+                sample(text, "process_resident_memory_bytes "));
+    assert_true(sample(text, "process_open_fds ") >= 3); /* at least a socket, a segment, a log */
+    assert_true(sample(text, "process_max_fds ") != 0);
+    int64_t started = sample(text, "process_start_time_seconds ");
+    assert_true(started <= clock_wall_ms() / 1000 && started > clock_wall_ms() / 1000 - 600);
 
     /* the whole answer parses, every sample has a declared type */
     char err[256];
@@ -445,6 +462,38 @@ static void test_broker_metrics(void **state)
     assert_int_equal(sample(text, "ferrymq_group_lag_messages{group=\"GID_metrics\",topic="
                                   "\"MetricsTopic\",queue=\"1\"} "),
                      3);
+    free(text);
+
+    /* delayed and timed messages: stored totals, and the backlog the schedule service has not
+     * delivered yet (level 1 = 1 s is delivered, level 18 = 2 h and a 2 h timer are not) */
+    delayed_send(cli, "DELAY\0011");
+    delayed_send(cli, "DELAY\00118");
+    delayed_send(cli, "DELAY\00118");
+    delayed_send(cli, "TIMER_DELAY_SEC\0017200");
+    tb_wait_dispatched(&t);
+    int64_t deadline = clock_mono_ms() + 20000;
+    for (;;) {
+        text = metrics_text(cli);
+        if (sample(text, "ferrymq_delay_backlog_messages{level=\"1\"} ") == 0 ||
+            clock_mono_ms() > deadline)
+            break;
+        free(text);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(sample(text, "ferrymq_delay_backlog_messages{level=\"1\"} "), 0);
+    assert_int_equal(sample(text, "ferrymq_delay_messages_total{level=\"1\"} "), 1);
+    assert_int_equal(sample(text, "ferrymq_delay_backlog_messages{level=\"18\"} "), 2);
+    assert_int_equal(sample(text, "ferrymq_delay_messages_total{level=\"18\"} "), 2);
+    /* a level never used has no queue in the store, so no sample */
+    assert_int_equal(sample(text, "ferrymq_delay_backlog_messages{level=\"2\"} "), -1);
+    assert_int_equal(sample(text, "ferrymq_timer_messages_total "), 1);
+    assert_int_equal(sample(text, "ferrymq_timer_backlog_messages "), 1);
+    /* the level-1 message reached its topic: 6 + 1 stored in MetricsTopic's queues */
+    assert_int_equal(
+        sample(text, "ferrymq_queue_max_offset{topic=\"MetricsTopic\",queue=\"0\"} ") +
+            sample(text, "ferrymq_queue_max_offset{topic=\"MetricsTopic\",queue=\"1\"} "),
+        7);
     free(text);
 
     remoting_client_free(cli);

@@ -1,10 +1,12 @@
 /* Prometheus helpers: the histogram and the text exposition format 0.0.4 (prom.h). */
-#include "store/prom.h"
+#include "common/prom.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 void prom_hist_init(struct prom_hist *h, const int64_t *bounds, int n)
@@ -149,15 +151,67 @@ void prom_histogram(const struct prom_out *o, const char *name, const char *cons
     put(o, "\n");
 }
 
-int64_t prom_process_rss(void)
+/* Resident and virtual size in bytes from /proc/self/statm; -1 each when unreadable. */
+static void statm(int64_t *rss, int64_t *vsize)
 {
     FILE *f = fopen("/proc/self/statm", "re");
-    long long size = 0, rss = -1;
-    if (!f)
-        return -1;
-    if (fscanf(f, "%lld %lld", &size, &rss) != 2)
-        rss = -1;
-    fclose(f);
+    long long size = -1, res = -1;
     long page = sysconf(_SC_PAGESIZE);
-    return rss < 0 || page <= 0 ? -1 : (int64_t)rss * page;
+    *rss = *vsize = -1;
+    if (!f)
+        return;
+    if (fscanf(f, "%lld %lld", &size, &res) == 2 && page > 0) {
+        *vsize = (int64_t)size * page;
+        *rss = (int64_t)res * page;
+    }
+    fclose(f);
+}
+
+int64_t prom_process_rss(void)
+{
+    int64_t rss, vsize;
+    statm(&rss, &vsize);
+    return rss;
+}
+
+/* Open file descriptors: the entries of /proc/self/fd (less the one reading it), or -1. */
+static int64_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int64_t n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+static void one(const struct prom_out *o, const char *name, const char *type, const char *help,
+                double v)
+{
+    prom_family(o, name, type, help);
+    prom_sample(o, name, NULL, v);
+}
+
+void prom_process(const struct prom_out *o, int64_t start_ms)
+{
+    struct rusage ru;
+    struct rlimit rl;
+    int64_t rss, vsize;
+    double cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+              (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    statm(&rss, &vsize);
+    one(o, "process_cpu_seconds_total", "counter",
+        "Total user and system CPU time spent in seconds.", cpu);
+    one(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", (double)rss);
+    one(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", (double)vsize);
+    one(o, "process_open_fds", "gauge", "Number of open file descriptors.", (double)open_fds());
+    one(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (double)rl.rlim_cur
+                                                                           : -1);
+    one(o, "process_start_time_seconds", "gauge",
+        "Start time of the process since unix epoch in seconds.", (double)start_ms / 1000.0);
 }

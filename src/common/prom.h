@@ -2,8 +2,8 @@
  * the text exposition format 0.0.4 (HELP and TYPE lines, samples with escaped label values,
  * histograms as cumulative _bucket / _sum / _count series).
  *
- * They live in the store because it is the lowest library that records metrics (the CommitLog
- * flush); the broker and the name server write their /metrics answers with them too.
+ * They are in src/common because the store records with them (the CommitLog flush) and the
+ * broker and the name server write their /metrics answers with them.
  *
  * Histogram: fixed upper bounds (in the unit observed: nanoseconds, bytes, messages), a
  * counter per bucket and the sum, each a relaxed atomic. Observing costs a short scan of the
@@ -11,8 +11,8 @@
  * (prom_hist_read); its +Inf bucket is the sum of the buckets, so the count always equals the
  * +Inf bucket even while other threads observe (the sum may be off by the observations in
  * flight: Prometheus tolerates that, and rates over time are exact). */
-#ifndef FERRY_STORE_PROM_H
-#define FERRY_STORE_PROM_H
+#ifndef FERRY_COMMON_PROM_H
+#define FERRY_COMMON_PROM_H
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -79,5 +79,11 @@ void prom_histogram(const struct prom_out *o, const char *name, const char *cons
 
 /* Resident set size of this process in bytes (/proc/self/statm), or -1. */
 int64_t prom_process_rss(void);
+
+/* The process families every Prometheus client library exports, under their standard names
+ * (process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
+ * process_open_fds, process_max_fds, process_start_time_seconds), for a process that started at
+ * @start_ms (Unix ms). Reads /proc/self; a figure it cannot read is -1. */
+void prom_process(const struct prom_out *o, int64_t start_ms);
 
 #endif
