@@ -606,7 +606,7 @@ uint64_t ctl_link_required_mask(broker_t *b);
  * FERRY_ECONFIG with @err. */
 int sched_parse_levels(const char *s, int64_t *ms, int *n, char *err, size_t errlen);
 /* Load config/delayOffset.json, create the schedule and timer topics, start the delivery
- * thread. */
+ * thread (which delivers only while the broker is a master; schedule.c). */
 int sched_start(broker_t *b, char *err, size_t errlen);
 /* Stop the thread and write the offsets when what was delivered is on disk. */
 void sched_stop(broker_t *b);
@@ -621,6 +621,9 @@ void sched_free(broker_t *b, int store_flushed);
 int sched_prepare(broker_t *b, struct store_msg *m, struct sbuf *props, char *remark, size_t cap);
 /* The delay of @level (clamped to the highest), ms. */
 int64_t sched_level_delay(broker_t *b, int level);
+/* Wait up to @timeout_ms until the schedule service, seeing the broker's role is now SLAVE, has
+ * stopped delivering (no append of its own in flight). 0, or FERRY_ETIMEDOUT. */
+int sched_wait_idle(broker_t *b, int timeout_ms);
 /* Delivery progress of a running schedule service (a master's): the next SCHEDULE_TOPIC_XXXX
  * offset of each level (queue id = level - 1) into @level_off (at most @cap) and the first timer
  * offset not delivered into *@timer_off. Returns the levels written; 0 when the service does not
@@ -641,6 +644,9 @@ void tx_prepare_half(broker_t *b, struct store_msg *m, struct sbuf *props);
 /* Load config/transaction.json, read the unresolved halves, start the check thread. */
 int tx_start(broker_t *b, char *err, size_t errlen);
 void tx_stop(broker_t *b);
+/* Wait up to @timeout_ms until the transaction check thread, seeing the broker's role is now
+ * SLAVE, has stopped (no check round or resolution in flight). 0, or FERRY_ETIMEDOUT. */
+int tx_wait_idle(broker_t *b, int timeout_ms);
 
 /* ---- replication (ha.c) ---- */
 

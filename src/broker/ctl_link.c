@@ -39,12 +39,13 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_CTL    9
-#define MAX_SLAVES 16
-#define CONNECT_MS 500
-#define REQUEST_MS 1000
-#define PROMOTE_MS 10000
-#define MAX_ID     63 /* ids are bits of a 64-bit mask */
+#define MAX_CTL      9
+#define MAX_SLAVES   16
+#define CONNECT_MS   500
+#define REQUEST_MS   1000
+#define IDLE_WAIT_MS 5000 /* demotion: wait for the schedule/transaction services to idle */
+#define PROMOTE_MS   10000
+#define MAX_ID       63 /* ids are bits of a 64-bit mask */
 
 struct ctl_peer {
     char addr[128];
@@ -330,6 +331,13 @@ static void become_slave(struct ctl_link *l, const char *master)
     pthread_mutex_lock(&l->mu);
     snprintf(l->master_addr, sizeof l->master_addr, "%s", master);
     pthread_mutex_unlock(&l->mu);
+    /* The schedule and transaction services append on their own while master: let a delivery
+     * or resolution in flight end before replication (its handshake may cut the log) starts. */
+    if (sched_wait_idle(b, IDLE_WAIT_MS) != 0 || tx_wait_idle(b, IDLE_WAIT_MS) != 0)
+        log_warn(LOG_BROKER,
+                 "controller mode: a delayed delivery or transaction check did not "
+                 "finish within %d ms; following the master anyway",
+                 IDLE_WAIT_MS);
     restart_ha(b);
     broker_reg_trigger(b);
     slave_sync_kick(b);

@@ -16,6 +16,14 @@
  * delivered early, and at worst delivered twice. Due times come from the stored records (store
  * time + level delay, or the absolute TIMER_DELIVER_MS written at receipt), never from memory.
  *
+ * Roles: only a master delivers (a delivery is a store append, which a slave must never make on
+ * its own). The thread runs on every broker and follows the role: on a slave, and from the
+ * moment a master is demoted (controller mode), it idles; when the broker becomes master it
+ * reloads config/delayOffset.json, which a slave keeps in step with its master's (slave_sync.c),
+ * and delivers from there: what the old master delivered after its last offsets reached the
+ * slave is delivered again (at least once), and nothing is skipped. sched_wait_idle() lets a
+ * demotion wait for a delivery in flight before replication takes over the log.
+ *
  * One thread; it wakes at the next due time, at most 100 ms later. */
 #include "broker/broker_int.h"
 
@@ -52,9 +60,10 @@ struct sched {
     broker_t *b;
     pthread_t thr;
     int running;
-    pthread_mutex_t mu; /* stop, wake, offsets as persisted */
+    pthread_mutex_t mu; /* stop, active, wake */
     pthread_cond_t cond;
     int stop;
+    int active; /* delivering (the broker is a master); written by the thread, @locks mu */
     int nlevels;
     int64_t delay_ms[SCHED_MAX_LEVELS];
     /* next schedule-queue offset per level; written by the schedule thread only, atomic for
@@ -580,6 +589,10 @@ static void persist(struct sched *s)
 static int load(struct sched *s, char *err, size_t errlen)
 {
     cJSON *doc = NULL;
+    for (int i = 0; i < SCHED_MAX_LEVELS; i++)
+        s->level_off[i] = 0;
+    s->base = s->scanned = 0;
+    s->head = s->n = s->hn = 0; /* the timer ring and heap are rebuilt from s->base */
     int rc = bmeta_load_json(s->path, &doc, err, errlen);
     if (rc || !doc)
         return rc;
@@ -598,6 +611,36 @@ static int load(struct sched *s, char *err, size_t errlen)
 
 /* ---- the thread ---- */
 
+/* Follow the broker's role (see the file comment): start delivering from the offsets file when
+ * the broker has become master, stop (writing the offsets) when it is a slave. Returns whether
+ * to deliver now. Thread only. */
+static int follow_role(struct sched *s)
+{
+    int master = broker_role(s->b) != BROKER_SLAVE;
+    if (master == s->active)
+        return master;
+    if (master) {
+        char err[256] = "";
+        if (load(s, err, sizeof err) != 0)
+            log_warn(LOG_BROKER, "schedule service: %s; delivering from the start of each level",
+                     err);
+        s->dirty = 0;
+        log_info(LOG_BROKER,
+                 "schedule service: this broker is master; delivering delayed and timed "
+                 "messages from %s",
+                 s->path);
+    } else {
+        persist(s);
+        s->dirty = 0; /* the master's offsets replace ours (slave_sync.c) */
+        log_info(LOG_BROKER, "schedule service: this broker is a slave; not delivering");
+    }
+    pthread_mutex_lock(&s->mu);
+    s->active = master;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return master;
+}
+
 static void *sched_main(void *arg)
 {
     struct sched *s = arg;
@@ -609,12 +652,14 @@ static void *sched_main(void *arg)
     while (!s->stop) {
         pthread_mutex_unlock(&s->mu);
         int64_t now = clock_wall_ms(), wake = now + TICK_MS;
-        for (int lv = 0; lv < s->nlevels; lv++)
-            run_level(s, &bt, lv, now, &wake);
-        run_timer(s, &bt, now, &wake);
-        if (clock_mono_ms() >= s->next_persist) {
-            persist(s);
-            s->next_persist = clock_mono_ms() + s->b->cfg.flushDelayOffsetInterval;
+        if (follow_role(s)) {
+            for (int lv = 0; lv < s->nlevels; lv++)
+                run_level(s, &bt, lv, now, &wake);
+            run_timer(s, &bt, now, &wake);
+            if (clock_mono_ms() >= s->next_persist) {
+                persist(s);
+                s->next_persist = clock_mono_ms() + s->b->cfg.flushDelayOffsetInterval;
+            }
         }
         int64_t wait = wake - clock_wall_ms();
         if (wait > TICK_MS)
@@ -653,8 +698,7 @@ int sched_start(broker_t *b, char *err, size_t errlen)
                              &created);
     topics_create_if_missing(b, TIMER_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     b->sched = s;
-    if (broker_role(b) == BROKER_SLAVE)
-        return 0; /* a slave delivers nothing: its master does (the offsets come from it) */
+    s->active = broker_role(b) != BROKER_SLAVE; /* a slave's thread waits to become master */
     if ((rc = pthread_create(&s->thr, NULL, sched_main, s)) != 0) {
         snprintf(err, errlen, "start the schedule thread: %s", strerror(rc));
         return -rc;
@@ -694,10 +738,31 @@ void sched_free(broker_t *b, int store_flushed)
     b->sched = NULL;
 }
 
+int sched_wait_idle(broker_t *b, int timeout_ms)
+{
+    struct sched *s = b->sched;
+    int rc = 0;
+    if (!s || !s->running)
+        return 0;
+    struct timespec deadline = clock_deadline_ts(timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cond); /* wake the thread to see the role now */
+    while (s->active && !s->stop && rc == 0)
+        rc = pthread_cond_timedwait(&s->cond, &s->mu, &deadline);
+    int idle = !s->active || s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return idle ? 0 : FERRY_ETIMEDOUT;
+}
+
 int sched_progress(broker_t *b, int64_t *level_off, int cap, int64_t *timer_off)
 {
     struct sched *s = b->sched;
     if (!s || !s->running)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    int active = s->active;
+    pthread_mutex_unlock(&s->mu);
+    if (!active)
         return 0;
     int n = s->nlevels < cap ? s->nlevels : cap;
     for (int i = 0; i < n; i++)

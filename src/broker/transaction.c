@@ -17,6 +17,14 @@
  *     before this start, the index is asked for a committed copy with the same UNIQ_KEY in the
  *     real topic; if there is one the half is resolved without a check (no second delivery).
  *
+ * Roles: only a master checks back and resolves (both append to the store, which a slave must
+ * never do on its own). The thread runs on every broker and follows the role: idle on a slave
+ * and from the moment a master is demoted (tx_wait_idle() lets the demotion wait for a round in
+ * flight); when the broker becomes master (controller mode) it forgets what it knew and reads
+ * the half and op queues again from their oldest offsets, since its own progress file may
+ * describe a log tail the HA handshake cut. Until then END_TRANSACTION is refused like on a
+ * slave (the producer's check-back answer resolves the half later).
+ *
  * Locking: tx->mu guards the ring and the counters; never held across store or network I/O. */
 #include "broker/broker_int.h"
 
@@ -52,6 +60,7 @@ struct tx {
     broker_t *b;
     pthread_t thr;
     int running, stop;
+    int active; /* checking and resolving (the broker is a master); written by the thread */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     struct hentry *ring; /* half offsets [base, base + n) */
@@ -339,6 +348,15 @@ static int resolve(struct tx *t, const struct msg_view *v, int64_t off, int comm
 
 /* ---- END_TRANSACTION ---- */
 
+/* Whether the check thread has taken up the master role (its state describes this log). */
+static int tx_active(struct tx *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int active = t->active;
+    pthread_mutex_unlock(&t->mu);
+    return active;
+}
+
 void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg)
 {
     broker_t *b = arg;
@@ -361,7 +379,7 @@ void broker_on_end_transaction(conn_t *conn, const struct rcmd *req, void *arg)
         broker_respond(conn, req, RESP_SYSTEM_ERROR, "%s", h.remark);
         return;
     }
-    if (broker_role(b) == BROKER_SLAVE) {
+    if (broker_role(b) == BROKER_SLAVE || !tx_active(t)) {
         broker_respond(conn, req, RESP_SLAVE_NOT_AVAILABLE,
                        "Message store is slave mode, so end transaction is forbidden. ");
         return;
@@ -627,6 +645,42 @@ static void persist(struct tx *t, int check)
     }
 }
 
+/* Follow the broker's role (see the file comment). Returns whether to check now. Thread only. */
+static int follow_role(struct tx *t)
+{
+    int master = broker_role(t->b) != BROKER_SLAVE;
+    pthread_mutex_lock(&t->mu);
+    int active = t->active;
+    pthread_mutex_unlock(&t->mu);
+    if (master == active)
+        return master;
+    if (master) {
+        store_t *st = t->b->store;
+        pthread_mutex_lock(&t->scan_mu);
+        pthread_mutex_lock(&t->mu);
+        t->head = t->n = 0;
+        t->base = store_min_offset(st, TRANS_HALF_TOPIC, 0);
+        t->op_scanned = t->op_start = store_min_offset(st, TRANS_OP_TOPIC, 0);
+        t->start_ms = clock_wall_ms(); /* every half: look for a committed copy first */
+        t->dirty = 1;
+        pthread_mutex_unlock(&t->mu);
+        pthread_mutex_unlock(&t->scan_mu);
+        scan(t);
+        log_info(LOG_BROKER,
+                 "transactions: this broker is master; %d half messages unresolved, checking "
+                 "back",
+                 tx_pending(t->b, NULL));
+    } else {
+        persist(t, 1);
+        log_info(LOG_BROKER, "transactions: this broker is a slave; not checking back");
+    }
+    pthread_mutex_lock(&t->mu);
+    t->active = master;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->mu);
+    return master;
+}
+
 static void *tx_main(void *arg)
 {
     struct tx *t = arg;
@@ -634,14 +688,16 @@ static void *tx_main(void *arg)
     while (!t->stop) {
         pthread_mutex_unlock(&t->mu);
         int64_t now = clock_wall_ms();
-        scan(t);
-        if (now >= t->next_check) {
-            check_round(t, now);
-            t->next_check = now + t->b->cfg.transactionCheckInterval;
-        }
-        if (clock_mono_ms() >= t->next_persist) {
-            persist(t, 1);
-            t->next_persist = clock_mono_ms() + t->b->cfg.flushDelayOffsetInterval;
+        if (follow_role(t)) {
+            scan(t);
+            if (now >= t->next_check) {
+                check_round(t, now);
+                t->next_check = now + t->b->cfg.transactionCheckInterval;
+            }
+            if (clock_mono_ms() >= t->next_persist) {
+                persist(t, 1);
+                t->next_persist = clock_mono_ms() + t->b->cfg.flushDelayOffsetInterval;
+            }
         }
         pthread_mutex_lock(&t->mu);
         if (!t->stop) {
@@ -678,15 +734,31 @@ int tx_start(broker_t *b, char *err, size_t errlen)
     topics_create_if_missing(b, TRANS_HALF_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     topics_create_if_missing(b, TRANS_OP_TOPIC, 1, PERM_READ | PERM_WRITE, 0, &tc, &created);
     b->tx = t;
-    if (broker_role(b) == BROKER_SLAVE)
-        return 0; /* a slave checks nothing back: its master does */
-    scan(t);      /* the state before the first END_TRANSACTION is answered */
+    t->active = broker_role(b) != BROKER_SLAVE; /* a slave's thread waits to become master */
+    if (t->active)
+        scan(t); /* the state before the first END_TRANSACTION is answered */
     if ((rc = pthread_create(&t->thr, NULL, tx_main, t)) != 0) {
         snprintf(err, errlen, "start the transaction check thread: %s", strerror(rc));
         return -rc;
     }
     t->running = 1;
     return 0;
+}
+
+int tx_wait_idle(broker_t *b, int timeout_ms)
+{
+    struct tx *t = b->tx;
+    int rc = 0;
+    if (!t || !t->running)
+        return 0;
+    struct timespec deadline = clock_deadline_ts(timeout_ms);
+    pthread_mutex_lock(&t->mu);
+    pthread_cond_broadcast(&t->cond); /* wake the thread to see the role now */
+    while (t->active && !t->stop && rc == 0)
+        rc = pthread_cond_timedwait(&t->cond, &t->mu, &deadline);
+    int idle = !t->active || t->stop;
+    pthread_mutex_unlock(&t->mu);
+    return idle ? 0 : FERRY_ETIMEDOUT;
 }
 
 void tx_stop(broker_t *b)

@@ -434,7 +434,7 @@ class ReplicaSet {
 
   /**
    * Every message of the test topic on a broker, pulled from offset 0 of each queue:
-   * Map "q:off" -> { q, off, key, body, phys }. Throws when a queue has a hole.
+   * Map "q:off" -> { q, off, key, body, phys, storeTs, props }. Throws when a queue has a hole.
    */
   async readAll(b) {
     const conn = await RemotingConnection.connect(b.addr, 2000);
@@ -454,7 +454,7 @@ class ReplicaSet {
           }
           for (const m of r.msgs) {
             out.set(`${q}:${m.queueOffset}`, { q, off: m.queueOffset, key: m.keys, body: m.body.toString(),
-              phys: Number(m.commitLogOffset) });
+              phys: Number(m.commitLogOffset), storeTs: m.storeTimestamp, props: m.properties });
           }
           off = r.nextBeginOffset;
         }
