@@ -423,6 +423,7 @@ static const struct handler_def handlers[] = {
     {REQ_GET_BROKER_HA_STATUS, broker_on_ha_status},
     {REQ_GET_BROKER_EPOCH_CACHE, broker_on_epoch_cache},
     {REQ_GET_BROKER_METRICS, broker_on_metrics},
+    {REQ_GET_BROKER_THROUGHPUT, broker_on_throughput},
 };
 
 /* ---- access control (aclEnable; acl.c, docs/ACL.md) ---- */
