@@ -3,7 +3,8 @@
  * (store_metrics: flush histograms, appended records, group-commit queue) on a real store, and
  * the broker's exposition through GET_BROKER_METRICS on an in-process broker with real sends
  * and pulls: the per-topic counters move by exactly what was sent and pulled; and the
- * throughput history of GET_BROKER_THROUGHPUT (10102) on the same kind of broker. */
+ * throughput history of GET_BROKER_THROUGHPUT (10102) on the same kind of broker, and on a
+ * slave. */
 #include "common/clock.h"
 #include "common/err.h"
 #include "mqadmin.h"
@@ -598,6 +599,23 @@ static void test_broker_throughput(void **state)
 
     remoting_client_free(cli);
     tb_cleanup(&t);
+
+    /* a slave answers too (with its role and id) */
+    struct tb sl;
+    tb_init(&sl, "throughput-slave");
+    sl.cfg.brokerRole = BROKER_SLAVE;
+    sl.cfg.brokerId = 1;
+    tb_start(&sl);
+    cli = tb_client(sl.port);
+    j = throughput(cli, "10", &code);
+    assert_int_equal(code, RESP_SUCCESS);
+    assert_string_equal(adm_jstr(j, "brokerRole"), "SLAVE");
+    assert_int_equal(adm_jnum(j, "brokerId"), 1);
+    assert_int_equal(adm_jnum(j, "putTotal"), 0);
+    assert_true(len_of(j, "put") <= 10);
+    cJSON_Delete(j);
+    remoting_client_free(cli);
+    tb_cleanup(&sl);
 }
 
 int main(void)
