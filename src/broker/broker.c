@@ -362,6 +362,8 @@ int broker_new(const struct broker_config *cfg, broker_t **out, char *err, size_
     }
     pthread_mutex_init(&b->clients.mu, NULL);
     pthread_mutex_init(&b->stats.mu, NULL);
+    b->stats.hist_n = 1; /* put_hist[0], get_hist[0]: the totals at start, 0; so the first
+                          * second's rates count what came before the first tick */
     pthread_mutex_init(&b->persist_mu, NULL);
     clients_init(b);
     holds_init(b);
@@ -423,6 +425,7 @@ static const struct handler_def handlers[] = {
     {REQ_GET_BROKER_HA_STATUS, broker_on_ha_status},
     {REQ_GET_BROKER_EPOCH_CACHE, broker_on_epoch_cache},
     {REQ_GET_BROKER_METRICS, broker_on_metrics},
+    {REQ_GET_BROKER_THROUGHPUT, broker_on_throughput},
 };
 
 /* ---- access control (aclEnable; acl.c, docs/ACL.md) ---- */

@@ -467,11 +467,17 @@ void broker_reg_close(broker_t *b);
 
 /* ---- the broker ----------------------------------------------------------------------- */
 
+/* The statistics ring: the put and get totals of the last STATS_HIST seconds, one a second, so
+ * STATS_HIST - 1 per-second rates (GET_BROKER_THROUGHPUT answers at most that many). */
+#define STATS_HIST             601
+#define THROUGHPUT_MAX_SECONDS (STATS_HIST - 1)
+
 struct stats {
     atomic_llong put_total;
     atomic_llong get_total;
-    int64_t put_hist[601], get_hist[601]; /* totals per second, ring; written by svc, @locks mu */
-    int hist_pos, hist_n;                 /* @locks mu */
+    int64_t put_hist[STATS_HIST], get_hist[STATS_HIST]; /* totals per second, ring; written by
+                                                         * svc, @locks mu */
+    int hist_pos, hist_n;                               /* @locks mu */
     int64_t put_today_morning, get_today_morning;
     int64_t put_yesterday_morning, get_yesterday_morning;
     int yday;           /* day of year of *_today_morning */
@@ -512,6 +518,10 @@ void bmetrics_pulled(broker_t *b, const char *topic, int n, int64_t bytes);
 void broker_metrics_write(broker_t *b, struct sbuf *sb);
 /* GET_BROKER_METRICS (FerryMQ, 10101): the same text as the body (mqadmin brokerMetrics). */
 void broker_on_metrics(conn_t *conn, const struct rcmd *req, void *arg);
+/* GET_BROKER_THROUGHPUT (FerryMQ, 10102): the puts and gets per second of the statistics ring
+ * (struct stats), oldest first, as JSON (mqadmin brokerThroughput, the dashboard's charts).
+ * extFields "seconds": how many seconds at most (1.., default and cap THROUGHPUT_MAX_SECONDS). */
+void broker_on_throughput(conn_t *conn, const struct rcmd *req, void *arg);
 void bmetrics_init(broker_t *b);
 void bmetrics_free(broker_t *b);
 

@@ -5,7 +5,8 @@
  *   GET  /api/<command>?<options>  a read-only mqadmin command run in-process with --json
  *   POST /api/<command>            an action (updateTopic, resetOffsetByTime, dlqResend); its
  *                                  options are a JSON object of strings in the body
- *   GET  /api/brokerThroughput     this broker's puts/gets per second, last 10 minutes
+ *   GET  /api/brokerThroughput     mqadmin brokerThroughput: puts/gets per second of the last
+ *                                  10 minutes of every broker of this broker's cluster (or b=, c=)
  *   GET  /api/self                 who serves the page: broker, cluster, name servers
  *   GET  /api/                     the list of endpoints
  *
@@ -20,7 +21,7 @@
  * Handlers run on the HTTP server's threads, several at once; the commands keep no shared
  * state and reach the brokers and name servers over their own short-lived connections (also
  * this broker: through its own remoting port, like any admin client), so nothing here takes a
- * broker lock but the statistics' for the throughput history.
+ * broker lock.
  *
  * Actions are POST only and must come from the dashboard's own page: the X-Ferry-Action: 1
  * header (which a foreign page cannot send without a CORS preflight that this server never
@@ -327,39 +328,26 @@ static int api_dlq_resend(struct api_req *r, const struct ctx *c)
 
 /* ---- the dashboard's own endpoints ---- */
 
-/* This broker's messages put and got per second over the last (up to) 600 seconds, oldest
- * first, from the statistics ring of the service thread (pull.c stats_tick). */
+/* brokerThroughput: -b | -c (neither: this broker's cluster), -s seconds (default 600). A
+ * broker that does not answer is an entry with "error" in the array (the command's exit code 1
+ * then), which the page shows as such: the answer is 200 whenever the command printed the
+ * array. */
 static int api_throughput(struct api_req *r, const struct ctx *c)
 {
-    broker_t *b = r->b;
-    struct stats *s = &b->stats;
-    int64_t put[601], get[601];
-    int n, pos;
-    pthread_mutex_lock(&s->mu);
-    n = s->hist_n;
-    pos = s->hist_pos;
-    for (int i = 0; i < n; i++) { /* oldest first */
-        int k = (pos - n + 1 + i + 601) % 601;
-        put[i] = s->put_hist[k];
-        get[i] = s->get_hist[k];
+    const char *b = arg(r, "b"), *cl = arg(r, "c");
+    int secs = 600;
+    if (b && cl) {
+        snprintf(r->bad, sizeof r->bad, "give at most one of b and c");
+        return 2;
     }
-    pthread_mutex_unlock(&s->mu);
-    cJSON *o = cJSON_CreateObject(), *pa, *ga;
-    cJSON_AddStringToObject(o, "brokerName", b->cfg.brokerName);
-    cJSON_AddStringToObject(o, "brokerAddr", broker_addr(b));
-    cJSON_AddNumberToObject(o, "now", (double)clock_wall_ms());
-    cJSON_AddNumberToObject(o, "intervalMs", 1000);
-    cJSON_AddNumberToObject(o, "putTotal", (double)atomic_load(&s->put_total));
-    cJSON_AddNumberToObject(o, "getTotal", (double)atomic_load(&s->get_total));
-    pa = cJSON_AddArrayToObject(o, "put");
-    ga = cJSON_AddArrayToObject(o, "get");
-    for (int i = 1; i < n; i++) {
-        cJSON_AddItemToArray(pa, cJSON_CreateNumber((double)(put[i] - put[i - 1])));
-        cJSON_AddItemToArray(ga, cJSON_CreateNumber((double)(get[i] - get[i - 1])));
-    }
-    adm_print_json(c, o);
-    cJSON_Delete(o);
-    return 0;
+    if (arg_int(r, "s", 1, 600, &secs))
+        return 2;
+    if (!b && !cl)
+        cl = r->b->cfg.brokerClusterName;
+    int rc = cmd_broker_throughput(c, b, cl, secs);
+    if (rc == 1 && fflush(c->out) == 0 && ftell(c->out) > 0)
+        rc = 0;
+    return rc;
 }
 
 static int api_self(struct api_req *r, const struct ctx *c)
@@ -409,7 +397,7 @@ static const struct api {
      "t=topic [b=brokerName [i=queueId [o=offset]]] [c=count<=1000] [s=beginMs] [e=endMs]"},
     {"dlqList", 0, api_dlq_list, "g=group [c=count] [b=brokerName]"},
     {"dlqView", 0, api_dlq_view, "g=group i=msgId|offsetMsgId|queueOffset [b=brokerName]"},
-    {"brokerThroughput", 0, api_throughput, ""},
+    {"brokerThroughput", 0, api_throughput, "[b=brokerAddr | c=cluster] [s=seconds<=600]"},
     {"self", 0, api_self, ""},
     {"updateTopic", 1, api_update_topic,
      "t=topic (c=cluster | b=brokerAddr) [r=readQueues] [w=writeQueues] [p=perm] [o=order]"},

@@ -11,7 +11,11 @@
  * Prometheus counter must not go back) and a send never holds the topic table's lock to count.
  *
  * Scrape cost: O(tables): the topic entries, every ConsumeQueue, the offset table, the slaves.
- * Everything is read through the locks and accessors the request processors use. */
+ * Everything is read through the locks and accessors the request processors use.
+ *
+ * Also here: GET_BROKER_THROUGHPUT (FerryMQ's 10102, mqadmin brokerThroughput, the dashboard's
+ * charts), the puts and gets per second of the statistics ring that the service thread fills
+ * once a second (pull.c stats_tick): a copy taken under stats.mu, O(seconds asked). */
 #include "broker/broker_int.h"
 
 #include "common/alloc.h"
@@ -623,5 +627,67 @@ void broker_on_metrics(conn_t *conn, const struct rcmd *req, void *arg)
     struct sbuf sb;
     bsb_init(&sb);
     broker_metrics_write(b, &sb);
+    broker_respond_sb(conn, req, &sb);
+}
+
+/* ---- GET_BROKER_THROUGHPUT ---------------------------------------------------------------- */
+
+/* "put":[...] or "get":[...]: the differences of the @n totals of @tot (oldest first). */
+static void write_rates(struct sbuf *sb, const char *key, const int64_t *tot, int n)
+{
+    bsb_fmt(sb, "\"%s\":[", key);
+    for (int i = 1; i < n; i++)
+        bsb_fmt(sb, "%s%" PRId64, i > 1 ? "," : "", tot[i] - tot[i - 1]);
+    bsb_add(sb, "]", 1);
+}
+
+void broker_on_throughput(conn_t *conn, const struct rcmd *req, void *arg)
+{
+    broker_t *b = arg;
+    struct stats *s = &b->stats;
+    int64_t put[STATS_HIST], get[STATS_HIST], secs;
+    struct hdrs h;
+    if (!broker_ready(b, conn, req))
+        return;
+    bhdrs_init(&h, req);
+    bhdrs_i64(&h, "seconds", &secs, THROUGHPUT_MAX_SECONDS, 0);
+    if (h.bad || secs < 1) {
+        broker_respond(conn, req, RESP_SYSTEM_ERROR, "%s",
+                       h.bad ? h.remark : "the custom field <seconds> must be at least 1");
+        return;
+    }
+    if (secs > THROUGHPUT_MAX_SECONDS)
+        secs = THROUGHPUT_MAX_SECONDS;
+
+    /* The newest secs + 1 totals of the ring (fewer while the broker is young), oldest first. */
+    pthread_mutex_lock(&s->mu);
+    int n = s->hist_n < secs + 1 ? s->hist_n : (int)secs + 1;
+    for (int i = 0; i < n; i++) {
+        int k = (s->hist_pos - n + 1 + i + STATS_HIST) % STATS_HIST;
+        put[i] = s->put_hist[k];
+        get[i] = s->get_hist[k];
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    int role = broker_role(b);
+    struct sbuf sb;
+    bsb_init(&sb);
+    bsb_str(&sb, "{\"brokerName\":");
+    bsb_jstr(&sb, b->cfg.brokerName);
+    bsb_str(&sb, ",\"brokerAddr\":");
+    bsb_jstr(&sb, broker_addr(b));
+    bsb_fmt(&sb,
+            ",\"brokerId\":%" PRId64 ",\"brokerRole\":\"%s\",\"now\":%" PRId64
+            ",\"intervalMs\":1000,\"putTotal\":%lld,\"getTotal\":%lld,",
+            b->cfg.brokerId,
+            role == BROKER_SLAVE         ? "SLAVE"
+            : role == BROKER_SYNC_MASTER ? "SYNC_MASTER"
+                                         : "ASYNC_MASTER",
+            clock_wall_ms(), (long long)atomic_load(&s->put_total),
+            (long long)atomic_load(&s->get_total));
+    write_rates(&sb, "put", put, n);
+    bsb_add(&sb, ",", 1);
+    write_rates(&sb, "get", get, n);
+    bsb_add(&sb, "}", 1);
     broker_respond_sb(conn, req, &sb);
 }

@@ -501,16 +501,16 @@ static void stats_tick(broker_t *b)
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
-    pthread_mutex_lock(&s->mu); /* the dashboard reads the history under it too */
-    s->hist_pos = (s->hist_pos + 1) % 601;
+    pthread_mutex_lock(&s->mu); /* GET_BROKER_THROUGHPUT reads the history under it too */
+    s->hist_pos = (s->hist_pos + 1) % STATS_HIST;
     s->put_hist[s->hist_pos] = put;
     s->get_hist[s->hist_pos] = get;
-    if (s->hist_n < 601)
+    if (s->hist_n < STATS_HIST)
         s->hist_n++;
     static const int spans[3] = {10, 60, 600};
     for (int i = 0; i < 3; i++) {
         int span = spans[i] < s->hist_n - 1 ? spans[i] : s->hist_n - 1;
-        int old = (s->hist_pos - span + 601) % 601;
+        int old = (s->hist_pos - span + STATS_HIST) % STATS_HIST;
         s->put_tps[i] = span > 0 ? (double)(put - s->put_hist[old]) / span : 0;
         s->get_tps[i] = span > 0 ? (double)(get - s->get_hist[old]) / span : 0;
     }

@@ -105,7 +105,8 @@ enum remoting_req_code {
     REQ_GET_BROKER_HA_STATUS = 907,    /* RocketMQ 5: HARuntimeInfo */
     REQ_GET_BROKER_EPOCH_CACHE = 1007, /* RocketMQ 5: EpochEntryCache */
     /* FerryMQ's own codes, from 10101 (a range RocketMQ does not use): */
-    REQ_GET_BROKER_METRICS = 10101, /* the Prometheus text of /metrics (mqadmin brokerMetrics) */
+    REQ_GET_BROKER_METRICS = 10101,    /* the Prometheus text of /metrics (mqadmin brokerMetrics) */
+    REQ_GET_BROKER_THROUGHPUT = 10102, /* puts/gets per second, JSON (mqadmin brokerThroughput) */
 };
 
 /* Response codes (0-4 are the remoting layer's own). */

@@ -1,14 +1,18 @@
 'use strict';
 // The broker's web dashboard (issue 9, docs/DASHBOARD.md) in a real browser: headless Chromium
 // (Debian's /usr/bin/chromium) driven by playwright-core, against a real name server + broker
-// whose HTTP port is metricsPort=0 (the port is read from the broker's log line), with real
-// traffic:
+// whose HTTP port is metricsPort=0 (the port is read from the broker's log line), a second
+// broker (broker-b) in the same cluster, with real traffic:
 //   - TOPIC (4 queues): batch A (keys key-A-<i>), a time T, batch B (keys key-B-<i>), sent with
 //     SEND_MESSAGE_V2 round robin over the queues;
 //   - GID_dash_online: an ali-ons push consumer that consumes everything and stays online;
 //   - GID_dash_part: committed offsets past A and half of B in each queue (a group that consumed
 //     part of the topic), offline;
-//   - one message sent back with delay level -1, so %DLQ%GID_dash_online holds a dead letter.
+//   - one message sent back with delay level -1, so %DLQ%GID_dash_online holds a dead letter;
+//   - TOPIC_B on broker-b only: COUNT_C messages sent to broker-b.
+// The cluster view draws one throughput chart per broker, and each broker's putTotal on the page
+// equals `mqadmin brokerThroughput -c <cluster> --json` and the messages the test sent to it; a
+// broker that does not answer is an entry with an error in /api/brokerThroughput (200).
 // Every page loads without a console error or an uncaught exception (the one expected failed
 // request: consumerConnection of the offline group, shown as "no member online"); the figures on
 // the pages equal `mqadmin ... --json` for the same thing (per-queue max offsets, per-queue and
@@ -27,7 +31,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { useCluster, waitFor, ms, withLogsOnFailure, runMqadmin } = require('../compat/harness');
+const { useCluster, waitFor, ms, withLogsOnFailure, runMqadmin, freePort } = require('../compat/harness');
 const remoting = require('../compat/remoting');
 const { OnsClients } = require('../compat/ons');
 const { chromium } = require('playwright-core');
@@ -39,9 +43,11 @@ const COUNT_B = 12;
 const ONLINE = 'GID_dash_online';
 const PART = 'GID_dash_part';
 const NEW_TOPIC = 'DashCreated';
+const TOPIC_B = 'DashTopicB';
+const COUNT_C = 9;
 const CHROMIUM = process.env.FERRY_CHROMIUM || '/usr/bin/chromium';
 
-const ctx = useCluster({ name: 'int-dashboard', brokerConf: { metricsPort: 0 } });
+const ctx = useCluster({ name: 'int-dashboard', brokerConf: { metricsPort: 0 }, extraBrokers: [ 'broker-b' ] });
 
 function artifactsDir() {
   if (process.env.FERRY_DASHBOARD_ARTIFACTS) return process.env.FERRY_DASHBOARD_ARTIFACTS;
@@ -94,6 +100,15 @@ test('the dashboard in headless Chromium: pages, figures equal to mqadmin, searc
     await waitFor(() => Date.now() > T + 300, { timeoutMs: ms(5000), what: 'a gap before B' });
     const sentB = [];
     for (let i = 0; i < COUNT_B; i++) sentB.push(await send(conn, i % QUEUES, `body B ${i} ünïcode`, `key-B-${i}`));
+    // broker-b: COUNT_C messages of its own topic
+    const brokerB = cluster.extraBrokers[0];
+    const connB = await remoting.RemotingConnection.connect(brokerB.addr);
+    ctx.beforeStop.push(() => connB.close());
+    await remoting.createTopic(connB, TOPIC_B, 2);
+    for (let i = 0; i < COUNT_C; i++) {
+      remoting.expectCode(await remoting.sendMessage(connB, { topic: TOPIC_B, queueId: i % 2, body: Buffer.from(`body C ${i}`) }),
+        remoting.RESP.SUCCESS, `send C ${i}`);
+    }
     const aPerQueue = Array.from({ length: QUEUES }, (_, q) => sentA.filter(s => s.queueId === q).length);
     const bPerQueue = Array.from({ length: QUEUES }, (_, q) => sentB.filter(s => s.queueId === q).length);
 
@@ -144,6 +159,11 @@ test('the dashboard in headless Chromium: pages, figures equal to mqadmin, searc
     assert.equal((await get(`/api/updateTopic?t=DashForeign&c=${cluster.clusterName}`)).status, 405, 'an action by GET is 405');
     const routeForeign = await runMqadmin([ 'topicRoute', ...ns, '-t', 'DashForeign' ]);
     assert.notEqual(routeForeign.code, 0, 'the refused actions created nothing');
+    const deadAddr = `127.0.0.1:${await freePort()}`;
+    r = await get(`/api/brokerThroughput?b=${deadAddr}`);
+    assert.equal(r.status, 200, `a broker that does not answer is an entry of the answer: ${r.text}`);
+    assert.match(JSON.parse(r.text)[0].error, /no answer from/, 'the entry says the broker did not answer');
+    assert.equal((await get('/api/brokerThroughput?s=0')).status, 400, 's=0 is a bad parameter');
     r = await get(`/api/topicStatus?t=${TOPIC}`);
     assert.deepEqual(JSON.parse(r.text), await mqadminJson([ 'topicStatus', ...ns, '-t', TOPIC ]),
       '/api/topicStatus is mqadmin topicStatus --json');
@@ -182,7 +202,23 @@ test('the dashboard in headless Chromium: pages, figures equal to mqadmin, searc
     // Cluster
     await show('#/cluster');
     await page.waitForSelector(`[data-testid=broker-row][data-addr="${cluster.brokerAddr}"]`);
-    await page.waitForSelector('[data-testid=throughput-chart] path', { state: 'attached', timeout: ms(15000) });
+    await page.waitForSelector(`[data-testid=broker-row][data-addr="${brokerB.addr}"]`);
+    // one chart per broker, each with its lines (two seconds of rates at least)
+    await page.waitForFunction(addrs => addrs.every(a =>
+      document.querySelector(`[data-testid=throughput-broker][data-addr="${a}"] [data-testid=throughput-chart] path`)),
+    [ cluster.brokerAddr, brokerB.addr ], { timeout: ms(20000) });
+    assert.equal((await page.$$('[data-testid=throughput-chart]')).length, 2, 'two throughput charts, one per broker');
+    assert.equal(await page.$('[data-testid=throughput-no-answer]'), null, 'every broker answered');
+    const pagePut = Object.fromEntries(await page.$$eval('[data-testid=throughput-broker]', ds => ds.map(d =>
+      [ d.dataset.addr, Number(d.dataset.putTotal) ])));
+    const tput = await mqadminJson([ 'brokerThroughput', ...ns, '-c', cluster.clusterName ]);
+    const cliPut = Object.fromEntries(tput.map(t => [ t.brokerAddr, t.putTotal ]));
+    assert.deepEqual(pagePut, cliPut, 'each broker\'s putTotal on the page = mqadmin brokerThroughput --json');
+    assert.deepEqual(pagePut, { [cluster.brokerAddr]: total, [brokerB.addr]: COUNT_C },
+      'each broker\'s putTotal is the number of messages the test sent to it');
+    // the brokers are younger than 10 minutes: the chart's put line adds up to the total
+    await waitFor(async () => (await mqadminJson([ 'brokerThroughput', ...ns, '-c', cluster.clusterName ]))
+      .every(t => t.put.reduce((a, v) => a + v, 0) === t.putTotal), { timeoutMs: ms(10000), what: 'the put rates to add up to putTotal' });
     const brokerRow = await page.textContent(`[data-testid=broker-row][data-addr="${cluster.brokerAddr}"]`);
     assert.match(brokerRow, /ASYNC_MASTER/, 'the broker row shows the role');
     assert.match(brokerRow, /V4_9_8/, 'the broker row shows the version');

@@ -2,7 +2,9 @@
  * the text format), mqadmin's parser of that text (adm_metrics_parse), the store's figures
  * (store_metrics: flush histograms, appended records, group-commit queue) on a real store, and
  * the broker's exposition through GET_BROKER_METRICS on an in-process broker with real sends
- * and pulls: the per-topic counters move by exactly what was sent and pulled. */
+ * and pulls: the per-topic counters move by exactly what was sent and pulled; and the
+ * throughput history of GET_BROKER_THROUGHPUT (10102) on the same kind of broker, and on a
+ * slave. */
 #include "common/clock.h"
 #include "common/err.h"
 #include "mqadmin.h"
@@ -500,6 +502,170 @@ static void test_broker_metrics(void **state)
     tb_cleanup(&t);
 }
 
+/* ---- GET_BROKER_THROUGHPUT ------------------------------------------------------------------ */
+
+/* The broker's answer to GET_BROKER_THROUGHPUT with extFields seconds=@seconds (NULL: none):
+ * the parsed body on SUCCESS, else NULL with the code in *@code. */
+static cJSON *throughput(remoting_client_t *cli, const char *seconds, int32_t *code)
+{
+    struct rcmd req;
+    rcmd_init_request(&req, REQ_GET_BROKER_THROUGHPUT);
+    if (seconds)
+        rcmd_ext_add(&req, "seconds", seconds);
+    struct rcmd *resp = tb_call(cli, &req);
+    cJSON *j = NULL;
+    *code = resp->code;
+    if (resp->code == RESP_SUCCESS) {
+        j = cJSON_ParseWithLength((const char *)resp->body, resp->body_len);
+        assert_non_null(j);
+    }
+    rcmd_free(resp);
+    return j;
+}
+
+static int64_t sum_of(const cJSON *j, const char *key)
+{
+    int64_t sum = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(j, key)) sum += (int64_t)v->valuedouble;
+    return sum;
+}
+
+static int len_of(const cJSON *j, const char *key)
+{
+    return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, key));
+}
+
+/* Poll GET_BROKER_THROUGHPUT (@seconds) until @ok(answer, @arg) holds; fails after 15 s. */
+static cJSON *throughput_until(remoting_client_t *cli, const char *seconds,
+                               int (*ok)(const cJSON *j, const void *arg), const void *arg)
+{
+    int64_t deadline = clock_mono_ms() + 15000 * test_time_mult();
+    for (;;) {
+        int32_t code;
+        cJSON *j = throughput(cli, seconds, &code);
+        assert_int_equal(code, RESP_SUCCESS);
+        if (ok(j, arg))
+            return j;
+        cJSON_Delete(j);
+        if (clock_mono_ms() > deadline)
+            fail_msg("GET_BROKER_THROUGHPUT: the condition did not hold within 15 s");
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int has_rates(const cJSON *j, const void *arg)
+{
+    return len_of(j, "put") >= *(const int *)arg;
+}
+
+struct sums {
+    int64_t put, get;
+};
+
+static int sums_are(const cJSON *j, const void *arg)
+{
+    const struct sums *w = arg;
+    return sum_of(j, "put") == w->put && sum_of(j, "get") == w->get;
+}
+
+/* The rates per second are the differences of the totals that the service thread records once
+ * a second: after real sends and pulls their sum moves by exactly what was sent and pulled, and
+ * putTotal/getTotal count them; "seconds" bounds the history; bad values are refused. */
+static void test_broker_throughput(void **state)
+{
+    (void)state;
+    struct tb t;
+    tb_init(&t, "throughput-broker");
+    tb_start(&t);
+    remoting_client_t *cli = tb_client(t.port);
+    assert_int_equal(tb_create_topic(cli, "TputTopic", 2), RESP_SUCCESS);
+
+    /* two seconds recorded (so one rate at least), nothing sent yet */
+    int one = 1;
+    cJSON *j = throughput_until(cli, NULL, has_rates, &one);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", t.port);
+    assert_string_equal(adm_jstr(j, "brokerName"), t.cfg.brokerName);
+    assert_string_equal(adm_jstr(j, "brokerAddr"), addr);
+    assert_string_equal(adm_jstr(j, "brokerRole"), "ASYNC_MASTER");
+    assert_int_equal(adm_jnum(j, "brokerId"), 0);
+    assert_int_equal(adm_jnum(j, "intervalMs"), 1000);
+    assert_true(llabs(adm_jnum(j, "now") - clock_wall_ms()) < 60000);
+    assert_int_equal(adm_jnum(j, "putTotal"), 0);
+    assert_int_equal(adm_jnum(j, "getTotal"), 0);
+    assert_int_equal(len_of(j, "put"), len_of(j, "get"));
+    struct sums want = {sum_of(j, "put"), sum_of(j, "get")};
+    assert_int_equal(want.put, 0);
+    cJSON_Delete(j);
+
+    for (int i = 0; i < 7; i++)
+        rcmd_free(tb_send(cli, "TputTopic", i % 2, "tagA", NULL, "tput"));
+    tb_wait_dispatched(&t);
+    struct rcmd req;
+    tb_pull_req(&req, "GID_tput", "TputTopic", 0, 0, 32, "*", 0, 0);
+    struct rcmd *resp = tb_call(cli, &req);
+    struct tb_rec recs[8];
+    int pulled = tb_records(resp, recs, 8);
+    rcmd_free(resp);
+    assert_int_equal(pulled, 4);
+
+    /* the broker is younger than 600 s: nothing has left the history */
+    want.put += 7;
+    want.get += pulled;
+    j = throughput_until(cli, NULL, sums_are, &want);
+    assert_int_equal(adm_jnum(j, "putTotal"), 7);
+    assert_int_equal(adm_jnum(j, "getTotal"), pulled);
+    assert_true(len_of(j, "put") <= 600);
+    cJSON_Delete(j);
+
+    /* seconds=2: the last two rates, once there are that many */
+    int two = 2;
+    j = throughput_until(cli, "2", has_rates, &two);
+    assert_int_equal(len_of(j, "put"), 2);
+    assert_int_equal(len_of(j, "get"), 2);
+    cJSON_Delete(j);
+    /* more than the ring holds is the whole ring; not a number or < 1 is refused */
+    int32_t code;
+    j = throughput(cli, "100000", &code);
+    assert_int_equal(code, RESP_SUCCESS);
+    assert_true(len_of(j, "put") >= 2 && len_of(j, "put") <= 600);
+    cJSON_Delete(j);
+    assert_null(throughput(cli, "0", &code));
+    assert_int_equal(code, RESP_SYSTEM_ERROR);
+    assert_null(throughput(cli, "ten", &code));
+    assert_int_equal(code, RESP_SYSTEM_ERROR);
+
+    /* mqadmin's means: the last @span values, all of them when fewer */
+    cJSON *r = cJSON_Parse("[1, 2, 3, 6]"), *e = cJSON_CreateArray();
+    assert_true(adm_rate_mean(r, 2) == 4.5);
+    assert_true(adm_rate_mean(r, 10) == 3);
+    assert_true(adm_rate_mean(e, 10) == 0);
+    cJSON_Delete(r);
+    cJSON_Delete(e);
+
+    remoting_client_free(cli);
+    tb_cleanup(&t);
+
+    /* a slave answers too (with its role and id) */
+    struct tb sl;
+    tb_init(&sl, "throughput-slave");
+    sl.cfg.brokerRole = BROKER_SLAVE;
+    sl.cfg.brokerId = 1;
+    tb_start(&sl);
+    cli = tb_client(sl.port);
+    j = throughput(cli, "10", &code);
+    assert_int_equal(code, RESP_SUCCESS);
+    assert_string_equal(adm_jstr(j, "brokerRole"), "SLAVE");
+    assert_int_equal(adm_jnum(j, "brokerId"), 1);
+    assert_int_equal(adm_jnum(j, "putTotal"), 0);
+    assert_true(len_of(j, "put") <= 10);
+    cJSON_Delete(j);
+    remoting_client_free(cli);
+    tb_cleanup(&sl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_store_metrics),
         cmocka_unit_test(test_broker_metrics),
+        cmocka_unit_test(test_broker_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

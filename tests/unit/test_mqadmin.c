@@ -1170,6 +1170,71 @@ static void test_ha_views(void **state)
     assert_non_null(strstr(r->err, "REQUEST_CODE_NOT_SUPPORTED"));
 }
 
+/* brokerThroughput: the broker's totals move by what was sent; -s bounds the history; the
+ * table has one row per broker of the cluster; a server without GET_BROKER_THROUGHPUT (the
+ * name server) and a dead address are reported in the JSON array and the exit code. */
+static void test_broker_throughput(void **state)
+{
+    (void)state;
+    struct test_run *r = mqadmin("brokerThroughput", "-b", E->baddr, "--json", NULL);
+    expect_ok(r);
+    cJSON *j = cJSON_Parse(r->out), *t = cJSON_GetArrayItem(j, 0);
+    assert_int_equal(cJSON_GetArraySize(j), 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t, "brokerName")), "broker-a");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t, "brokerAddr")), E->baddr);
+    double before = cJSON_GetObjectItem(t, "putTotal")->valuedouble;
+    cJSON_Delete(j);
+
+    struct ferry_send_result res;
+    for (int i = 0; i < 3; i++)
+        send_msg("TopicA", "tput", "throughput", &res);
+    r = mqadmin("brokerThroughput", "-b", E->baddr, "-s", "5", "--json", NULL);
+    expect_ok(r);
+    j = cJSON_Parse(r->out);
+    t = cJSON_GetArrayItem(j, 0);
+    assert_true(cJSON_GetObjectItem(t, "putTotal")->valuedouble == before + 3);
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(t, "put")) <= 5);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "put")),
+                     cJSON_GetArraySize(cJSON_GetObjectItem(t, "get")));
+    cJSON_Delete(j);
+
+    r = mqadmin("brokerThroughput", "-c", "AdminCluster", "-n", E->ns, NULL);
+    expect_ok(r);
+    assert_non_null(strstr(r->out, "#Broker"));
+    assert_non_null(strstr(r->out, "#Put/s 600s"));
+    char row[128];
+    snprintf(row, sizeof row, "\nbroker-a             0    %-22s", E->baddr);
+    assert_non_null(strstr(r->out, row));
+
+    r = mqadmin("brokerThroughput", "-n", E->ns, NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "give exactly one of -b brokerAddr and -c cluster"));
+    r = mqadmin("brokerThroughput", "-b", E->baddr, "-s", "0", NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "-s must be a number of seconds, 1..600"));
+    r = mqadmin("brokerThroughput", "-c", "NoCluster", "-n", E->ns, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "cluster NoCluster not found"));
+
+    /* the name server does not know the request */
+    r = mqadmin("brokerThroughput", "-b", E->ns, "--json", NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->err, "does not support GET_BROKER_THROUGHPUT (request 10102)"));
+    j = cJSON_Parse(r->out);
+    t = cJSON_GetArrayItem(j, 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t, "brokerAddr")), E->ns);
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(t, "error")),
+                           "does not support GET_BROKER_THROUGHPUT"));
+    assert_null(cJSON_GetObjectItem(t, "put"));
+    cJSON_Delete(j);
+    char dead[64];
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", tb_free_port());
+    r = mqadmin("brokerThroughput", "-b", dead, NULL);
+    assert_int_equal(r->status, 1);
+    assert_non_null(strstr(r->out, " no answer from 127.0.0.1:"));
+    assert_non_null(strstr(r->err, "mqadmin: brokerThroughput: no answer from"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1191,6 +1256,7 @@ int main(void)
         cmocka_unit_test(test_dlq),
         cmocka_unit_test(test_tx_status),
         cmocka_unit_test(test_ha_views),
+        cmocka_unit_test(test_broker_throughput),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

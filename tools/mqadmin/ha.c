@@ -137,8 +137,6 @@ static int ctl_call(const struct ctx *c, const char *list, const struct rcmd *re
                     list, err);
 }
 
-/* The name server's cluster info; every broker set of @cluster (or the one named @name)
- * with every address: a new array of {"brokerName","brokerId","addr"} sorted by name, id. */
 static int cmp_member(const void *a, const void *b)
 {
     const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
@@ -163,7 +161,7 @@ static void add_members(const cJSON *bd, const char *name, cJSON *out)
     }
 }
 
-static cJSON *members(const struct ctx *c, const char *cluster, const char *name)
+cJSON *adm_members(const struct ctx *c, const char *cluster, const char *name)
 {
     cJSON *ci = adm_get_cluster(c), *out;
     const cJSON *bt = cJSON_GetObjectItemCaseSensitive(ci, "brokerAddrTable"), *n;
@@ -292,7 +290,7 @@ int cmd_ha_status(const struct ctx *c, const char *addr, const char *cluster)
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "addr", addr);
         cJSON_AddItemToArray(targets, m);
-    } else if (!(targets = members(c, cluster, NULL))) {
+    } else if (!(targets = adm_members(c, cluster, NULL))) {
         cJSON_Delete(out);
         return 1;
     }
@@ -325,7 +323,7 @@ int cmd_ha_status(const struct ctx *c, const char *addr, const char *cluster)
 
 int cmd_broker_epoch(const struct ctx *c, const char *broker, const char *cluster)
 {
-    cJSON *targets = members(c, cluster, broker), *out, *t;
+    cJSON *targets = adm_members(c, cluster, broker), *out, *t;
     int rc = 0, seen = 0;
     if (!targets)
         return 1;
@@ -389,7 +387,7 @@ int cmd_sync_state_set(const struct ctx *c, const char *ctl, const char *broker,
     if (broker) {
         cJSON_AddItemToArray(names, cJSON_CreateString(broker));
     } else if (cluster) {
-        cJSON *m = members(c, cluster, NULL), *x;
+        cJSON *m = adm_members(c, cluster, NULL), *x;
         if (!m) {
             cJSON_Delete(names);
             return 1;

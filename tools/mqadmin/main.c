@@ -6,7 +6,7 @@
  * (protocol/REMOTING.md §2.3, §2.4). Tables by default, --json for scripts. Exit 0 on success,
  * 1 on a failure (a message on stderr), 2 on a usage error. This file: the command table,
  * option parsing and dispatch; the subcommands are in topic.c, consumer.c, message.c, dlq.c,
- * ha.c, metrics.c. */
+ * ha.c, metrics.c (brokerMetrics, and FerryMQ's brokerThroughput). */
 #include "mqadmin.h"
 
 #include <getopt.h>
@@ -75,6 +75,8 @@ static const struct cmd cmds[] = {
     {"brokerStatus", "n:b:", "-b brokerAddr", "a broker's runtime info", "b"},
     {"brokerMetrics", "n:b:", "-b brokerAddr",
      "a broker's Prometheus metrics (what /metrics on its metricsPort shows)", "b"},
+    {"brokerThroughput", "n:b:c:s:", "(-b brokerAddr | -c cluster) [-s seconds] [-n namesrv]",
+     "puts/gets per second over the last 10 minutes, of a broker or of a cluster's brokers", ""},
     {"txStatus", "n:b:", "[-b brokerAddr] [-n namesrv]",
      "unresolved transactional half messages (count, oldest, a sample)", ""},
     {"consumerConnection", "n:g:b:", "-g group [-b brokerAddr] [-n namesrv]",
@@ -310,6 +312,17 @@ static int main_ha(const struct cmd *cmd, const struct ctx *c, const char *const
     return cmd_broker_epoch(c, b, cl);
 }
 
+/* brokerThroughput: -b | -c, -s 1..600 (default 600). */
+static int main_throughput(const struct cmd *cmd, const struct ctx *c, const char *const *val)
+{
+    int secs = 600;
+    if (!val['b'] == !val['c'])
+        return usage(cmd, "%s", "give exactly one of -b brokerAddr and -c cluster");
+    if (val['s'] && parse_int(val['s'], 1, 600, &secs) != 0)
+        return usage(cmd, "%s", "-s must be a number of seconds, 1..600");
+    return cmd_broker_throughput(c, val['b'], val['c'], secs);
+}
+
 static int main_dlq(const struct cmd *cmd, const struct ctx *c, const char *const *val)
 {
     struct dlq_opts o = {val['g'], val['i'], val['t'], val['b'], 128, val['A'] != NULL};
@@ -410,6 +423,7 @@ int main(int argc, char **argv)
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
         if (strcmp(cmd->name, "brokerStatus") != 0 && strcmp(cmd->name, "brokerMetrics") != 0 &&
+            !(strcmp(cmd->name, "brokerThroughput") == 0 && val['b']) &&
             strcmp(cmd->name, "queryMsgById") != 0 &&
             !(strcmp(cmd->name, "txStatus") == 0 && val['b']) &&
             !((strcmp(cmd->name, "consumerConnection") == 0 ||
@@ -447,6 +461,8 @@ int main(int argc, char **argv)
         return cmd_broker_status(&c, val['b']);
     if (strcmp(cmd->name, "brokerMetrics") == 0)
         return cmd_broker_metrics(&c, val['b']);
+    if (strcmp(cmd->name, "brokerThroughput") == 0)
+        return main_throughput(cmd, &c, val);
     if (strcmp(cmd->name, "txStatus") == 0)
         return cmd_tx_status(&c, val['b']);
     if (strcmp(cmd->name, "consumerConnection") == 0)

@@ -2,7 +2,12 @@
  * GET_BROKER_METRICS (FerryMQ's code 10101) with the very text of GET /metrics on its
  * metricsPort (src/broker/metrics.c, docs/METRICS.md), so both show the same figures; this
  * command parses it into a table (metric, labels, value) or, with --json, into
- * {"broker": addr, "samples": [{"name", "type", "labels": {...}, "value"}]}. */
+ * {"broker": addr, "samples": [{"name", "type", "labels": {...}, "value"}]}.
+ *
+ * mqadmin brokerThroughput: the puts and gets per second of the last minutes of one broker or
+ * of every broker of a cluster, from GET_BROKER_THROUGHPUT (FerryMQ's 10102): a table of means
+ * over 10, 60 and 600 seconds, or with --json the brokers' answers (what the dashboard's
+ * cluster view draws). */
 #include "mqadmin.h"
 
 #include <math.h>
@@ -218,5 +223,116 @@ int cmd_broker_metrics(const struct ctx *c, const char *addr)
         }
     }
     cJSON_Delete(samples);
+    return rc;
+}
+
+/* ---- brokerThroughput ---------------------------------------------------------------------- */
+
+double adm_rate_mean(const cJSON *rates, int span)
+{
+    int n = cJSON_GetArraySize(rates), k = span < n ? span : n;
+    double sum = 0;
+    if (k <= 0)
+        return 0;
+    for (const cJSON *v = cJSON_GetArrayItem(rates, n - k); v; v = v->next)
+        sum += v->valuedouble;
+    return sum / k;
+}
+
+/* One broker's answer, or NULL with the reason in @why. */
+static cJSON *throughput_of(const char *addr, int seconds, char *why, size_t cap)
+{
+    struct rcmd req, *resp = NULL;
+    char eb[ERR_MAX];
+    rcmd_init_request(&req, REQ_GET_BROKER_THROUGHPUT);
+    rcmd_ext_add_i64(&req, "seconds", seconds);
+    if (adm_call(addr, &req, &resp, eb, sizeof eb) != 0) {
+        snprintf(why, cap, "no answer from %s: %s", addr, eb);
+        return NULL;
+    }
+    cJSON *j = NULL;
+    if (resp->code == RESP_REQUEST_CODE_NOT_SUPPORTED)
+        snprintf(why, cap,
+                 "the broker at %s does not support GET_BROKER_THROUGHPUT (request %d): not a "
+                 "FerryMQ broker, or one older than brokerThroughput",
+                 addr, REQ_GET_BROKER_THROUGHPUT);
+    else if (resp->code != RESP_SUCCESS)
+        snprintf(why, cap, "%s", adm_resp_err(resp, addr, eb, sizeof eb));
+    else if (!(j = cJSON_ParseWithLength((const char *)resp->body, resp->body_len)) ||
+             !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "put")) ||
+             !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "get"))) {
+        snprintf(why, cap, "malformed answer from %s", addr);
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    rcmd_free(resp);
+    return j;
+}
+
+static const int mean_spans[3] = {10, 60, 600};
+
+static void print_throughput_row(const struct ctx *c, const cJSON *t)
+{
+    const cJSON *put = cJSON_GetObjectItemCaseSensitive(t, "put");
+    const cJSON *get = cJSON_GetObjectItemCaseSensitive(t, "get");
+    const char *name = adm_jstr(t, "brokerName");
+    char id[24] = "-";
+    if (cJSON_GetObjectItemCaseSensitive(t, "brokerId"))
+        snprintf(id, sizeof id, "%lld", adm_jnum(t, "brokerId"));
+    fprintf(c->out, "%-20s %-4s %-22s", name[0] ? name : "-", id, adm_jstr(t, "brokerAddr"));
+    if (!put || !get) {
+        fprintf(c->out, " %s\n", adm_jstr(t, "error"));
+        return;
+    }
+    for (int i = 0; i < 3; i++)
+        fprintf(c->out, " %11.2f", adm_rate_mean(put, mean_spans[i]));
+    for (int i = 0; i < 3; i++)
+        fprintf(c->out, " %11.2f", adm_rate_mean(get, mean_spans[i]));
+    fprintf(c->out, " %12lld %12lld\n", adm_jnum(t, "putTotal"), adm_jnum(t, "getTotal"));
+}
+
+int cmd_broker_throughput(const struct ctx *c, const char *addr, const char *cluster, int seconds)
+{
+    cJSON *targets, *out = cJSON_CreateArray(), *t;
+    int rc = 0;
+    if (addr) {
+        targets = cJSON_CreateArray();
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "addr", addr);
+        cJSON_AddItemToArray(targets, m);
+    } else if (!(targets = adm_members(c, cluster, NULL))) {
+        cJSON_Delete(out);
+        return 1;
+    }
+    cJSON_ArrayForEach(t, targets) /* one broker after the other: a cluster has a few */
+    {
+        const char *a = adm_jstr(t, "addr");
+        char why[ERR_MAX + 128];
+        cJSON *j = throughput_of(a, seconds, why, sizeof why);
+        if (!j) {
+            rc = adm_fail(c, "%s", why);
+            j = cJSON_CreateObject();
+            if (adm_jstr(t, "brokerName")[0])
+                cJSON_AddStringToObject(j, "brokerName", adm_jstr(t, "brokerName"));
+            if (cJSON_GetObjectItemCaseSensitive(t, "brokerId"))
+                cJSON_AddNumberToObject(j, "brokerId", (double)adm_jnum(t, "brokerId"));
+            cJSON_AddStringToObject(j, "brokerAddr", a);
+            cJSON_AddStringToObject(j, "error", why);
+        }
+        cJSON_AddItemToArray(out, j);
+    }
+    if (c->json) {
+        adm_print_json(c, out);
+    } else {
+        fprintf(c->out, "%-20s %-4s %-22s %11s %11s %11s %11s %11s %11s %12s %12s\n", "#Broker",
+                "#ID", "#Addr", "#Put/s 10s", "#Put/s 60s", "#Put/s 600s", "#Get/s 10s",
+                "#Get/s 60s", "#Get/s 600s", "#PutTotal", "#GetTotal");
+        cJSON_ArrayForEach(t, out)
+        {
+            print_throughput_row(c, t);
+        }
+    }
+    cJSON_Delete(out);
+    cJSON_Delete(targets);
     return rc;
 }

@@ -178,6 +178,11 @@ int cmd_dlq_resend(const struct ctx *c, const struct dlq_opts *o);
 
 /* ---- ha.c: replication and the controllers ---- */
 
+/* Every broker (master and slaves) of @cluster, or of the set named @name, from the name
+ * server's cluster info: a new array of {"brokerName","brokerId","addr"} sorted by name, id;
+ * NULL with a message when the cluster or set is unknown or has no broker. */
+cJSON *adm_members(const struct ctx *c, const char *cluster, const char *name);
+
 /* haStatus: one broker (@addr) or every broker of @cluster. */
 int cmd_ha_status(const struct ctx *c, const char *addr, const char *cluster);
 /* getBrokerEpoch: every broker of the set @broker or of @cluster. */
@@ -199,5 +204,13 @@ int cmd_broker_metrics(const struct ctx *c, const char *addr);
  * "value"} object per sample line (value a number, or "+Inf" / "-Inf" / "NaN"). 0, or -1 with
  * the line and the reason in @err. */
 int adm_metrics_parse(const char *text, size_t len, cJSON *samples, char *err, size_t errlen);
+/* brokerThroughput: puts and gets per second of the last @seconds (1..600) of the broker @addr,
+ * or of every broker (masters and slaves) of @cluster (GET_BROKER_THROUGHPUT), as a table or a
+ * JSON array of the brokers' answers; a broker that does not answer is in the array as
+ * {"brokerName", "brokerId", "brokerAddr", "error"} (and makes the exit code 1). */
+int cmd_broker_throughput(const struct ctx *c, const char *addr, const char *cluster, int seconds);
+/* The mean of the last @span numbers of the array @rates (all of them when fewer); 0 when it
+ * is empty. */
+double adm_rate_mean(const cJSON *rates, int span);
 
 #endif

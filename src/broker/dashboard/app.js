@@ -238,7 +238,7 @@
     const brokersBox = h('div', null, note('loading…'));
     const chartBox = h('div', null, note('loading…'));
     main.append(section('Brokers', brokersBox),
-      section(`Throughput of ${me.brokerName} (this broker), messages per second, last 10 minutes`, chartBox));
+      section('Throughput of every broker, messages per second, last 10 minutes', chartBox));
 
     const rows = [];
     for (const [cluster, names] of Object.entries(ci.clusterAddrTable || {})) {
@@ -276,23 +276,42 @@
       'Commit log max offset', 'In TPS (10 s)', 'Out TPS (10 s)', 'Started'], tr, { 'data-testid': 'brokers' }),
     note('Role and epoch from haStatus and getBrokerEpoch, the rest from brokerStatus (mqadmin).'));
 
+    // One chart per broker: mqadmin brokerThroughput -c <cluster> for each cluster of the table
+    // (the serving broker's cluster when the name server lists none).
+    const clusters = Object.keys(ci.clusterAddrTable || {});
     poll(async () => {
-      let t;
+      let list;
       try {
-        t = await api('brokerThroughput');
+        const parts = await Promise.all((clusters.length ? clusters : [ me.clusterName ]).map(c => api('brokerThroughput', { c })));
+        list = parts.flat();
       } catch (e) {
         if (my === gen) chartBox.replaceChildren(errorBox(e));
         return;
       }
       if (my !== gen) return;
-      const n = t.put.length;
-      const lastPut = n ? t.put[n - 1] : 0;
-      const lastGet = n ? t.get[n - 1] : 0;
-      chartBox.replaceChildren(
-        lineChart([{ name: 'put (in)', color: '#2f7fc1', values: t.put }, { name: 'get (out)', color: '#e08a1e', values: t.get }],
-          { xLabel: i => ago(n - 1, i, t.intervalMs), testid: 'throughput-chart' }),
-        note(`Last second: ${lastPut} in, ${lastGet} out. Totals since start: ${t.putTotal} put, ${t.getTotal} got.`));
+      chartBox.replaceChildren(h('div', { class: 'tputs' }, list.map(t => throughputBox(t, me))),
+        note('From mqadmin brokerThroughput (each broker\'s put and get counts per second), refreshed every 5 s.'));
     }, 5000);
+  }
+
+  // One broker's throughput: its chart, or a note when it did not answer.
+  function throughputBox(t, me) {
+    const self = t.brokerAddr === me.brokerAddr ? ' (this broker)' : '';
+    const title = [ t.brokerName || '?', t.brokerId !== undefined ? `id ${t.brokerId}` : null, t.brokerRole,
+      `${t.brokerAddr}${self}` ].filter(Boolean).join(' · ');
+    if (t.error || !Array.isArray(t.put)) {
+      return h('div', { class: 'tput', 'data-testid': 'throughput-broker', 'data-addr': t.brokerAddr },
+        h('h3', null, title), h('p', { class: 'warn', 'data-testid': 'throughput-no-answer' }, `no answer: ${t.error || 'no figures'}`));
+    }
+    const n = t.put.length;
+    const lastPut = n ? t.put[n - 1] : 0;
+    const lastGet = n ? t.get[n - 1] : 0;
+    return h('div', { class: 'tput', 'data-testid': 'throughput-broker', 'data-addr': t.brokerAddr,
+      'data-put-total': t.putTotal, 'data-get-total': t.getTotal },
+    h('h3', null, title),
+    lineChart([{ name: 'put (in)', color: '#2f7fc1', values: t.put }, { name: 'get (out)', color: '#e08a1e', values: t.get }],
+      { width: 640, height: 180, xLabel: i => ago(n - 1, i, t.intervalMs), testid: 'throughput-chart' }),
+    note(`Last second: ${lastPut} in, ${lastGet} out. Totals since start: ${t.putTotal} put, ${t.getTotal} got.`));
   }
 
   // ---- Topics ----
