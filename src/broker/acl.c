@@ -998,10 +998,12 @@ static int is_trace_topic(const struct rstr *t)
     return t && t->len == strlen(TRACE_TOPIC) && memcmp(t->p, TRACE_TOPIC, t->len) == 0;
 }
 
-/* A send: PUB on the topic; a send to %RETRY%G needs SUB on the group named by @group_key
- * (Java: SEND_MESSAGE's "group", which its header does not have, so none; V2's "a", the
- * producer group). */
-static int need_send(struct check *k, const struct rstr *topic, const char *group_key)
+/* A send: PUB on the topic; a send to %RETRY%G needs SUB on the group G itself (need() maps
+ * the retry topic to its group). Java 4.9.8 checks the group named by the request's "group"
+ * field instead, which SEND_MESSAGE's header does not have and V2's "a" (the producer group)
+ * lets the sender choose, so any signed account could inject into another group's retries;
+ * FerryMQ checks the group the messages will reach (docs/ACL.md). */
+static int need_send(struct check *k, const struct rstr *topic)
 {
     size_t plen = strlen(RETRY_PREFIX);
     if (!topic)
@@ -1009,7 +1011,7 @@ static int need_send(struct check *k, const struct rstr *topic, const char *grou
     if (is_trace_topic(topic))
         return 1; /* Java: sends to RMQ_SYS_TRACE_TOPIC skip the permission check */
     if (topic->len >= plen && memcmp(topic->p, RETRY_PREFIX, plen) == 0)
-        return need_ext(k, group_key, 1, P_SUB);
+        return need(k, topic->p, topic->len, 0, P_SUB);
     return need(k, topic->p, topic->len, 0, P_PUB);
 }
 
@@ -1031,11 +1033,11 @@ static int check_resources(struct check *k)
         return 0; /* Java: an admin without topicPerms/groupPerms may touch everything */
     switch (req->code) {
     case REQ_SEND_MESSAGE:
-        return need_send(k, rcmd_ext_get(req, "topic"), "group");
+        return need_send(k, rcmd_ext_get(req, "topic"));
     case REQ_SEND_MESSAGE_V2:
     case REQ_SEND_BATCH_MESSAGE:
         t = rcmd_ext_get(req, "b");
-        return t ? need_send(k, t, "a") : need_send(k, rcmd_ext_get(req, "topic"), "producerGroup");
+        return need_send(k, t ? t : rcmd_ext_get(req, "topic"));
     case REQ_CONSUMER_SEND_MSG_BACK:
         return need_ext(k, "group", 1, P_SUB);
     case REQ_PULL_MESSAGE:

@@ -850,7 +850,7 @@ static int slave_connect(struct ha *ha, const char *addr, struct slave_conn *c)
     }
     struct ssl_st *ssl = NULL; /* tlsEnable: TLS first, haSecret inside (docs/TLS.md) */
     if (ha->b->tls_client) {
-        char host[128], terr[256];
+        char host[128], terr[256] = "the master did not answer in time";
         const char *colon = strrchr(addr, ':');
         snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - addr) : (int)strlen(addr), addr);
         ssl = tls_sock_new(ha->b->tls_client, fd, host, terr, sizeof terr);

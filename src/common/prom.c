@@ -39,21 +39,48 @@ static void put(const struct prom_out *o, const char *s)
     o->write(o->arg, s, strlen(s));
 }
 
-/* @s with backslash, newline and (for label values, @quote) double quote escaped. */
+/* Length of the valid UTF-8 sequence at @s (1..4), or 0 when the bytes there are not one
+ * (stray continuation, overlong form, surrogate, above U+10FFFF, cut short). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
+    if (n <= 1 || (c == 0xc0 || c == 0xc1) || c > 0xf4)
+        return n == 1 ? 1 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* @s with backslash, newline and (for label values, @quote) double quote escaped, and every
+ * byte that is not part of valid UTF-8 written as U+FFFD: Prometheus refuses a whole scrape
+ * for one invalid label value, and names (a consumer group's, say) arrive from clients. */
 static void put_escaped(const struct prom_out *o, const char *s, int quote)
 {
     const char *run = s;
-    for (; *s; s++) {
-        const char *rep = *s == '\\'           ? "\\\\"
+    while (*s) {
+        size_t n = utf8_len((const unsigned char *)s);
+        const char *rep = n == 0               ? "\xef\xbf\xbd"
+                          : *s == '\\'         ? "\\\\"
                           : *s == '\n'         ? "\\n"
                           : quote && *s == '"' ? "\\\""
                                                : 0;
-        if (!rep)
+        if (!rep) {
+            s += n;
             continue;
+        }
         if (s > run)
             o->write(o->arg, run, (size_t)(s - run));
         put(o, rep);
-        run = s + 1;
+        run = ++s;
     }
     if (s > run)
         o->write(o->arg, run, (size_t)(s - run));

@@ -406,12 +406,15 @@ static void test_decisions(void **state)
         {REQ_SEND_BATCH_MESSAGE, "topicA", "no PUB permission on topic topicA"},
         {REQ_SEND_BATCH_MESSAGE, "topicB", NULL},
         {REQ_SEND_MESSAGE_V2, "RMQ_SYS_TRACE_TOPIC", NULL}, /* Java skips the check */
-        /* %RETRY%G: SUB on the group named by the producer group field "a" (Java). */
-        {REQ_SEND_MESSAGE_V2, "%RETRY%groupB", "no SUB permission on group groupA (DENY)"},
+        /* %RETRY%G: SUB on group G itself, whatever group the request names (Java checks the
+         * producer group field "a", which the sender chooses: here groupA, DENY) */
+        {REQ_SEND_MESSAGE_V2, "%RETRY%groupB", NULL},
+        {REQ_SEND_MESSAGE_V2, "%RETRY%groupA", "no SUB permission on group groupA (DENY)"},
+        {REQ_SEND_MESSAGE, "%RETRY%groupA", "no SUB permission on group groupA (DENY)"},
     };
     for (size_t i = 0; i < sizeof sends / sizeof sends[0]; i++) {
         send_req(&req, sends[i].code, sends[i].topic,
-                 strncmp(sends[i].topic, "%RETRY%", 7) ? "PID_a" : "groupA");
+                 strncmp(sends[i].topic, "%RETRY%", 7) ? "PID_a" : "groupB");
         sign(&req, "RocketMQ", "12345678", sig);
         int rc = check(acl, &req, local, sends[i].want);
         if (rc != (sends[i].want ? RESP_NO_PERMISSION : 0))

@@ -57,12 +57,19 @@ static void test_escape(void **state)
     prom_sample_i64(&o, "e", (const char *[]){"v", "a\\b\"c\nd", NULL}, 2);
     prom_sample_i64(&o, "e", (const char *[]){"v", "", "w", "\"\"", NULL}, 3);
     prom_sample_i64(&o, "e", (const char *[]){"v", "ünï", NULL}, 4);
-    assert_string_equal(t.buf, "# HELP e quote \" stays, \\\\ and\\nare escaped\n"
-                               "# TYPE e gauge\n"
-                               "e{v=\"plain-Topic_1%|\"} 1\n"
-                               "e{v=\"a\\\\b\\\"c\\nd\"} 2\n"
-                               "e{v=\"\",w=\"\\\"\\\"\"} 3\n"
-                               "e{v=\"ünï\"} 4\n");
+    /* bytes that are not UTF-8 (a group name a client sent) become U+FFFD, one each: a stray
+     * byte, an overlong '/', a surrogate, a sequence cut short by the end */
+    prom_sample_i64(&o, "e", (const char *[]){"v", "G\xff\xfeX\xc0\xaf\xed\xa0\x80\xe2\x82", NULL},
+                    5);
+    assert_string_equal(
+        t.buf, "# HELP e quote \" stays, \\\\ and\\nare escaped\n"
+               "# TYPE e gauge\n"
+               "e{v=\"plain-Topic_1%|\"} 1\n"
+               "e{v=\"a\\\\b\\\"c\\nd\"} 2\n"
+               "e{v=\"\",w=\"\\\"\\\"\"} 3\n"
+               "e{v=\"ünï\"} 4\n"
+               "e{v=\"G\xef\xbf\xbd\xef\xbf\xbdX\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+               "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"} 5\n");
 }
 
 static const int64_t bounds3[] = {10, 20, 30};
