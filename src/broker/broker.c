@@ -98,6 +98,9 @@ const struct conf_def broker_conf_defs[] = {
     INT(metricsPort, "-1", -1, 65535,
         "FerryMQ: HTTP port of the Prometheus endpoint /metrics and the web dashboard, on "
         "bindAddress (-1: off; 0: any free port, logged)"),
+    STR(httpAllowedHosts, "",
+        "FerryMQ: host names (comma-separated; * any) besides IP addresses and localhost that "
+        "the dashboard's API answers under (its Host header), against DNS rebinding"),
     INT(haListenPort, "0", 0, 65535,
         "master: port slaves replicate from, advertised to name servers as haServerAddr (0: "
         "listenPort + 1)"),

@@ -39,7 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_PREFIX "/api/"
+#define API_PREFIX   "/api/"
+#define API_BODY_MAX (64 * 1024) /* message bodies in answers: the first 64 KiB (a preview) */
 
 /* ---- assets ---- */
 
@@ -544,10 +545,12 @@ void broker_dashboard_api(broker_t *b, const struct http_request *req, struct ht
     c.out = open_memstream(&out, &out_len);
     c.err = open_memstream(&err, &err_len);
     int rc = 1;
+    adm_set_body_max(API_BODY_MAX);
     if (c.out && c.err)
         rc = api->fn(&r, &c);
     else if (c.err) /* no output stream: reported as the command's failure */
         fputs("out of memory\n", c.err);
+    adm_set_body_max(0);
     if (c.out)
         fclose(c.out);
     if (c.err)

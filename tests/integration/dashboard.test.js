@@ -29,6 +29,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const { useCluster, waitFor, ms, withLogsOnFailure, runMqadmin, freePort } = require('../compat/harness');
@@ -164,6 +165,23 @@ test('the dashboard in headless Chromium: pages, figures equal to mqadmin, searc
     assert.equal(r.status, 200, `a broker that does not answer is an entry of the answer: ${r.text}`);
     assert.match(JSON.parse(r.text)[0].error, /no answer from/, 'the entry says the broker did not answer');
     assert.equal((await get('/api/brokerThroughput?s=0')).status, 400, 's=0 is a bad parameter');
+    // DNS rebinding: the API answers under an IP address or localhost only (httpAllowedHosts
+    // is empty here); the page itself may load under any name.
+    const underHost = (p, host) => new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: p, headers: { Host: host } }, res => {
+        let text = '';
+        res.on('data', c => { text += c; });
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    r = await underHost('/api/topicList', `evil.example:${port}`);
+    assert.equal(r.status, 403, `the API under a foreign Host name is refused: ${r.text}`);
+    assert.match(JSON.parse(r.text).error, /httpAllowedHosts/, 'the refusal names the key');
+    assert.equal((await underHost('/api/topicList', `localhost:${port}`)).status, 200, 'localhost is allowed');
+    assert.equal((await underHost('/api/topicList', `[::1]:${port}`)).status, 200, 'an IPv6 literal is allowed');
+    assert.equal((await underHost('/', `evil.example:${port}`)).status, 200, 'the page itself is served');
     r = await get(`/api/topicStatus?t=${TOPIC}`);
     assert.deepEqual(JSON.parse(r.text), await mqadminJson([ 'topicStatus', ...ns, '-t', TOPIC ]),
       '/api/topicStatus is mqadmin topicStatus --json');
@@ -366,6 +384,16 @@ test('the dashboard in headless Chromium: pages, figures equal to mqadmin, searc
     await shot('dlq-resent');
     const statusAfter = await mqadminJson([ 'topicStatus', ...ns, '-t', TOPIC ]);
     assert.equal(statusAfter.reduce((a, e) => a + e.maxOffset, 0), sumMax + 1, 'the resent dead letter is in the topic again');
+
+    // A body over 64 KiB: the API gives its first 64 KiB, marked, and the whole length.
+    const bigBody = 'x'.repeat(100 * 1024);
+    const big = remoting.expectCode(await remoting.sendMessage(conn, { topic: NEW_TOPIC, queueId: 0,
+      body: Buffer.from(bigBody), keys: 'big-1' }), remoting.RESP.SUCCESS, 'send a 100 KiB message');
+    const bigView = JSON.parse((await get(`/api/queryMsgById?i=${big.extFields.msgId}`)).text);
+    const bigMsg = Array.isArray(bigView) ? bigView[0] : bigView;
+    assert.equal(bigMsg.bodyLength, bigBody.length, 'bodyLength is the whole length');
+    assert.equal(bigMsg.bodyTruncated, true, 'the body is marked as cut');
+    assert.equal(bigMsg.body, bigBody.slice(0, 64 * 1024), 'the first 64 KiB of the body');
 
     // No console error but the expected one: consumerConnection of the offline group.
     const unexpected = consoleErrors.filter(e => !(/Failed to load resource/.test(e.text) && /\/api\/consumerConnection\?g=/.test(e.url) &&

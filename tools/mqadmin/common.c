@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,14 @@ static cJSON *record_props(const struct msg_view *v)
 
 /* One stored record as a JSON object: its fields, "body" (unless compressed; with "bodyHex",
  * the first HEX_MAX bytes in hex, when it is not text) and every property. */
+/* adm_set_body_max(): bodies longer are cut in the JSON of this thread's records. */
+static _Thread_local size_t body_max = SIZE_MAX;
+
+void adm_set_body_max(size_t max)
+{
+    body_max = max ? max : SIZE_MAX;
+}
+
 cJSON *adm_record_json(const struct msg_view *v)
 {
     char buf[1024], host[80];
@@ -439,11 +448,14 @@ cJSON *adm_record_json(const struct msg_view *v)
     cJSON_AddNumberToObject(o, "sysFlag", v->sys_flag);
     cJSON_AddNumberToObject(o, "bodyLength", v->body_len);
     if (!(v->sys_flag & SYSFLAG_COMPRESSED)) {
-        char *body = strndup((const char *)v->body, v->body_len);
+        size_t len = v->body_len < body_max ? v->body_len : body_max;
+        char *body = strndup((const char *)v->body, len);
         cJSON_AddStringToObject(o, "body", body);
         free(body);
-        if (!adm_is_text(v->body, v->body_len))
-            add_hex(o, "bodyHex", v->body, v->body_len < HEX_MAX ? v->body_len : HEX_MAX);
+        if (len < v->body_len)
+            cJSON_AddBoolToObject(o, "bodyTruncated", 1);
+        if (!adm_is_text(v->body, len))
+            add_hex(o, "bodyHex", v->body, len < HEX_MAX ? len : HEX_MAX);
     }
     cJSON_AddItemToObject(o, "properties", record_props(v));
     return o;

@@ -95,6 +95,10 @@ int64_t adm_ext_i64(const struct rcmd *resp, const char *key, int64_t def);
 void adm_prop_str(const struct msg_view *v, const char *name, char *buf, size_t cap);
 /* Whether a body is text (valid UTF-8, no control bytes but tab, CR, LF). */
 int adm_is_text(const uint8_t *p, size_t len);
+/* Cut message bodies in the JSON of adm_record_json() on this thread to @max bytes (0: no
+ * limit, the default), marked "bodyTruncated": true; "bodyLength" stays the whole length. The
+ * dashboard's API sets it, so that one request cannot make the broker copy gigabytes. */
+void adm_set_body_max(size_t max);
 /* A stored record as JSON: fields, body (and bodyHex when binary), "properties". */
 cJSON *adm_record_json(const struct msg_view *v);
 int adm_add_records(const uint8_t *body, size_t len, const char *topic, const char *key,

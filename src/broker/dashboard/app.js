@@ -690,7 +690,7 @@
     let bytes;
     if (m.bodyHex) bytes = Uint8Array.from(m.bodyHex.match(/../g) || [], x => parseInt(x, 16));
     else bytes = new TextEncoder().encode(m.body.slice(0, PREVIEW));
-    const text = m.body.length > PREVIEW ? m.body.slice(0, PREVIEW) + '\n… (cut)' : m.body;
+    const text = m.body.length > PREVIEW || m.bodyTruncated ? m.body.slice(0, PREVIEW) + '\n… (cut)' : m.body;
     const pre = h('pre', { class: 'body', 'data-testid': 'body' }, m.bodyHex ? hexDump(bytes) : text);
     let hex = !!m.bodyHex;
     const btn = h('button', { type: 'button', disabled: !!m.bodyHex, onclick: () => {
