@@ -23,10 +23,13 @@ struct session {
     char ak[REMOTING_KEY_MAX], sk[REMOTING_KEY_MAX];
 };
 
+#define FAILS_MAX 16 /* the most max_failures can be */
+
 struct peer_fails {
-    char peer[PEER_MAX]; /* "" : a free entry */
-    int n;               /* failures since first_ms */
-    int64_t first_ms, last_ms, until_ms;
+    char peer[PEER_MAX];   /* "" : a free entry */
+    int n, pos;            /* at[]: the times of the last n (<= max_failures) failures ... */
+    int64_t at[FAILS_MAX]; /* ... a ring, the oldest at pos once full */
+    int64_t last_ms, until_ms;
 };
 
 struct login {
@@ -58,6 +61,10 @@ login_t *login_new(const struct login_config *cfg)
 {
     login_t *l = ferry_calloc(1, sizeof *l);
     l->cfg = *cfg;
+    if (l->cfg.max_failures < 1)
+        l->cfg.max_failures = 1;
+    if (l->cfg.max_failures > FAILS_MAX)
+        l->cfg.max_failures = FAILS_MAX;
     if (!l->cfg.now_ms)
         l->cfg.now_ms = mono_ms;
     pthread_mutex_init(&l->mu, NULL);
@@ -248,15 +255,16 @@ int64_t login_failed(login_t *l, const char *peer)
     int64_t lock = 0;
     pthread_mutex_lock(&l->mu);
     int64_t t = now(l);
+    int max = l->cfg.max_failures;
     struct peer_fails *f = peer_entry(l, peer, 1);
-    if (f->n == 0 || t - f->first_ms >= l->cfg.fail_window_ms) {
-        f->n = 0;
-        f->first_ms = t;
-    }
     f->last_ms = t;
-    if (++f->n >= l->cfg.max_failures) {
+    f->at[f->pos] = t;
+    f->pos = (f->pos + 1) % max;
+    if (f->n < max)
+        f->n++;
+    if (f->n == max && t - f->at[f->pos] < l->cfg.fail_window_ms) { /* max within the window */
         f->until_ms = t + l->cfg.lockout_ms;
-        f->n = 0; /* after the lockout, counting starts over */
+        f->n = f->pos = 0; /* after the lockout, counting starts over */
         lock = l->cfg.lockout_ms;
     }
     pthread_mutex_unlock(&l->mu);

@@ -10,8 +10,9 @@
  * secret key: the dashboard's commands sign with them.
  *
  * Failed logins: a fixed table of LOGIN_PEERS peers under the same mutex. After max_failures
- * failures from one peer within fail_window_ms, that peer is refused for lockout_ms (even with
- * the right keys). A full table forgets the peer that was seen longest ago.
+ * failures from one peer within fail_window_ms (a sliding window), that peer is refused for
+ * lockout_ms (even with the right keys). A full table forgets the peer that was seen longest
+ * ago.
  *
  * Lookups scan the fixed tables (64 entries): a bounded cost per request, no allocation. Any
  * thread. The clock is injectable for tests. */
@@ -32,7 +33,7 @@ typedef struct login login_t;
 struct login_config {
     int64_t idle_ms;        /* a session unused this long ends (default 30 min) */
     int64_t life_ms;        /* a session ends this long after the login (default 12 h) */
-    int max_failures;       /* failed logins from one peer ... (default 5) */
+    int max_failures;       /* failed logins from one peer (1..16) ... (default 5) */
     int64_t fail_window_ms; /* ... within this time (default 1 min) ... */
     int64_t lockout_ms;     /* ... refuse that peer this long (default 1 min) */
     /* Monotonic milliseconds (default clock_mono_ms); tests pass their own. */
