@@ -1156,9 +1156,9 @@ int acl_admin_login(acl_t *acl, const char *ak, const char *sk, const char *peer
     } else if (!a->admin) {
         rc = ACL_LOGIN_NOT_ADMIN;
         snprintf(why, cap,
-                 "accessKey %s is not an admin account: the dashboard takes accounts with "
-                 "admin: true in %s",
-                 a->ak, acl->path);
+                 "accessKey %s is not an admin account: the dashboard takes the accounts with "
+                 "admin: true in the ACL file",
+                 a->ak);
     } else {
         why[0] = 0;
     }
