@@ -562,14 +562,20 @@ static void api_logout(broker_t *b, struct http_exchange *x)
     reply_session(x, 200, 1, NULL);
 }
 
-/* login, logout and session: answered here (1), or 0 for the other endpoints. With aclEnable
- * every other endpoint then needs a session: 1 after answering 401, else its account in @u. */
+/* The gate every /api/ request passes. login, logout and session are answered here; with
+ * aclEnable every other endpoint needs a session, else 401 here. Returns 1 when the request was
+ * answered, 0 to go on: with aclEnable @u then holds the session's account (else it stays
+ * empty). */
 static int login_endpoints(broker_t *b, const struct http_request *req, struct http_exchange *x,
                            const char *name, struct api_user *u)
 {
     int post = strcmp(req->method, "POST") == 0;
     int is_session = strcmp(name, "session") == 0;
     int is_login = strcmp(name, "login") == 0, is_logout = strcmp(name, "logout") == 0;
+    if (b->cfg.aclEnable && !b->login) { /* cannot happen (web.c); never open, though */
+        reply_error(x, 503, "the dashboard's login is not available");
+        return 1;
+    }
     if (is_session || is_login || is_logout) {
         if (post != !is_session || (!post && strcmp(req->method, "GET") != 0)) {
             http_add_header(x, "Allow", is_session ? "GET" : "POST");
