@@ -1123,3 +1123,50 @@ out:
     rules_put(r);
     return rc ? refuse(acl, req, peer, remark) : 0;
 }
+
+/* ---- the dashboard's login ------------------------------------------------------------ */
+
+/* Whether the secrets @a and @b are equal, in time that depends on neither content (only on
+ * REMOTING_KEY_MAX): both are compared as zero-padded buffers of that size. */
+static int secret_eq(const char *a, const char *b)
+{
+    unsigned char x[REMOTING_KEY_MAX] = {0}, y[REMOTING_KEY_MAX] = {0};
+    size_t n = strnlen(a, sizeof x), m = strnlen(b, sizeof y);
+    if (n >= sizeof x || m >= sizeof y)
+        return 0;
+    memcpy(x, a, n);
+    memcpy(y, b, m);
+    int eq = CRYPTO_memcmp(x, y, sizeof x) == 0;
+    OPENSSL_cleanse(x, sizeof x);
+    OPENSSL_cleanse(y, sizeof y);
+    return eq && n == m;
+}
+
+int acl_admin_login(acl_t *acl, const char *ak, const char *sk, const char *peer, char *why,
+                    size_t cap)
+{
+    /* Compared with when the access key is unknown, so that a wrong key and a wrong secret
+     * take the same time. */
+    static const char nobody[] = "no account has this secret key";
+    struct rules *r = rules_get(acl);
+    const struct account *a = ak && *ak ? bmap_get(&r->accounts, ak) : NULL;
+    int ok = secret_eq(a ? a->sk : nobody, sk ? sk : "") && a;
+    int rc = ACL_LOGIN_OK;
+    if (!ok) {
+        rc = ACL_LOGIN_BAD_KEYS;
+        snprintf(why, cap, "wrong access key or secret key");
+    } else if (!a->admin) {
+        rc = ACL_LOGIN_NOT_ADMIN;
+        snprintf(why, cap,
+                 "accessKey %s is not an admin account: the dashboard takes the accounts with "
+                 "admin: true in the ACL file",
+                 a->ak);
+    } else {
+        why[0] = 0;
+    }
+    rules_put(r);
+    if (rc != ACL_LOGIN_OK && peer)
+        log_warn(LOG_BROKER, "dashboard login refused from %s for accessKey %.64s: %s", peer,
+                 ak ? ak : "", rc == ACL_LOGIN_BAD_KEYS ? "unknown key or wrong secret" : why);
+    return rc;
+}

@@ -61,4 +61,23 @@ int acl_addr_match(const char *pattern, const char *ip, char *err, size_t errlen
 int acl_signature(const struct rcmd *req, const char *secret_key, int with_unique_flag,
                   char out[29]);
 
+/* What acl_admin_login() decided. */
+enum acl_login {
+    ACL_LOGIN_OK = 0,        /* an admin account and its secret key */
+    ACL_LOGIN_BAD_KEYS = 1,  /* an unknown access key or a wrong secret key (not said which) */
+    ACL_LOGIN_NOT_ADMIN = 2, /* the right keys of an account without admin: true */
+};
+
+/* The dashboard's login (docs/DASHBOARD.md): may @ak with @sk use the dashboard? The account
+ * must be in the CURRENT snapshot (so an edited file counts from its reload on), have admin:
+ * true, and @sk must be its secretKey, compared in constant time (an unknown @ak costs the
+ * same compare). Whitelists neither grant nor restrict it: on the client port a whitelist
+ * stands in for the signature, and the secret key is what the login checks instead.
+ * @peer ("ip"), when not NULL, marks a login attempt: a refusal is logged at warn with the
+ * peer and the access key (never the secret); NULL (a session's re-check) logs nothing.
+ * Returns an enum acl_login, with the reason for the person in @why ("" when OK; for
+ * ACL_LOGIN_BAD_KEYS only "wrong access key or secret key"). Any thread; no allocation. */
+int acl_admin_login(acl_t *acl, const char *ak, const char *sk, const char *peer, char *why,
+                    size_t cap);
+
 #endif

@@ -532,6 +532,7 @@ struct broker {
     struct ha *_Atomic ha;   /* replication (ha.c); NULL when not running */
     struct ha *ha_retired;   /* stopped by role switches, freed by ha_release() */
     struct http_server *web; /* the HTTP port (web.c); NULL when off */
+    struct login *login;     /* aclEnable and the HTTP port: the dashboard's sessions */
     struct slave_sync *slave_sync; /* a slave's metadata sync from its master (slave_sync.c) */
     tls_ctx_t *tls_server;         /* tlsMode on: client and HA ports (docs/TLS.md) */
     tls_ctx_t *tls_client;         /* tlsEnable: outbound connections, HA included */

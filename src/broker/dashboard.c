@@ -9,6 +9,8 @@
  *                                  10 minutes of every broker of this broker's cluster (or b=, c=)
  *   GET  /api/self                 who serves the page: broker, cluster, name servers
  *   GET  /api/                     the list of endpoints
+ *   GET  /api/session              {"acl": bool, "user": accessKey or null}, or 401
+ *   POST /api/login, /api/logout   with aclEnable: a session of an admin account (below)
  *
  * The figures are mqadmin's by construction: each endpoint fills the same option struct that
  * mqadmin's main.c fills from its command line (the option letters are the parameter names:
@@ -23,18 +25,26 @@
  * this broker: through its own remoting port, like any admin client), so nothing here takes a
  * broker lock.
  *
+ * With aclEnable the API needs a login (login_endpoints()): an admin account's keys checked by
+ * acl_admin_login(), a session cookie (login.c), and the commands sign with that account.
+ *
  * Actions are POST only and must come from the dashboard's own page: the X-Ferry-Action: 1
  * header (which a foreign page cannot send without a CORS preflight that this server never
  * allows), a JSON body, and when the browser sends them, Origin equal to the Host and
  * Sec-Fetch-Site same-origin. */
+#include "broker/acl.h"
 #include "broker/broker_int.h"
 #include "broker/dashboard/assets.h"
+#include "broker/login.h"
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "http/http.h"
 #include "mqadmin.h"
+#include "remoting/client.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,22 +419,170 @@ static const struct api {
 
 /* ---- dispatch ---- */
 
-/* Access control: the single check every /api/ request passes before it runs (the assets are
- * public). The dashboard has no login of its own yet, so with the broker's ACL on (aclEnable,
- * docs/ACL.md) its API is refused as a whole rather than left open beside an access-controlled
- * client port. Without ACL, everyone who reaches the HTTP port (metricsPort: bind it to a
- * trusted address) may read and act. Returns 1 to go on; 0 after answering. */
 static void reply_error(struct http_exchange *x, int status, const char *msg);
+static void reply_json(struct http_exchange *x, int status, cJSON *o);
 
-static int api_authorized(broker_t *b, const struct http_request *req, struct http_exchange *x)
+/* ---- the login (aclEnable; docs/DASHBOARD.md "Login") ----
+ *
+ * Without ACL the API is open to whoever reaches the HTTP port, as before. With aclEnable every
+ * /api/ request but login and session needs the cookie of a session (login.c) of an admin
+ * account, and each request re-checks that account against the CURRENT ACL snapshot
+ * (acl_admin_login()): an account removed from plain_acl.yml, no longer admin or with another
+ * secret ends its sessions at its next request. The commands then sign every request to the
+ * brokers and name servers with the session's keys, so each broker's ACL applies to that
+ * account. */
+
+#define SESSION_COOKIE "ferry_session"
+/* No Secure flag: the HTTP port is plain HTTP (TLS belongs to a proxy in front of it). */
+#define COOKIE_ATTRS "; Path=/; HttpOnly; SameSite=Strict"
+#define COOKIE_CLEAR SESSION_COOKIE "=; Max-Age=0" COOKIE_ATTRS
+
+/* The account of a request's session. */
+struct api_user {
+    char ak[REMOTING_KEY_MAX];
+    char sk[REMOTING_KEY_MAX];
+};
+
+/* The live session of the request, its account still an admin with the same keys, into @u.
+ * 1, or 0 after answering 401 (and telling the browser to drop a cookie it sent). */
+static int session_user(broker_t *b, struct http_exchange *x, struct api_user *u)
 {
-    (void)req;
-    if (!b->cfg.aclEnable)
+    const char *tok = http_cookie(x, SESSION_COOKIE);
+    char why[512];
+    if (!tok || login_session_get(b->login, tok, u->ak, u->sk) != 0) {
+        if (tok)
+            http_add_header(x, "Set-Cookie", COOKIE_CLEAR);
+        reply_error(x, 401,
+                    "log in with the access key and secret key of an admin account "
+                    "(aclEnable=true)");
+        return 0;
+    }
+    if (acl_admin_login(b->acl, u->ak, u->sk, NULL, why, sizeof why) != ACL_LOGIN_OK) {
+        login_session_end(b->login, tok);
+        log_info(LOG_BROKER,
+                 "dashboard session of accessKey %.64s ended: the account changed in the ACL "
+                 "file",
+                 u->ak);
+        http_add_header(x, "Set-Cookie", COOKIE_CLEAR);
+        reply_error(x, 401,
+                    "the session ended: the account is no longer an admin account with these "
+                    "keys in the ACL file; log in again");
+        return 0;
+    }
+    return 1;
+}
+
+/* {"acl": @acl, "user": @user or null} with @status. */
+static void reply_session(struct http_exchange *x, int status, int acl, const char *user)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "acl", acl);
+    if (user)
+        cJSON_AddStringToObject(o, "user", user);
+    else
+        cJSON_AddNullToObject(o, "user");
+    reply_json(x, status, o);
+}
+
+static const char *foreign_action(struct http_exchange *x);
+
+/* POST /api/login {"accessKey", "secretKey"}: a session for an admin account, in a cookie. */
+static void api_login(broker_t *b, const struct http_request *req, struct http_exchange *x)
+{
+    char why[512], token[LOGIN_TOKEN_HEX + 1], cookie[sizeof SESSION_COOKIE + sizeof token + 64];
+    char retry[32];
+    const char *bad = foreign_action(x);
+    if (bad) {
+        reply_error(x, 403, bad);
+        return;
+    }
+    int64_t left = login_locked_ms(b->login, req->peer);
+    if (left > 0) {
+        snprintf(retry, sizeof retry, "%lld", (long long)(left + 999) / 1000);
+        http_add_header(x, "Retry-After", retry);
+        snprintf(why, sizeof why, "too many failed logins from %s: try again in %s s", req->peer,
+                 retry);
+        reply_error(x, 429, why);
+        return;
+    }
+    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    const char *ak = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "accessKey"));
+    const char *sk = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "secretKey"));
+    if (!ak || !sk) {
+        cJSON_Delete(body);
+        reply_error(x, 400, "the body must be {\"accessKey\": \"...\", \"secretKey\": \"...\"}");
+        return;
+    }
+    int rc = acl_admin_login(b->acl, ak, sk, req->peer, why, sizeof why);
+    if (rc == ACL_LOGIN_BAD_KEYS) {
+        int64_t lock = login_failed(b->login, req->peer);
+        if (lock > 0)
+            log_warn(LOG_BROKER,
+                     "dashboard logins from %s refused for %lld s after too many failures",
+                     req->peer, (long long)lock / 1000);
+        reply_error(x, 401, why);
+    } else if (rc != ACL_LOGIN_OK) {
+        reply_error(x, 403, why);
+    } else if (login_session_new(b->login, ak, sk, token) != 0) {
+        reply_error(x, 500, "could not create a session (no random bytes from OpenSSL)");
+    } else {
+        login_succeeded(b->login, req->peer);
+        log_info(LOG_BROKER, "dashboard login of accessKey %s from %s", ak, req->peer);
+        snprintf(cookie, sizeof cookie, SESSION_COOKIE "=%s" COOKIE_ATTRS, token);
+        http_add_header(x, "Set-Cookie", cookie);
+        reply_session(x, 200, 1, ak);
+        OPENSSL_cleanse(cookie, sizeof cookie);
+        OPENSSL_cleanse(token, sizeof token);
+    }
+    cJSON_Delete(body);
+}
+
+/* POST /api/logout: the session ends and the browser drops the cookie. */
+static void api_logout(broker_t *b, struct http_exchange *x)
+{
+    const char *bad = foreign_action(x), *tok = http_cookie(x, SESSION_COOKIE);
+    if (bad) {
+        reply_error(x, 403, bad);
+        return;
+    }
+    if (tok)
+        login_session_end(b->login, tok);
+    http_add_header(x, "Set-Cookie", COOKIE_CLEAR);
+    reply_session(x, 200, 1, NULL);
+}
+
+/* The gate every /api/ request passes. login, logout and session are answered here; with
+ * aclEnable every other endpoint needs a session, else 401 here. Returns 1 when the request was
+ * answered, 0 to go on: with aclEnable @u then holds the session's account (else it stays
+ * empty). */
+static int login_endpoints(broker_t *b, const struct http_request *req, struct http_exchange *x,
+                           const char *name, struct api_user *u)
+{
+    int post = strcmp(req->method, "POST") == 0;
+    int is_session = strcmp(name, "session") == 0;
+    int is_login = strcmp(name, "login") == 0, is_logout = strcmp(name, "logout") == 0;
+    if (b->cfg.aclEnable && !b->login) { /* cannot happen (web.c); never open, though */
+        reply_error(x, 503, "the dashboard's login is not available");
         return 1;
-    reply_error(x, 403,
-                "the dashboard's API is off while aclEnable=true: it has no login yet "
-                "(docs/DASHBOARD.md); use mqadmin with --accessKey/--secretKey");
-    return 0;
+    }
+    if (is_session || is_login || is_logout) {
+        if (post != !is_session || (!post && strcmp(req->method, "GET") != 0)) {
+            http_add_header(x, "Allow", is_session ? "GET" : "POST");
+            reply_error(x, 405, is_session ? "this endpoint takes GET" : "this action takes POST");
+        } else if (!b->login && is_session) {
+            reply_session(x, 200, 0, NULL);
+        } else if (!b->login) {
+            reply_error(x, 404, "no login: the broker runs without ACL (aclEnable=false)");
+        } else if (is_login) {
+            api_login(b, req, x);
+        } else if (is_logout) {
+            api_logout(b, x);
+        } else if (session_user(b, x, u)) {
+            reply_session(x, 200, 1, u->ak);
+        }
+        return 1;
+    }
+    return b->login && !session_user(b, x, u);
 }
 
 /* An action's request must come from the dashboard's own page (see the file comment). NULL,
@@ -451,15 +609,21 @@ static const char *foreign_action(struct http_exchange *x)
     return NULL;
 }
 
+/* Answer @o (deleted here) with @status. */
+static void reply_json(struct http_exchange *x, int status, cJSON *o)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    http_reply(x, status, "application/json", text, strlen(text), HTTP_COPY);
+    cJSON_free(text);
+}
+
 /* Answer {"error": @msg} with @status. */
 static void reply_error(struct http_exchange *x, int status, const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", msg);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    http_reply(x, status, "application/json", text, strlen(text), HTTP_COPY);
-    cJSON_free(text);
+    reply_json(x, status, o);
 }
 
 /* GET /api/: the endpoints. */
@@ -473,10 +637,19 @@ static void reply_index(struct http_exchange *x)
         cJSON_AddStringToObject(e, "params", apis[i].params);
         cJSON_AddItemToArray(arr, e);
     }
-    char *text = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    http_reply(x, 200, "application/json", text, strlen(text), HTTP_COPY);
-    cJSON_free(text);
+    static const char *const own[][3] = {
+        {"session", "GET", ""},
+        {"login", "POST", "accessKey secretKey (aclEnable)"},
+        {"logout", "POST", ""},
+    };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", own[i][0]);
+        cJSON_AddStringToObject(e, "method", own[i][1]);
+        cJSON_AddStringToObject(e, "params", own[i][2]);
+        cJSON_AddItemToArray(arr, e);
+    }
+    reply_json(x, 200, arr);
 }
 
 /* What the command wrote on its error stream as one line: "mqadmin: " cut off each line, the
@@ -504,8 +677,9 @@ void broker_dashboard_api(broker_t *b, const struct http_request *req, struct ht
     const char *name = req->path + strlen(API_PREFIX);
     const struct api *api = NULL;
     int post = strcmp(req->method, "POST") == 0;
+    struct api_user u = {{0}, {0}};
 
-    if (!api_authorized(b, req, x))
+    if (login_endpoints(b, req, x, name, &u))
         return;
     if (!name[0]) {
         reply_index(x);
@@ -546,11 +720,21 @@ void broker_dashboard_api(broker_t *b, const struct http_request *req, struct ht
     c.err = open_memstream(&err, &err_len);
     int rc = 1;
     adm_set_body_max(API_BODY_MAX);
+    /* With a session, every connection the command opens on this thread signs with its account
+     * (mqadmin's connections take the creating thread's default signer, which mqadmin's main()
+     * sets from --accessKey/--secretKey); the thread drops it afterwards, as it serves other
+     * requests of its HTTP connection. (It cannot fail: ACL keys are shorter than
+     * REMOTING_KEY_MAX.) */
+    if (u.ak[0])
+        remoting_client_default_signer(u.ak, u.sk);
     if (c.out && c.err)
         rc = api->fn(&r, &c);
     else if (c.err) /* no output stream: reported as the command's failure */
         fputs("out of memory\n", c.err);
     adm_set_body_max(0);
+    if (u.ak[0])
+        remoting_client_default_signer(NULL, NULL);
+    OPENSSL_cleanse(&u, sizeof u);
     if (c.out)
         fclose(c.out);
     if (c.err)

@@ -48,6 +48,11 @@ const char *http_header(struct http_exchange *x, const char *name)
     return MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, name);
 }
 
+const char *http_cookie(struct http_exchange *x, const char *name)
+{
+    return MHD_lookup_connection_value(x->conn, MHD_COOKIE_KIND, name);
+}
+
 void http_add_header(struct http_exchange *x, const char *name, const char *value)
 {
     if (x->n_hdr < HTTP_MAX_HEADERS) {

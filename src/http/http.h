@@ -37,6 +37,8 @@ typedef void (*http_handler_fn)(void *arg, const struct http_request *req, struc
 const char *http_query(struct http_exchange *x, const char *name);
 /* A request header (case-insensitive name); NULL when absent. */
 const char *http_header(struct http_exchange *x, const char *name);
+/* The value of cookie @name sent with the request; NULL when absent. */
+const char *http_cookie(struct http_exchange *x, const char *name);
 /* Answer with @status, Content-Type @ctype and @len bytes of @data. Only the first call of a
  * request counts (HTTP_TAKE data of a later call is freed). */
 void http_reply(struct http_exchange *x, int status, const char *ctype, const void *data,

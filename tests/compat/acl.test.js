@@ -273,17 +273,28 @@ test('an edited file takes effect without a restart; a broken one is refused', a
   });
 });
 
-test('with aclEnable the dashboard API is off (403), the pages still load', async () => {
+test('with aclEnable the dashboard API needs a login of an admin account (401 without)', async () => {
   await withLogsOnFailure(ctx.cluster, async () => {
     const port = await waitFor(() => {
       const m = /HTTP port \(metrics, dashboard\) at http:\/\/[0-9.]+:(\d+)\//
         .exec(fs.readFileSync(ctx.cluster.broker.logFile, 'utf8'));
       return m && Number(m[1]);
     }, { timeoutMs: ms(10000), what: 'the broker\'s HTTP port log line' });
-    const api = await fetch(`http://127.0.0.1:${port}/api/topicList`);
-    assert.equal(api.status, 403, 'the API refuses while the client port is access-controlled');
-    assert.match((await api.json()).error, /aclEnable=true/);
-    const page = await fetch(`http://127.0.0.1:${port}/`);
+    const base = `http://127.0.0.1:${port}`;
+    const api = await fetch(`${base}/api/topicList`);
+    assert.equal(api.status, 401, 'the API needs a session while the client port is access-controlled');
+    assert.match((await api.json()).error, /log in/);
+    const page = await fetch(`${base}/`);
     assert.equal(page.status, 200);
+    const login = k => fetch(`${base}/api/login`, { method: 'POST', body: JSON.stringify(k),
+      headers: { 'Content-Type': 'application/json', 'X-Ferry-Action': '1' } });
+    assert.equal((await login(APP)).status, 403, 'an application account may not log in');
+    const r = await login(ADMIN);
+    assert.equal(r.status, 200, 'the admin account logs in');
+    const cookie = r.headers.getSetCookie()[0].split(';')[0];
+    const list = await fetch(`${base}/api/topicList`, { headers: { Cookie: cookie } });
+    assert.equal(list.status, 200, 'with the session the API answers');
+    assert.ok((await list.json()).topicList.includes(TOPIC), `topicList has ${TOPIC}`);
+    // (tests/integration/dashboard_acl.test.js covers the login in a browser)
   });
 });

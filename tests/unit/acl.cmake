@@ -6,3 +6,6 @@ ferry_unit_test(test_acl SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_acl.c
                 LIBS ferry_client ferry_broker ferry_namesrv ferry_testlib)
 set_tests_properties(test_acl PROPERTIES ENVIRONMENT "MQADMIN=$<TARGET_FILE:mqadmin>")
 add_dependencies(test_acl mqadmin)
+# The dashboard's login state (src/broker/login.c): sessions, timeouts with an injected clock,
+# eviction, the lockout after failed logins.
+ferry_unit_test(test_login SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_login.c LIBS ferry_broker)

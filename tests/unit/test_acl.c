@@ -595,6 +595,78 @@ static void test_reload(void **state)
     test_rmdir(f.dir);
 }
 
+/* ---- the dashboard's login ------------------------------------------------------------- */
+
+static int login(acl_t *acl, const char *ak, const char *sk, const char *want)
+{
+    char why[512];
+    int rc = acl_admin_login(acl, ak, sk, "127.0.0.9", why, sizeof why);
+    if (rc == ACL_LOGIN_OK && why[0])
+        fail_msg("accepted with a reason: %s", why);
+    if (want && !strstr(why, want))
+        fail_msg("reason \"%s\" lacks \"%s\"", why, want);
+    return rc;
+}
+
+/* acl_admin_login(): admin accounts with their secret only, a reason that does not tell a wrong
+ * key from a wrong secret, whitelists of no help, and an edited file counts from its reload. */
+static void test_admin_login(void **state)
+{
+    struct files f;
+    char err[512];
+    acl_t *acl = open_rules(&f, RULES, 0);
+
+    assert_int_equal(login(acl, "adminKey1", "adminSecret1", NULL), ACL_LOGIN_OK);
+    assert_int_equal(login(acl, "adminKey2", "adminSecret2", NULL), ACL_LOGIN_OK); /* admin: yes */
+    assert_int_equal(login(acl, "RocketMQ", "12345678", "not an admin account"),
+                     ACL_LOGIN_NOT_ADMIN);
+    /* Wrong secret, unknown key, a secret that is a prefix or an extension, empty and NULL:
+     * the same answer. */
+    static const char *const bad[][2] = {
+        {"adminKey1", "adminSecret2"},
+        {"adminKey1", "adminSecret"},
+        {"adminKey1", "adminSecret11"},
+        {"nobody123", "adminSecret1"},
+        {"adminKey1", ""},
+        {"", ""},
+        {"RocketMQ", "1234567"},
+        {"adminKey", "adminSecret1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(login(acl, bad[i][0], bad[i][1], "wrong access key or secret key"),
+                         ACL_LOGIN_BAD_KEYS);
+    assert_int_equal(acl_admin_login(acl, NULL, NULL, NULL, err, sizeof err), ACL_LOGIN_BAD_KEYS);
+    /* A whitelisted peer still needs the secret (RocketMQ's account has 192.168.1.5 in it). */
+    assert_int_equal(acl_admin_login(acl, "adminKey1", "x", "10.10.103.1", err, sizeof err),
+                     ACL_LOGIN_BAD_KEYS);
+
+    /* The file edited: adminKey1 loses admin, adminKey2 gets a new secret, RocketMQ becomes an
+     * admin. Nothing changes until the reload; then the new rules decide. */
+    char text[sizeof RULES + 64];
+    snprintf(text, sizeof text, "%s", RULES);
+    char *p = strstr(text, "    whiteRemoteAddress:\n    admin: true");
+    memcpy(strstr(p, "true"), "no  ", 4);
+    p = strstr(text, "\"adminSecret2\"");
+    memcpy(p, "\"adminSecret3\"", 14);
+    memcpy(strstr(text, "admin: false"), "admin: true ", 12);
+    write_file(f.path, text);
+    assert_int_equal(login(acl, "adminKey1", "adminSecret1", NULL), ACL_LOGIN_OK);
+    assert_int_equal(acl_poll(acl, err, sizeof err), 1);
+    assert_int_equal(login(acl, "adminKey1", "adminSecret1", "not an admin account"),
+                     ACL_LOGIN_NOT_ADMIN);
+    assert_int_equal(login(acl, "adminKey2", "adminSecret2", NULL), ACL_LOGIN_BAD_KEYS);
+    assert_int_equal(login(acl, "adminKey2", "adminSecret3", NULL), ACL_LOGIN_OK);
+    assert_int_equal(login(acl, "RocketMQ", "12345678", NULL), ACL_LOGIN_OK);
+    /* The account removed. */
+    write_file(f.path, "accounts:\n  - accessKey: RocketMQ\n    secretKey: 12345678\n"
+                       "    admin: true\n");
+    assert_int_equal(acl_poll(acl, err, sizeof err), 1);
+    assert_int_equal(login(acl, "adminKey2", "adminSecret3", NULL), ACL_LOGIN_BAD_KEYS);
+    assert_int_equal(login(acl, "RocketMQ", "12345678", NULL), ACL_LOGIN_OK);
+    acl_free(acl);
+    test_rmdir(f.dir);
+}
+
 /* The watcher thread picks a change up by itself, while other threads keep checking. */
 struct hammer {
     acl_t *acl;
@@ -963,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),         cmocka_unit_test(test_decisions),
         cmocka_unit_test(test_ali_ons_request),   cmocka_unit_test(test_reload),
         cmocka_unit_test(test_watcher),           cmocka_unit_test(test_broker_start_errors),
+        cmocka_unit_test(test_admin_login),
     };
     const struct CMUnitTest broker_tests[] = {
         cmocka_unit_test(test_broker_raw),

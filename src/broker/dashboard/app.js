@@ -4,7 +4,9 @@
 // --json`. Views are chosen by the URL's hash (#/topics, #/group/G, ...); a view polls while it
 // is shown and stops when another is. Everything the API returns is put into the page as text
 // (never as HTML). Actions (create topic, reset offsets, resend dead letters) are POSTs with the
-// X-Ferry-Action header, each after a confirmation dialog.
+// X-Ferry-Action header, each after a confirmation dialog. With the broker's ACL on, an API call
+// that answers 401 shows the login form (an admin account's access key and secret key); after the
+// login the view that was asked for is shown, and the header shows the account and "Log out".
 'use strict';
 
 (() => {
@@ -88,6 +90,10 @@
     } catch (_) {
       throw new Error(`HTTP ${r.status} without a JSON answer`);
     }
+    if (r.status === 401) { // no session (aclEnable): the login form replaces the view
+      showLogin(body && body.error);
+      throw new LoginNeeded((body && body.error) || 'log in');
+    }
     if (!r.ok) {
       const e = new Error((body && body.error) || `HTTP ${r.status}`);
       e.status = r.status;
@@ -107,12 +113,102 @@
     return answer(await fetch(`api/${name}${q ? '?' + q : ''}`, { headers: { Accept: 'application/json' } }));
   }
 
-  async function action(name, params) {
-    return answer(await fetch(`api/${name}`, {
+  function post(name, body) {
+    return fetch(`api/${name}`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-Ferry-Action': '1', Accept: 'application/json' },
-      body: JSON.stringify(clean(params)),
-    }));
+      body: JSON.stringify(body),
+    });
+  }
+
+  async function action(name, params) {
+    return answer(await post(name, clean(params)));
+  }
+
+  // ---- login (the broker's ACL on: docs/DASHBOARD.md) ----
+
+  class LoginNeeded extends Error {}
+  const userBox = document.getElementById('user');
+  let loginShown = false;
+
+  // The header's account and "Log out"; nothing when there is no session (or no ACL).
+  function setUser(user) {
+    userBox.hidden = !user;
+    userBox.replaceChildren(...(user ? [
+      h('span', { 'data-testid': 'user' }, user),
+      h('button', { type: 'button', class: 'logout', 'data-testid': 'logout', onclick: logout }, 'Log out'),
+    ] : []));
+  }
+
+  // The server's message as a sentence: a capital first letter, a final period.
+  const sentence = t => t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+
+  // Replaces the view with the login form, with the first reason given (the other requests of
+  // the view that answer 401 at the same time change nothing).
+  function showLogin(reason) {
+    setUser(null);
+    selfInfo = null;
+    document.getElementById('self').textContent = '';
+    if (loginShown) return;
+    loginShown = true;
+    ++gen; // the view's polls stop
+    const ak = h('input', { name: 'accessKey', autocomplete: 'username', required: true, 'data-testid': 'login-ak' });
+    const sk = h('input', { name: 'secretKey', type: 'password', autocomplete: 'current-password', required: true,
+      'data-testid': 'login-sk' });
+    const button = h('button', { type: 'submit', 'data-testid': 'login-submit' }, 'Log in');
+    const result = h('div');
+    const submit = async ev => {
+      ev.preventDefault();
+      button.disabled = true;
+      result.replaceChildren();
+      try {
+        const r = await post('login', { accessKey: ak.value, secretKey: sk.value });
+        let body = {};
+        try { body = await r.json(); } catch (_) { /* shown by status */ }
+        if (r.ok) {
+          loginShown = false;
+          setUser(body.user);
+          route(); // the view that was asked for
+          return;
+        }
+        const retry = r.headers.get('Retry-After');
+        const msg = r.status === 401 ? 'Wrong access key or secret key.'
+          : r.status === 429 ? `Too many failed logins from this address: try again in ${retry || 60} s.`
+            : r.status === 403 && /not an admin/.test(body.error || '') ? `Refused: ${body.error}`
+              : body.error || `HTTP ${r.status}`;
+        result.replaceChildren(h('div', { class: 'error', 'data-testid': 'login-error', 'data-status': r.status }, msg));
+        sk.value = '';
+        sk.focus();
+      } catch (e) {
+        result.replaceChildren(h('div', { class: 'error', 'data-testid': 'login-error' }, e.message));
+      } finally {
+        button.disabled = false;
+      }
+    };
+    main.replaceChildren(h('section', { class: 'card login', 'data-testid': 'login' },
+      h('h2', null, 'Log in to the dashboard'),
+      h('p', { class: /session ended/.test(reason || '') ? 'warn' : 'note', id: 'login-reason', 'data-testid': 'login-reason' },
+        reason ? sentence(reason) : 'Log in with an admin account of the broker\'s ACL file.'),
+      h('form', { 'data-testid': 'login-form', onsubmit: submit },
+        h('label', null, 'Access key', ak),
+        h('label', null, 'Secret key', sk),
+        button,
+        result),
+      note('Admin accounts (admin: true in plain_acl.yml) only. The commands behind the pages run with this ' +
+        'account\'s keys on every broker.')));
+    for (const a of document.querySelectorAll('#nav a')) a.classList.remove('active');
+    main.dataset.view = 'login';
+    main.dataset.ready = '1';
+    ak.focus();
+  }
+
+  async function logout() {
+    ++gen; // the view's polls stop
+    try {
+      await post('logout', {});
+    } catch (_) { /* the form comes anyway */ }
+    showLogin('Logged out.');
+    document.getElementById('login-reason').textContent = 'Logged out.';
   }
 
   // ---- confirmation ----
@@ -809,6 +905,7 @@
   ];
 
   async function route() {
+    if (loginShown) return; // the login form stays until a login; then route() runs again
     const my = ++gen;
     const hash = location.hash && location.hash !== '#' && location.hash !== '#/' ? location.hash : '#/cluster';
     let found = null;
@@ -831,11 +928,19 @@
       await self();
       await found.fn(my, ...found.args);
     } catch (e) {
-      if (my === gen) main.append(errorBox(e));
+      if (my === gen && !(e instanceof LoginNeeded)) main.append(errorBox(e));
     }
     if (my === gen) main.dataset.ready = '1';
   }
 
   window.addEventListener('hashchange', route);
-  route();
+  // Who is logged in (a reload keeps the session); a 401 here shows the login form instead.
+  (async () => {
+    try {
+      setUser((await api('session')).user);
+    } catch (e) {
+      if (e instanceof LoginNeeded) return;
+    }
+    route();
+  })();
 })();
