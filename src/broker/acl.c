@@ -38,7 +38,8 @@
 #include <yaml.h>
 
 #define ACL_FILE_MAX (16u * 1024 * 1024)
-#define KEY_MIN_LEN  7 /* RocketMQ: accessKey and secretKey "length should longer than 6" */
+#define KEY_MIN_LEN  7   /* RocketMQ: accessKey and secretKey "length should longer than 6" */
+#define SETTLE_MS    300 /* the watcher reloads a file left alone this long (changed_recently) */
 
 /* Permission bits (RocketMQ Permission). */
 #define P_DENY 1
@@ -706,6 +707,24 @@ static void log_rules(const acl_t *acl, const struct rules *r, const char *verb)
                  acl->path);
 }
 
+/* Whether the file was modified within the last SETTLE_MS. A file written in place (truncated,
+ * then written, as editors and config tools often do) may be read half-written; a prefix that
+ * parses could grant what its end takes back. The watcher reads a changed file once it has
+ * been left alone for SETTLE_MS (and a rename into place, the safe way, settles at once). */
+static int changed_recently(const struct stat *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    const struct timespec *m =
+        st->st_mtim.tv_sec > st->st_ctim.tv_sec || (st->st_mtim.tv_sec == st->st_ctim.tv_sec &&
+                                                    st->st_mtim.tv_nsec > st->st_ctim.tv_nsec)
+            ? &st->st_mtim
+            : &st->st_ctim;
+    int64_t age_ms =
+        (int64_t)(now.tv_sec - m->tv_sec) * 1000 + (now.tv_nsec - m->tv_nsec) / 1000000;
+    return age_ms >= 0 && age_ms < SETTLE_MS;
+}
+
 int acl_poll(acl_t *acl, char *err, size_t errlen)
 {
     struct stat st;
@@ -722,6 +741,8 @@ int acl_poll(acl_t *acl, char *err, size_t errlen)
     acl->missing_logged = 0;
     stamp_of(&st, &now);
     if (stamp_eq(&now, &acl->seen))
+        return 0;
+    if (acl->poll_ms > 0 && changed_recently(&st)) /* the watcher: wait until it settles */
         return 0;
     int rc = load_file(acl->path, &r, &acl->seen, err, errlen);
     if (rc)

@@ -101,8 +101,9 @@ int broker_web_start(broker_t *b, char *err, size_t errlen)
         b->login = NULL;
         return rc;
     }
-    log_info(LOG_BROKER, "HTTP port (metrics, dashboard) at http://%s:%d/", b->cfg.bindAddress,
-             http_port(b->web));
+    int v6 = strchr(b->cfg.bindAddress, ':') != NULL;
+    log_info(LOG_BROKER, "HTTP port (metrics, dashboard) at http://%s%s%s:%d/", v6 ? "[" : "",
+             b->cfg.bindAddress, v6 ? "]" : "", http_port(b->web));
     return 0;
 }
 

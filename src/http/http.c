@@ -182,10 +182,19 @@ int http_start(const char *host, int port, http_handler_fn fn, void *arg, http_s
                char *err, size_t errlen)
 {
     *out = NULL;
+    /* An IPv4 or an IPv6 address, as the broker's bindAddress and the name server's
+     * listenAddress may be ("::" listens on both families, as the kernel's bindv6only allows). */
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    struct sockaddr *addr = (struct sockaddr *)&sa;
+    unsigned v6 = 0;
     if (inet_pton(AF_INET, host && *host ? host : "0.0.0.0", &sa.sin_addr) != 1) {
-        snprintf(err, errlen, "http: bad listen address '%s' (an IPv4 address)", host);
-        return FERRY_ECONFIG;
+        if (inet_pton(AF_INET6, host, &sa6.sin6_addr) != 1) {
+            snprintf(err, errlen, "http: bad listen address '%s' (an IPv4 or IPv6 address)", host);
+            return FERRY_ECONFIG;
+        }
+        addr = (struct sockaddr *)&sa6;
+        v6 = MHD_USE_IPv6;
     }
     http_server_t *s = ferry_calloc(1, sizeof *s);
     s->fn = fn;
@@ -193,13 +202,12 @@ int http_start(const char *host, int port, http_handler_fn fn, void *arg, http_s
     errno = 0;
     /* The logger comes first, as libmicrohttpd asks; SO_REUSEADDR only (its default), so that
      * a port another process listens on is an error, not a shared port. */
-    s->d =
-        MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                             MHD_USE_AUTO | MHD_USE_ERROR_LOG,
-                         (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
-                         on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                MHD_USE_AUTO | MHD_USE_ERROR_LOG | v6,
+                            (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            on_mhd_log, s, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (!s->d) {
         int e = errno ? errno : EADDRINUSE;
         snprintf(err, errlen, "http: cannot listen on %s:%d: %s", host && *host ? host : "0.0.0.0",

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,8 +124,38 @@ static void serves_routes_queries_and_bodies(void **state)
     http_stop(NULL);
 }
 
+/* An IPv6 listen address (bindAddress / listenAddress may be one): served over IPv6. */
+static void serves_ipv6(void **state)
+{
+    (void)state;
+    char err[256];
+    http_server_t *s = NULL;
+    int rc = http_start("::1", 0, handler, NULL, &s, err, sizeof err);
+    if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT) {
+        skip(); /* no IPv6 loopback on this machine */
+    }
+    assert_int_equal(rc, 0);
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)http_port(s))};
+    sa.sin6_addr = in6addr_loopback;
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    static const char req[] = "GET /nope HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    char buf[1024];
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < sizeof buf && (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    close(fd);
+    assert_non_null(strstr(buf, "HTTP/1.1 404"));
+    http_stop(s);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(serves_routes_queries_and_bodies)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(serves_routes_queries_and_bodies),
+                                       cmocka_unit_test(serves_ipv6)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
