@@ -503,7 +503,7 @@ struct bmetrics {
     struct topic_stats *_Atomic tab[BMETRICS_BUCKETS];
     pthread_mutex_t mu;          /* inserts */
     int n;                       /* entries, @locks mu */
-    struct prom_hist send_ns[2]; /* send latency: [1] the answer waited for slaves */
+    struct prom_hist send_us[2]; /* send latency, us: [1] the answer waited for slaves */
 };
 
 /* The stats entry of @topic, made when missing. Any thread; lock-free when it exists. */

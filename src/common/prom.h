@@ -5,7 +5,7 @@
  * They are in src/common because the store records with them (the CommitLog flush) and the
  * broker and the name server write their /metrics answers with them.
  *
- * Histogram: fixed upper bounds (in the unit observed: nanoseconds, bytes, messages), a
+ * Histogram: fixed upper bounds (in the unit observed: microseconds, bytes, messages), a
  * counter per bucket and the sum, each a relaxed atomic. Observing costs a short scan of the
  * bounds and two atomic additions, from any thread, without a lock. A reader takes a snapshot
  * (prom_hist_read); its +Inf bucket is the sum of the buckets, so the count always equals the
@@ -72,7 +72,7 @@ void prom_sample_i64(const struct prom_out *o, const char *name, const char *con
                      int64_t v);
 
 /* A histogram's series: @name_bucket{...,le="b"} for every bound then le="+Inf",
- * @name_sum and @name_count. Bounds and sum are divided by @scale (1e9: nanoseconds written as
+ * @name_sum and @name_count. Bounds and sum are divided by @scale (1e6: microseconds written as
  * seconds; 1: as they are). */
 void prom_histogram(const struct prom_out *o, const char *name, const char *const *labels,
                     const struct prom_hist_snap *s, double scale);

@@ -776,7 +776,7 @@ int commitlog_sync_all(store_t *st)
         commitlog_fence(st, rc, "CommitLog fdatasync");
         return FERRY_EFENCED;
     }
-    prom_hist_observe(&st->flush_ns, clock_mono_ns() - t0);
+    prom_hist_observe(&st->flush_us, (clock_mono_ns() - t0) / 1000);
     prom_hist_observe(&st->flush_bytes, target - flushed);
     prom_hist_observe(&st->flush_msgs, (int64_t)(appended - st->appended_at_sync));
     st->appended_at_sync = appended;

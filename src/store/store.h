@@ -207,7 +207,7 @@ struct store_metrics {
     int64_t disk_total, disk_free; /* the CommitLog's file system at the last check (1 s) */
     int32_t disk_warning_ratio;    /* diskSpaceWarningLevelRatio, % */
     int write_state;               /* store_write_state(): 0, FERRY_EDISKFULL, FERRY_EFENCED */
-    struct prom_hist_snap flush_ns, flush_bytes, flush_msgs;
+    struct prom_hist_snap flush_us, flush_bytes, flush_msgs;
 };
 
 /* Fill @out: atomics and short read-lock holds only, so any thread may call it often. */

@@ -125,7 +125,7 @@ struct store {
     atomic_int commit_waiters;       /* SYNC_FLUSH waiters in the FIFO, @locks flush_mu */
     atomic_uint_least64_t appended;  /* records appended (written under put_lock) */
     uint64_t appended_at_sync;       /* @thread flush: appended when the last sync began */
-    struct prom_hist flush_ns;       /* CommitLog sync time of each flush */
+    struct prom_hist flush_us;       /* CommitLog sync time of each flush, us */
     struct prom_hist flush_bytes;    /* bytes each flush made durable */
     struct prom_hist flush_msgs;     /* records appended since the previous flush began */
     atomic_int_least64_t disk_total; /* the CommitLog's file system, last check (bytes) */

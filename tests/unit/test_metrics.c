@@ -296,7 +296,7 @@ static void test_store_metrics(void **state)
     assert_int_equal(m.sync_flush, 1);
     assert_int_equal(m.appended, 0);
     assert_int_equal(m.max_phys, 0);
-    assert_int_equal(m.flush_ns.cum[m.flush_ns.n], 0);
+    assert_int_equal(m.flush_us.cum[m.flush_us.n], 0);
     assert_int_equal(m.write_state, 0);
     assert_true(m.disk_total > 0 && m.disk_free > 0 && m.disk_free <= m.disk_total);
     assert_int_equal(m.disk_warning_ratio, cfg.diskSpaceWarningLevelRatio);
@@ -316,10 +316,10 @@ static void test_store_metrics(void **state)
     assert_int_equal(m.commit_waiters, 0);
     assert_int_equal(m.flush_bytes.sum, bytes);
     assert_int_equal(m.flush_msgs.sum, 10);
-    assert_int_equal(m.flush_ns.cum[m.flush_ns.n], m.flush_bytes.cum[m.flush_bytes.n]);
+    assert_int_equal(m.flush_us.cum[m.flush_us.n], m.flush_bytes.cum[m.flush_bytes.n]);
     assert_int_equal(m.flush_msgs.cum[m.flush_msgs.n], 10);
     assert_int_equal(m.flush_msgs.cum[0], 10); /* every batch was one record */
-    assert_true(m.flush_ns.sum > 0);
+    assert_true(m.flush_us.sum > 0);
     assert_int_equal(m.segments, 1);
     assert_int_equal(m.segment_bytes, cfg.mappedFileSizeCommitLog);
     assert_int_equal(m.queues, 4);
