@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -126,6 +127,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         x = ferry_calloc(1, sizeof *x);
         x->conn = conn;
         *state = x;
+        /* A declared length over the cap is refused before a byte of the body is read (the
+         * connection then closes), so it cannot hold a connection thread while it streams. */
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+            x->too_big = 1;
+            return queue_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
+        }
         return MHD_YES;
     }
     if (*upload_size) {
