@@ -672,6 +672,52 @@ static void error_text(const char *err, size_t len, char *buf, size_t cap)
     buf[n] = 0;
 }
 
+/* The addresses the commands of one API request may connect to: the name servers, this broker
+ * and every broker (master or slave) the name servers list for any cluster. */
+#define ALLOWED_MAX 256
+
+struct allowed {
+    const char *v[ALLOWED_MAX + 1]; /* NULL-terminated; strings in @ns, @self or @ci */
+    char ns[sizeof((struct broker_config *)0)->namesrvAddr];
+    char self[CLIENT_ADDR_MAX];
+    cJSON *ci;
+};
+
+static void allowed_init(struct allowed *a, broker_t *b, const struct ctx *c)
+{
+    size_t n = 0;
+    char *save = NULL;
+    snprintf(a->ns, sizeof a->ns, "%s", b->cfg.namesrvAddr);
+    snprintf(a->self, sizeof a->self, "%s", broker_addr(b));
+    a->v[n++] = a->self;
+    for (char *t = strtok_r(a->ns, ";", &save); t && n < ALLOWED_MAX;
+         t = strtok_r(NULL, ";", &save))
+        a->v[n++] = t;
+    /* on a failure to reach the name servers (reported on the command's error stream, which
+     * adm_get_cluster() writes to, and dropped here): the name servers and this broker only */
+    FILE *quiet = fopen("/dev/null", "w");
+    struct ctx q = *c;
+    q.err = quiet ? quiet : c->err;
+    a->ci = adm_get_cluster(&q);
+    if (quiet)
+        fclose(quiet);
+    const cJSON *bd, *addr;
+    cJSON_ArrayForEach(bd, cJSON_GetObjectItemCaseSensitive(a->ci, "brokerAddrTable"))
+    {
+        cJSON_ArrayForEach(addr, cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"))
+        {
+            if (cJSON_IsString(addr) && n < ALLOWED_MAX)
+                a->v[n++] = addr->valuestring;
+        }
+    }
+    a->v[n] = NULL;
+}
+
+static void allowed_free(struct allowed *a)
+{
+    cJSON_Delete(a->ci);
+}
+
 void broker_dashboard_api(broker_t *b, const struct http_request *req, struct http_exchange *x)
 {
     const char *name = req->path + strlen(API_PREFIX);
@@ -719,6 +765,9 @@ void broker_dashboard_api(broker_t *b, const struct http_request *req, struct ht
     c.out = open_memstream(&out, &out_len);
     c.err = open_memstream(&err, &err_len);
     int rc = 1;
+    struct allowed allowed;
+    allowed_init(&allowed, b, &c);
+    adm_set_allowed_addrs(allowed.v);
     adm_set_body_max(API_BODY_MAX);
     /* With a session, every connection the command opens on this thread signs with its account
      * (mqadmin's connections take the creating thread's default signer, which mqadmin's main()
@@ -732,6 +781,8 @@ void broker_dashboard_api(broker_t *b, const struct http_request *req, struct ht
     else if (c.err) /* no output stream: reported as the command's failure */
         fputs("out of memory\n", c.err);
     adm_set_body_max(0);
+    adm_set_allowed_addrs(NULL);
+    allowed_free(&allowed);
     if (u.ak[0])
         remoting_client_default_signer(NULL, NULL);
     OPENSSL_cleanse(&u, sizeof u);

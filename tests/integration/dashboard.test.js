@@ -164,6 +164,13 @@ test('the dashboard in headless Chromium: pages, figures equal to mqadmin, searc
     r = await get(`/api/brokerThroughput?b=${deadAddr}`);
     assert.equal(r.status, 200, `a broker that does not answer is an entry of the answer: ${r.text}`);
     assert.match(JSON.parse(r.text)[0].error, /no answer from/, 'the entry says the broker did not answer');
+    // The API connects to the name servers and the cluster's brokers only: an address given as
+    // a parameter (b=, or inside an offset message id) cannot make the broker connect elsewhere.
+    assert.match(JSON.parse(r.text)[0].error, /is not a name server or a broker of this cluster/,
+      'an unknown address is refused before connecting');
+    r = await get(`/api/brokerStatus?b=${deadAddr}`);
+    assert.equal(r.status, 500, r.text);
+    assert.match(JSON.parse(r.text).error, /is not a name server or a broker of this cluster/, r.text);
     assert.equal((await get('/api/brokerThroughput?s=0')).status, 400, 's=0 is a bad parameter');
     // DNS rebinding: the API answers under an IP address or localhost only (httpAllowedHosts
     // is empty here); the page itself may load under any name.

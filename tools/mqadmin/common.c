@@ -69,6 +69,24 @@ void adm_bconn_close(struct bconn *bc)
     bc->addr[0] = 0;
 }
 
+/* adm_set_allowed_addrs(): the only addresses this thread's commands may connect to. */
+static _Thread_local const char *const *allowed_addrs;
+
+void adm_set_allowed_addrs(const char *const *addrs)
+{
+    allowed_addrs = addrs;
+}
+
+static int addr_allowed(const char *addr)
+{
+    if (!allowed_addrs)
+        return 1;
+    for (const char *const *a = allowed_addrs; *a; a++)
+        if (strcmp(*a, addr) == 0)
+            return 1;
+    return 0;
+}
+
 /* One request to @addr over @bc. Returns 0 (*@resp set; any response code) or nonzero with
  * @err filled (the connection is then closed). */
 int adm_bcall(struct bconn *bc, const char *addr, const struct rcmd *req, struct rcmd **resp,
@@ -79,6 +97,13 @@ int adm_bcall(struct bconn *bc, const char *addr, const struct rcmd *req, struct
     int rc;
     if (bc->cli && strcmp(bc->addr, addr) != 0)
         adm_bconn_close(bc);
+    if (!bc->cli && !addr_allowed(addr)) {
+        snprintf(err, errlen,
+                 "%s is not a name server or a broker of this cluster (the dashboard connects "
+                 "to those only)",
+                 addr);
+        return FERRY_EINVAL;
+    }
     if (!bc->cli) {
         remoting_client_config_init(&cfg);
         if ((rc = remoting_client_new(&cfg, &bc->cli)) != 0) {
