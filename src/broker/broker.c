@@ -664,8 +664,7 @@ void broker_free(broker_t *b)
     pthread_mutex_destroy(&b->clients.mu);
     pthread_mutex_destroy(&b->stats.mu);
     pthread_mutex_destroy(&b->persist_mu);
-    if (b->tls_client) /* the dashboard stopped first */
-        remoting_client_default_tls(NULL);
+    remoting_client_default_tls_clear(b->tls_client); /* if still ours */
     tls_ctx_unref(b->tls_server); /* every server and client using them is gone */
     tls_ctx_unref(b->tls_client);
     ferry_free(b);

@@ -110,12 +110,54 @@ void remoting_client_config_init(struct remoting_client_config *cfg)
     cfg->idle_close_seconds = 0;
 }
 
-/* The TLS context of clients made with cfg->tls NULL (remoting_client_default_tls). */
+/* The TLS context of clients made with cfg->tls NULL (remoting_client_default_tls), with its
+ * own reference, @locks default_tls_mu. */
 static tls_ctx_t *default_tls;
+static pthread_mutex_t default_tls_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void set_default_tls(tls_ctx_t *ctx, tls_ctx_t *only_if)
+{
+    tls_ctx_t *old;
+    pthread_mutex_lock(&default_tls_mu);
+    old = default_tls;
+    if (only_if && old != only_if) {
+        pthread_mutex_unlock(&default_tls_mu);
+        return;
+    }
+    if (ctx)
+        tls_ctx_ref(ctx);
+    default_tls = ctx;
+    pthread_mutex_unlock(&default_tls_mu);
+    if (old)
+        tls_ctx_unref(old);
+}
 
 void remoting_client_default_tls(tls_ctx_t *ctx)
 {
-    default_tls = ctx;
+    set_default_tls(ctx, NULL);
+}
+
+void remoting_client_default_tls_clear(tls_ctx_t *ctx)
+{
+    if (ctx)
+        set_default_tls(NULL, ctx);
+}
+
+/* The context a new client uses, with a reference for it (or NULL: plain). */
+static tls_ctx_t *client_tls(const struct remoting_client_config *cfg)
+{
+    tls_ctx_t *t = cfg->tls;
+    if (!t && !cfg->tls_no_default) {
+        pthread_mutex_lock(&default_tls_mu);
+        t = default_tls;
+        if (t)
+            tls_ctx_ref(t);
+        pthread_mutex_unlock(&default_tls_mu);
+        return t;
+    }
+    if (t)
+        tls_ctx_ref(t);
+    return t;
 }
 
 int remoting_client_new(const struct remoting_client_config *cfg, remoting_client_t **out)
@@ -134,10 +176,8 @@ int remoting_client_new(const struct remoting_client_config *cfg, remoting_clien
         .idle_ms = (uint64_t)cfg->idle_close_seconds * 1000,
         .disp = &cli->disp,
         .stats = &cli->stats,
-        .tls = cfg->tls || cfg->tls_no_default ? cfg->tls : default_tls,
+        .tls = client_tls(cfg), /* a reference, dropped by remoting_client_free() */
     };
-    if (cli->opts.tls)
-        tls_ctx_ref(cli->opts.tls); /* dropped by remoting_client_free() */
     pthread_mutex_init(&cli->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

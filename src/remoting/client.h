@@ -38,9 +38,11 @@ void remoting_client_config_init(struct remoting_client_config *cfg);
 
 /* The TLS context of clients created from now on with cfg->tls NULL, in any thread (a command
  * line tool sets it once in main(): mqadmin --tls; a broker with tlsEnable, for the mqadmin
- * code its dashboard runs); NULL (the start value) for plain. No reference is taken: the
- * caller keeps @ctx alive while it is the default. Not synchronized with remoting_client_new(). */
+ * code its dashboard runs); NULL (the start value) for plain. The default holds its own
+ * reference; any thread may set it while others create clients. */
 void remoting_client_default_tls(tls_ctx_t *ctx);
+/* Back to plain if @ctx is still the default (an owner going away leaves another's alone). */
+void remoting_client_default_tls_clear(tls_ctx_t *ctx);
 
 /* A client and its I/O thread (not connected yet). Returns 0, FERRY_EINVAL or -errno. */
 int remoting_client_new(const struct remoting_client_config *cfg, remoting_client_t **out);
@@ -111,7 +113,8 @@ void remoting_sign_content(const struct rcmd *cmd, int with_unique_flag,
 
 /* base64(HMAC-SHA1(@secret_key, remoting_sign_content(@cmd, 0))) into @out (NUL-terminated,
  * REMOTING_SIGNATURE_LEN characters): the Signature that Java's AclClientRPCHook and ali-ons
- * compute. Uses no library (libferry needs no libcrypto); no allocation. */
+ * compute, with OpenSSL's HMAC (EVP_MAC; one small context allocated per call). When OpenSSL
+ * has no SHA-1 (a FIPS-only build), @out is a signature no broker accepts and it is logged. */
 void remoting_sign(const struct rcmd *cmd, const char *secret_key,
                    char out[REMOTING_SIGNATURE_LEN + 1]);
 

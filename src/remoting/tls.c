@@ -14,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -311,6 +312,11 @@ int tls_server_ctx_new(const struct tls_config *cfg, tls_ctx_t **out, char *err,
                     SSL_CTX_set_client_CA_list(ssl, names);
             }
             SSL_CTX_set_verify(ssl, mode, NULL);
+            if (rc == 0 && !cfg->tlsServerTrustCertPath[0])
+                log_warn(LOG_REMOTING,
+                         "TLS: tlsServerAuthClient=true without tlsServerTrustCertPath: client "
+                         "certificates are checked against the system's CAs, so one any public "
+                         "CA issued passes; set tlsServerTrustCertPath to your own CA");
         } else {
             SSL_CTX_set_verify(ssl, mode, accept_any); /* RocketMQ: InsecureTrustManager */
         }

@@ -418,7 +418,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "mqadmin: TLS: %s\n", terr);
             return 1;
         }
-        remoting_client_default_tls(tls_ctx); /* kept until exit */
+        remoting_client_default_tls(tls_ctx); /* the default's reference, kept until exit */
+        tls_ctx_unref(tls_ctx);
     }
     c.ns = val['n'] ? val['n'] : getenv("NAMESRV_ADDR");
     if (!c.ns || !c.ns[0]) {
