@@ -635,6 +635,11 @@ int64_t sched_level_delay(broker_t *b, int level);
 /* Wait up to @timeout_ms until the schedule service, seeing the broker's role is now SLAVE, has
  * stopped delivering (no append of its own in flight). 0, or FERRY_ETIMEDOUT. */
 int sched_wait_idle(broker_t *b, int timeout_ms);
+/* For a service thread that follows the broker's role (schedule.c, transaction.c): wake it on
+ * @cond and wait up to @timeout_ms until *@active (or *@stop) says it idles, all under @mu.
+ * 0, or FERRY_ETIMEDOUT. */
+int bwait_inactive(pthread_mutex_t *mu, pthread_cond_t *cond, const int *active, const int *stop,
+                   int timeout_ms);
 /* Delivery progress of a running schedule service (a master's): the next SCHEDULE_TOPIC_XXXX
  * offset of each level (queue id = level - 1) into @level_off (at most @cap) and the first timer
  * offset not delivered into *@timer_off. Returns the levels written; 0 when the service does not

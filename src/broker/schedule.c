@@ -741,17 +741,9 @@ void sched_free(broker_t *b, int store_flushed)
 int sched_wait_idle(broker_t *b, int timeout_ms)
 {
     struct sched *s = b->sched;
-    int rc = 0;
     if (!s || !s->running)
         return 0;
-    struct timespec deadline = clock_deadline_ts(timeout_ms);
-    pthread_mutex_lock(&s->mu);
-    pthread_cond_broadcast(&s->cond); /* wake the thread to see the role now */
-    while (s->active && !s->stop && rc == 0)
-        rc = pthread_cond_timedwait(&s->cond, &s->mu, &deadline);
-    int idle = !s->active || s->stop;
-    pthread_mutex_unlock(&s->mu);
-    return idle ? 0 : FERRY_ETIMEDOUT;
+    return bwait_inactive(&s->mu, &s->cond, &s->active, &s->stop, timeout_ms);
 }
 
 int sched_progress(broker_t *b, int64_t *level_off, int cap, int64_t *timer_off)

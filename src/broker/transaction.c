@@ -748,17 +748,9 @@ int tx_start(broker_t *b, char *err, size_t errlen)
 int tx_wait_idle(broker_t *b, int timeout_ms)
 {
     struct tx *t = b->tx;
-    int rc = 0;
     if (!t || !t->running)
         return 0;
-    struct timespec deadline = clock_deadline_ts(timeout_ms);
-    pthread_mutex_lock(&t->mu);
-    pthread_cond_broadcast(&t->cond); /* wake the thread to see the role now */
-    while (t->active && !t->stop && rc == 0)
-        rc = pthread_cond_timedwait(&t->cond, &t->mu, &deadline);
-    int idle = !t->active || t->stop;
-    pthread_mutex_unlock(&t->mu);
-    return idle ? 0 : FERRY_ETIMEDOUT;
+    return bwait_inactive(&t->mu, &t->cond, &t->active, &t->stop, timeout_ms);
 }
 
 void tx_stop(broker_t *b)

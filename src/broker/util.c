@@ -7,6 +7,7 @@
 #include "broker/broker_int.h"
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -725,4 +726,18 @@ int brec_real_target(const struct msg_view *v, char *topic, size_t cap, int32_t 
     q[ql] = 0;
     *qid = atoi(q);
     return 0;
+}
+
+int bwait_inactive(pthread_mutex_t *mu, pthread_cond_t *cond, const int *active, const int *stop,
+                   int timeout_ms)
+{
+    int rc = 0;
+    struct timespec deadline = clock_deadline_ts(timeout_ms);
+    pthread_mutex_lock(mu);
+    pthread_cond_broadcast(cond); /* wake the thread to see the broker's role now */
+    while (*active && !*stop && rc == 0)
+        rc = pthread_cond_timedwait(cond, mu, &deadline);
+    int idle = !*active || *stop;
+    pthread_mutex_unlock(mu);
+    return idle ? 0 : FERRY_ETIMEDOUT;
 }

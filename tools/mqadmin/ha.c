@@ -161,6 +161,16 @@ static void add_members(const cJSON *bd, const char *name, cJSON *out)
     }
 }
 
+cJSON *adm_addr_or_members(const struct ctx *c, const char *addr, const char *cluster)
+{
+    if (!addr)
+        return adm_members(c, cluster, NULL);
+    cJSON *targets = cJSON_CreateArray(), *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "addr", addr);
+    cJSON_AddItemToArray(targets, m);
+    return targets;
+}
+
 cJSON *adm_members(const struct ctx *c, const char *cluster, const char *name)
 {
     cJSON *ci = adm_get_cluster(c), *out;
@@ -285,12 +295,7 @@ int cmd_ha_status(const struct ctx *c, const char *addr, const char *cluster)
 {
     cJSON *targets = NULL, *out = cJSON_CreateArray(), *t;
     int rc = 0, seen = 0;
-    if (addr) {
-        targets = cJSON_CreateArray();
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "addr", addr);
-        cJSON_AddItemToArray(targets, m);
-    } else if (!(targets = adm_members(c, cluster, NULL))) {
+    if (!(targets = adm_addr_or_members(c, addr, cluster))) {
         cJSON_Delete(out);
         return 1;
     }

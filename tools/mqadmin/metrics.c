@@ -295,12 +295,7 @@ int cmd_broker_throughput(const struct ctx *c, const char *addr, const char *clu
 {
     cJSON *targets, *out = cJSON_CreateArray(), *t;
     int rc = 0;
-    if (addr) {
-        targets = cJSON_CreateArray();
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "addr", addr);
-        cJSON_AddItemToArray(targets, m);
-    } else if (!(targets = adm_members(c, cluster, NULL))) {
+    if (!(targets = adm_addr_or_members(c, addr, cluster))) {
         cJSON_Delete(out);
         return 1;
     }

@@ -191,6 +191,9 @@ int cmd_dlq_resend(const struct ctx *c, const struct dlq_opts *o);
  * server's cluster info: a new array of {"brokerName","brokerId","addr"} sorted by name, id;
  * NULL with a message when the cluster or set is unknown or has no broker. */
 cJSON *adm_members(const struct ctx *c, const char *cluster, const char *name);
+/* [{"addr": @addr}] when @addr is given, else adm_members(@cluster): the targets of a command
+ * taking -b addr or -c cluster. */
+cJSON *adm_addr_or_members(const struct ctx *c, const char *addr, const char *cluster);
 
 /* haStatus: one broker (@addr) or every broker of @cluster. */
 int cmd_ha_status(const struct ctx *c, const char *addr, const char *cluster);
