@@ -97,7 +97,10 @@ const struct conf_def broker_conf_defs[] = {
          "FerryMQ: also listen on listenPort - 2 (the VIP port old Java clients use)"),
     INT(metricsPort, "-1", -1, 65535,
         "FerryMQ: HTTP port of the Prometheus endpoint /metrics and the web dashboard, on "
-        "bindAddress (-1: off; 0: any free port, logged)"),
+        "metricsBindAddress (-1: off; 0: any free port, logged)"),
+    STR(metricsBindAddress, "",
+        "FerryMQ: local address of the HTTP port (metricsPort), e.g. 127.0.0.1 to keep the "
+        "dashboard on the host (empty: bindAddress)"),
     STR(httpAllowedHosts, "",
         "FerryMQ: host names (comma-separated; * any) besides IP addresses and localhost that "
         "the dashboard's API answers under (its Host header), against DNS rebinding"),
@@ -289,6 +292,12 @@ int broker_config_check(struct broker_config *cfg, char *err, size_t errlen)
     if (inet_pton(AF_INET, cfg->bindAddress, &a4) != 1 &&
         inet_pton(AF_INET6, cfg->bindAddress, &a6) != 1) {
         snprintf(err, errlen, "bindAddress=%s: expected an IPv4 or IPv6 address", cfg->bindAddress);
+        return FERRY_ECONFIG;
+    }
+    if (cfg->metricsBindAddress[0] && inet_pton(AF_INET, cfg->metricsBindAddress, &a4) != 1 &&
+        inet_pton(AF_INET6, cfg->metricsBindAddress, &a6) != 1) {
+        snprintf(err, errlen, "metricsBindAddress=%s: expected an IPv4 or IPv6 address",
+                 cfg->metricsBindAddress);
         return FERRY_ECONFIG;
     }
     if (cfg->enableControllerMode) {

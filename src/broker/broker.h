@@ -64,6 +64,7 @@ struct broker_config {
     int32_t channelExpiredTimeout;   /* ms without heartbeat before a client channel is dropped */
     int fastListenPortEnable;        /* FerryMQ: also listen on listenPort - 2 (the "VIP" port) */
     int metricsPort;                 /* FerryMQ: HTTP port of /metrics and the dashboard; -1 off */
+    char metricsBindAddress[64];     /* FerryMQ: the HTTP port's address; "": bindAddress */
     char httpAllowedHosts[512];      /* FerryMQ: Host names the dashboard API answers under */
     int32_t haListenPort;            /* advertised as haServerAddr; 0: listenPort + 1 */
     char haMasterAddress[128];       /* slave: the master's HA host:port (empty: ask namesrv) */

@@ -92,8 +92,9 @@ int broker_web_start(broker_t *b, char *err, size_t errlen)
         login_config_init(&lc);
         b->login = login_new(&lc);
     }
-    int rc =
-        http_start(b->cfg.bindAddress, b->cfg.metricsPort, on_request, b, &b->web, err, errlen);
+    const char *host =
+        b->cfg.metricsBindAddress[0] ? b->cfg.metricsBindAddress : b->cfg.bindAddress;
+    int rc = http_start(host, b->cfg.metricsPort, on_request, b, &b->web, err, errlen);
     if (rc != 0) {
         size_t n = strlen(err);
         snprintf(err + n, errlen - n, " (metricsPort; -1 turns the HTTP port off)");
@@ -101,9 +102,9 @@ int broker_web_start(broker_t *b, char *err, size_t errlen)
         b->login = NULL;
         return rc;
     }
-    int v6 = strchr(b->cfg.bindAddress, ':') != NULL;
-    log_info(LOG_BROKER, "HTTP port (metrics, dashboard) at http://%s%s%s:%d/", v6 ? "[" : "",
-             b->cfg.bindAddress, v6 ? "]" : "", http_port(b->web));
+    int v6 = strchr(host, ':') != NULL;
+    log_info(LOG_BROKER, "HTTP port (metrics, dashboard) at http://%s%s%s:%d/", v6 ? "[" : "", host,
+             v6 ? "]" : "", http_port(b->web));
     return 0;
 }
 

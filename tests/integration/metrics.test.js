@@ -518,3 +518,29 @@ test('metricsPort defaults to -1: no HTTP port on the broker or the name server'
     assert.deepEqual(problems, []);
   }
 });
+
+test('metricsBindAddress puts the HTTP port on its own address', async () => {
+  // The client port on 127.0.0.1 (the harness's bindAddress), the HTTP port on 127.0.0.2 (all of
+  // 127/8 is loopback on Linux): reachable there, refused on the client port's address.
+  const own = new Cluster({ name: 'int-metrics-bind', brokerConf: { metricsPort: 0, metricsBindAddress: '127.0.0.2' } });
+  try {
+    await own.start();
+    await withLogsOnFailure(own, async () => {
+      const port = await logPort(own.broker.logFile, /HTTP port \(metrics, dashboard\) at http:\/\/127\.0\.0\.2:(\d+)\//,
+        'the broker\'s HTTP port on 127.0.0.2');
+      const ok = await new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.2', port, path: '/metrics', agent: false }, res => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(ok, 200, '/metrics on 127.0.0.2');
+      await assert.rejects(httpGet(port, '/metrics'), /ECONNREFUSED/, 'nothing on 127.0.0.1 at that port');
+    });
+  } finally {
+    const problems = await own.stop();
+    assert.deepEqual(problems, []);
+  }
+});
