@@ -133,21 +133,6 @@ static void sb_write(void *arg, const char *p, size_t n)
     bsb_add(arg, p, n);
 }
 
-/* A family with one unlabelled sample. */
-static void one_i64(const struct prom_out *o, const char *name, const char *type, const char *help,
-                    int64_t v)
-{
-    prom_family(o, name, type, help);
-    prom_sample_i64(o, name, NULL, v);
-}
-
-static void one_dbl(const struct prom_out *o, const char *name, const char *type, const char *help,
-                    double v)
-{
-    prom_family(o, name, type, help);
-    prom_sample(o, name, NULL, v);
-}
-
 static int cmp_ts(const void *a, const void *b)
 {
     return strcmp((*(struct topic_stats *const *)a)->name, (*(struct topic_stats *const *)b)->name);
@@ -226,44 +211,47 @@ static void write_store(broker_t *b, const struct prom_out *o)
                 "Records appended since the previous sync began, for each sync (the group "
                 "commit's batch).");
     prom_histogram(o, "ferrymq_flush_batch_messages", NULL, &sm.flush_msgs, 1);
-    one_i64(o, "ferrymq_group_commit_queue_depth", "gauge",
-            "SYNC_FLUSH appends waiting for the next group commit now.", sm.commit_waiters);
-    one_i64(o, "ferrymq_commitlog_appended_messages_total", "counter",
-            "Records appended to the CommitLog since the broker started (replicated ones on a "
-            "slave).",
-            (int64_t)sm.appended);
-    one_i64(o, "ferrymq_commitlog_min_offset_bytes", "gauge",
-            "CommitLog offset of the oldest record kept.", sm.min_phys);
-    one_i64(o, "ferrymq_commitlog_max_offset_bytes", "gauge",
-            "CommitLog offset of the end of the last appended record.", sm.max_phys);
-    one_i64(o, "ferrymq_commitlog_flushed_offset_bytes", "gauge",
-            "CommitLog offset up to which the log is on disk (fdatasync'd).", sm.flushed_phys);
-    one_i64(o, "ferrymq_commitlog_dispatched_offset_bytes", "gauge",
-            "CommitLog offset up to which records are in their ConsumeQueues and the index.",
-            sm.dispatched_phys);
-    one_i64(o, "ferrymq_dispatch_lag_bytes", "gauge",
-            "CommitLog max offset minus dispatched offset: appended bytes consumers cannot see "
-            "yet.",
-            sm.max_phys - sm.dispatched_phys);
-    one_i64(o, "ferrymq_flush_lag_bytes", "gauge",
-            "CommitLog max offset minus flushed offset: appended bytes not yet on disk.",
-            sm.max_phys - sm.flushed_phys);
-    one_i64(o, "ferrymq_commitlog_segments", "gauge", "CommitLog segment files.", sm.segments);
-    one_i64(o, "ferrymq_commitlog_size_bytes", "gauge",
-            "Size of the CommitLog segment files (segments x mappedFileSizeCommitLog).",
-            sm.segment_bytes);
-    one_i64(o, "ferrymq_consume_queues", "gauge", "ConsumeQueues (topic, queue id) in the store.",
-            sm.queues);
-    one_i64(o, "ferrymq_disk_total_bytes", "gauge",
-            "Size of the file system holding the CommitLog (checked every second).", sm.disk_total);
-    one_i64(o, "ferrymq_disk_free_bytes", "gauge",
-            "Free bytes of that file system, for unprivileged users.", sm.disk_free);
-    one_dbl(o, "ferrymq_disk_used_ratio", "gauge",
-            "Used fraction of that file system, as compared with diskSpaceWarningLevelRatio.",
-            sm.disk_total > 0 ? (double)(sm.disk_total - sm.disk_free) / (double)sm.disk_total : 0);
-    one_dbl(o, "ferrymq_disk_warning_ratio", "gauge",
-            "diskSpaceWarningLevelRatio as a fraction: from this use on sends are refused.",
-            sm.disk_warning_ratio / 100.0);
+    prom_one_i64(o, "ferrymq_group_commit_queue_depth", "gauge",
+                 "SYNC_FLUSH appends waiting for the next group commit now.", sm.commit_waiters);
+    prom_one_i64(o, "ferrymq_commitlog_appended_messages_total", "counter",
+                 "Records appended to the CommitLog since the broker started (replicated ones on a "
+                 "slave).",
+                 (int64_t)sm.appended);
+    prom_one_i64(o, "ferrymq_commitlog_min_offset_bytes", "gauge",
+                 "CommitLog offset of the oldest record kept.", sm.min_phys);
+    prom_one_i64(o, "ferrymq_commitlog_max_offset_bytes", "gauge",
+                 "CommitLog offset of the end of the last appended record.", sm.max_phys);
+    prom_one_i64(o, "ferrymq_commitlog_flushed_offset_bytes", "gauge",
+                 "CommitLog offset up to which the log is on disk (fdatasync'd).", sm.flushed_phys);
+    prom_one_i64(o, "ferrymq_commitlog_dispatched_offset_bytes", "gauge",
+                 "CommitLog offset up to which records are in their ConsumeQueues and the index.",
+                 sm.dispatched_phys);
+    prom_one_i64(
+        o, "ferrymq_dispatch_lag_bytes", "gauge",
+        "CommitLog max offset minus dispatched offset: appended bytes consumers cannot see "
+        "yet.",
+        sm.max_phys - sm.dispatched_phys);
+    prom_one_i64(o, "ferrymq_flush_lag_bytes", "gauge",
+                 "CommitLog max offset minus flushed offset: appended bytes not yet on disk.",
+                 sm.max_phys - sm.flushed_phys);
+    prom_one_i64(o, "ferrymq_commitlog_segments", "gauge", "CommitLog segment files.", sm.segments);
+    prom_one_i64(o, "ferrymq_commitlog_size_bytes", "gauge",
+                 "Size of the CommitLog segment files (segments x mappedFileSizeCommitLog).",
+                 sm.segment_bytes);
+    prom_one_i64(o, "ferrymq_consume_queues", "gauge",
+                 "ConsumeQueues (topic, queue id) in the store.", sm.queues);
+    prom_one_i64(o, "ferrymq_disk_total_bytes", "gauge",
+                 "Size of the file system holding the CommitLog (checked every second).",
+                 sm.disk_total);
+    prom_one_i64(o, "ferrymq_disk_free_bytes", "gauge",
+                 "Free bytes of that file system, for unprivileged users.", sm.disk_free);
+    prom_one(o, "ferrymq_disk_used_ratio", "gauge",
+             "Used fraction of that file system, as compared with diskSpaceWarningLevelRatio.",
+             sm.disk_total > 0 ? (double)(sm.disk_total - sm.disk_free) / (double)sm.disk_total
+                               : 0);
+    prom_one(o, "ferrymq_disk_warning_ratio", "gauge",
+             "diskSpaceWarningLevelRatio as a fraction: from this use on sends are refused.",
+             sm.disk_warning_ratio / 100.0);
     prom_family(o, "ferrymq_store_write_refused", "gauge",
                 "1 while the store refuses every append for the reason: disk_full (over "
                 "diskSpaceWarningLevelRatio, or no room for the next CommitLog file) or fenced (an "
@@ -403,21 +391,21 @@ static void write_queues(broker_t *b, const struct prom_out *o)
         prom_sample_i64(o, "ferrymq_delay_messages_total", (const char *[]){"level", qid, NULL},
                         r.v[i].max);
     }
-    one_i64(o, "ferrymq_timer_messages_total", "counter",
-            "Timed messages (RocketMQ 5 timer properties) stored in rmq_sys_wheel_timer.",
-            topic_sum(&r, TIMER_TOPIC));
+    prom_one_i64(o, "ferrymq_timer_messages_total", "counter",
+                 "Timed messages (RocketMQ 5 timer properties) stored in rmq_sys_wheel_timer.",
+                 topic_sum(&r, TIMER_TOPIC));
     write_delay_backlog(b, o, &r);
-    one_i64(o, "ferrymq_transaction_half_messages_total", "counter",
-            "Transactional half messages stored in RMQ_SYS_TRANS_HALF_TOPIC.",
-            topic_sum(&r, TRANS_HALF_TOPIC));
+    prom_one_i64(o, "ferrymq_transaction_half_messages_total", "counter",
+                 "Transactional half messages stored in RMQ_SYS_TRANS_HALF_TOPIC.",
+                 topic_sum(&r, TRANS_HALF_TOPIC));
     ferry_free(r.v);
     int64_t oldest = 0;
     int pending = tx_pending(b, &oldest);
-    one_i64(o, "ferrymq_transaction_half_pending", "gauge",
-            "Transactional half messages neither committed nor rolled back yet.", pending);
-    one_dbl(o, "ferrymq_transaction_half_oldest_age_seconds", "gauge",
-            "Age of the oldest unresolved half message (0 when none).",
-            pending && oldest ? (double)(clock_wall_ms() - oldest) / 1000.0 : 0);
+    prom_one_i64(o, "ferrymq_transaction_half_pending", "gauge",
+                 "Transactional half messages neither committed nor rolled back yet.", pending);
+    prom_one(o, "ferrymq_transaction_half_oldest_age_seconds", "gauge",
+             "Age of the oldest unresolved half message (0 when none).",
+             pending && oldest ? (double)(clock_wall_ms() - oldest) / 1000.0 : 0);
 }
 
 /* ---- consumer groups: committed offsets and lag, as consumerProgress computes them -------- */
@@ -509,8 +497,8 @@ static void write_replication(broker_t *b, const struct prom_out *o)
     int64_t end = store_max_phys(b->store);
     struct ha_info hi;
     ha_info(b, &hi);
-    one_i64(o, "ferrymq_replication_slaves", "gauge",
-            "Slaves streaming from this master now (HA port).", n);
+    prom_one_i64(o, "ferrymq_replication_slaves", "gauge",
+                 "Slaves streaming from this master now (HA port).", n);
     static const char *const fams[][2] = {
         {"ferrymq_replication_lag_bytes",
          "CommitLog bytes the slave has not acknowledged as durable: master max offset minus "
@@ -533,9 +521,9 @@ static void write_replication(broker_t *b, const struct prom_out *o)
                 prom_sample(o, fams[f][0], labels, (double)sl[i].idle_ms / 1000.0);
         }
     }
-    one_i64(o, "ferrymq_replication_master_connected", "gauge",
-            "A slave: 1 while it is authenticated and streaming from its master.",
-            hi.running && !hi.master && hi.connected);
+    prom_one_i64(o, "ferrymq_replication_master_connected", "gauge",
+                 "A slave: 1 while it is authenticated and streaming from its master.",
+                 hi.running && !hi.master && hi.connected);
 }
 
 static void write_process(broker_t *b, const struct prom_out *o)
@@ -557,8 +545,8 @@ static void write_process(broker_t *b, const struct prom_out *o)
     for (int i = 0; i < 3; i++)
         prom_sample_i64(o, "ferrymq_broker_role", (const char *[]){"role", roles[i], NULL},
                         role == i);
-    one_dbl(o, "ferrymq_uptime_seconds", "gauge", "Time since the broker started.",
-            (double)(clock_wall_ms() - b->start_ms) / 1000.0);
+    prom_one(o, "ferrymq_uptime_seconds", "gauge", "Time since the broker started.",
+             (double)(clock_wall_ms() - b->start_ms) / 1000.0);
     prom_process(o, b->start_ms);
 
     struct remoting_server_stats st[2] = {{0}, {0}};
@@ -580,8 +568,8 @@ static void write_process(broker_t *b, const struct prom_out *o)
     pthread_mutex_lock(&b->holds.mu);
     int held = b->holds.n_held;
     pthread_mutex_unlock(&b->holds.mu);
-    one_i64(o, "ferrymq_pull_held_requests", "gauge",
-            "Pull requests held by long polling now, waiting for a message.", held);
+    prom_one_i64(o, "ferrymq_pull_held_requests", "gauge",
+                 "Pull requests held by long polling now, waiting for a message.", held);
 }
 
 void broker_metrics_write(broker_t *b, struct sbuf *sb)

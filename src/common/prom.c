@@ -154,6 +154,20 @@ void prom_sample_i64(const struct prom_out *o, const char *name, const char *con
     put(o, "\n");
 }
 
+void prom_one(const struct prom_out *o, const char *name, const char *type, const char *help,
+              double v)
+{
+    prom_family(o, name, type, help);
+    prom_sample(o, name, NULL, v);
+}
+
+void prom_one_i64(const struct prom_out *o, const char *name, const char *type, const char *help,
+                  int64_t v)
+{
+    prom_family(o, name, type, help);
+    prom_sample_i64(o, name, NULL, v);
+}
+
 void prom_histogram(const struct prom_out *o, const char *name, const char *const *labels,
                     const struct prom_hist_snap *s, double scale)
 {
@@ -214,13 +228,6 @@ static int64_t open_fds(void)
     return n - 3; /* ".", ".." and the directory's own descriptor */
 }
 
-static void one(const struct prom_out *o, const char *name, const char *type, const char *help,
-                double v)
-{
-    prom_family(o, name, type, help);
-    prom_sample(o, name, NULL, v);
-}
-
 void prom_process(const struct prom_out *o, int64_t start_ms)
 {
     struct rusage ru;
@@ -231,14 +238,18 @@ void prom_process(const struct prom_out *o, int64_t start_ms)
         cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     statm(&rss, &vsize);
-    one(o, "process_cpu_seconds_total", "counter",
-        "Total user and system CPU time spent in seconds.", cpu);
-    one(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", (double)rss);
-    one(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", (double)vsize);
-    one(o, "process_open_fds", "gauge", "Number of open file descriptors.", (double)open_fds());
-    one(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
-        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (double)rl.rlim_cur
-                                                                           : -1);
-    one(o, "process_start_time_seconds", "gauge",
-        "Start time of the process since unix epoch in seconds.", (double)start_ms / 1000.0);
+    prom_one(o, "process_cpu_seconds_total", "counter",
+             "Total user and system CPU time spent in seconds.", cpu);
+    prom_one(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+             (double)rss);
+    prom_one(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+             (double)vsize);
+    prom_one(o, "process_open_fds", "gauge", "Number of open file descriptors.",
+             (double)open_fds());
+    prom_one(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+             getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                 ? (double)rl.rlim_cur
+                 : -1);
+    prom_one(o, "process_start_time_seconds", "gauge",
+             "Start time of the process since unix epoch in seconds.", (double)start_ms / 1000.0);
 }

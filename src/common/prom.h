@@ -71,6 +71,12 @@ void prom_sample(const struct prom_out *o, const char *name, const char *const *
 void prom_sample_i64(const struct prom_out *o, const char *name, const char *const *labels,
                      int64_t v);
 
+/* A family of one unlabelled sample: prom_family() then prom_sample() (prom_sample_i64()). */
+void prom_one(const struct prom_out *o, const char *name, const char *type, const char *help,
+              double v);
+void prom_one_i64(const struct prom_out *o, const char *name, const char *type, const char *help,
+                  int64_t v);
+
 /* A histogram's series: @name_bucket{...,le="b"} for every bound then le="+Inf",
  * @name_sum and @name_count. Bounds and sum are divided by @scale (1e6: microseconds written as
  * seconds; 1: as they are). */

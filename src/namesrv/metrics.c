@@ -85,13 +85,6 @@ static void text_write(void *arg, const char *p, size_t n)
     t->p[t->len] = 0;
 }
 
-static void one(const struct prom_out *o, const char *name, const char *type, const char *help,
-                double v)
-{
-    prom_family(o, name, type, help);
-    prom_sample(o, name, NULL, v);
-}
-
 static void write_metrics(namesrv_t *ns, const struct prom_out *o)
 {
     char proto[16];
@@ -100,22 +93,22 @@ static void write_metrics(namesrv_t *ns, const struct prom_out *o)
                 "Always 1; the labels name the RocketMQ protocol the name server speaks.");
     prom_sample_i64(o, "ferrymq_namesrv_info",
                     (const char *[]){"version", "V4_9_8", "protocol", proto, NULL}, 1);
-    one(o, "ferrymq_namesrv_uptime_seconds", "gauge", "Time since the name server started.",
-        (double)(clock_wall_ms() - ns->start_ms) / 1000.0);
+    prom_one(o, "ferrymq_namesrv_uptime_seconds", "gauge", "Time since the name server started.",
+             (double)(clock_wall_ms() - ns->start_ms) / 1000.0);
 
     struct route_counts rc;
     route_counts(ns->rt, &rc);
-    one(o, "ferrymq_namesrv_brokers", "gauge",
-        "Broker addresses registered and live (masters and slaves).", (double)rc.brokers);
-    one(o, "ferrymq_namesrv_broker_names", "gauge",
-        "Broker sets (brokerName) with at least one live broker.", (double)rc.broker_names);
-    one(o, "ferrymq_namesrv_clusters", "gauge", "Clusters with at least one broker set.",
-        (double)rc.clusters);
-    one(o, "ferrymq_namesrv_topics", "gauge", "Topics with queue data on a registered broker.",
-        (double)rc.topics);
-    one(o, "ferrymq_namesrv_brokers_expired_total", "counter",
-        "Brokers dropped for not registering within brokerChannelExpiredTime.",
-        (double)atomic_load_explicit(&ns->brokers_expired, memory_order_relaxed));
+    prom_one(o, "ferrymq_namesrv_brokers", "gauge",
+             "Broker addresses registered and live (masters and slaves).", (double)rc.brokers);
+    prom_one(o, "ferrymq_namesrv_broker_names", "gauge",
+             "Broker sets (brokerName) with at least one live broker.", (double)rc.broker_names);
+    prom_one(o, "ferrymq_namesrv_clusters", "gauge", "Clusters with at least one broker set.",
+             (double)rc.clusters);
+    prom_one(o, "ferrymq_namesrv_topics", "gauge", "Topics with queue data on a registered broker.",
+             (double)rc.topics);
+    prom_one(o, "ferrymq_namesrv_brokers_expired_total", "counter",
+             "Brokers dropped for not registering within brokerChannelExpiredTime.",
+             (double)atomic_load_explicit(&ns->brokers_expired, memory_order_relaxed));
 
     prom_family(o, "ferrymq_namesrv_requests_total", "counter",
                 "Requests handled, by request code (codes without a handler are not counted).");
@@ -131,10 +124,10 @@ static void write_metrics(namesrv_t *ns, const struct prom_out *o)
     struct remoting_server_stats st = {0};
     if (ns->srv)
         remoting_server_stats(ns->srv, &st);
-    one(o, "ferrymq_namesrv_connections", "gauge",
-        "Connections open now (brokers, clients, admin tools).", (double)st.open);
-    one(o, "ferrymq_namesrv_connections_accepted_total", "counter", "Connections accepted.",
-        (double)st.accepted);
+    prom_one(o, "ferrymq_namesrv_connections", "gauge",
+             "Connections open now (brokers, clients, admin tools).", (double)st.open);
+    prom_one(o, "ferrymq_namesrv_connections_accepted_total", "counter", "Connections accepted.",
+             (double)st.accepted);
     prom_process(o, ns->start_ms);
 }
 
