@@ -672,50 +672,48 @@ static void error_text(const char *err, size_t len, char *buf, size_t cap)
     buf[n] = 0;
 }
 
-/* The addresses the commands of one API request may connect to: the name servers, this broker
- * and every broker (master or slave) the name servers list for any cluster. */
-#define ALLOWED_MAX 256
-
+/* The addresses the commands of one API request may connect to (adm_set_addr_filter()): the
+ * name servers, this broker, and every broker (master or slave) the name servers list. The
+ * cluster info is asked for once, the first time a command connects elsewhere, so commands
+ * that talk to the name servers and this broker only cost no extra request. */
 struct allowed {
-    const char *v[ALLOWED_MAX + 1]; /* NULL-terminated; strings in @ns, @self or @ci */
-    char ns[sizeof((struct broker_config *)0)->namesrvAddr];
-    char self[CLIENT_ADDR_MAX];
-    cJSON *ci;
+    broker_t *b;
+    int fetched;
+    cJSON *ci; /* GET_BROKER_CLUSTER_INFO's answer; NULL when the name servers did not give it */
 };
 
-static void allowed_init(struct allowed *a, broker_t *b, const struct ctx *c)
+static int allowed_addr(void *arg, const char *addr)
 {
-    size_t n = 0;
-    char *save = NULL;
-    snprintf(a->ns, sizeof a->ns, "%s", b->cfg.namesrvAddr);
-    snprintf(a->self, sizeof a->self, "%s", broker_addr(b));
-    a->v[n++] = a->self;
-    for (char *t = strtok_r(a->ns, ";", &save); t && n < ALLOWED_MAX;
-         t = strtok_r(NULL, ";", &save))
-        a->v[n++] = t;
-    /* on a failure to reach the name servers (reported on the command's error stream, which
-     * adm_get_cluster() writes to, and dropped here): the name servers and this broker only */
-    FILE *quiet = fopen("/dev/null", "w");
-    struct ctx q = *c;
-    q.err = quiet ? quiet : c->err;
-    a->ci = adm_get_cluster(&q);
-    if (quiet)
-        fclose(quiet);
-    const cJSON *bd, *addr;
+    struct allowed *a = arg;
+    char list[sizeof a->b->cfg.namesrvAddr], *save = NULL;
+    if (strcmp(addr, broker_addr(a->b)) == 0)
+        return 1;
+    snprintf(list, sizeof list, "%s", a->b->cfg.namesrvAddr);
+    for (char *t = strtok_r(list, ";", &save); t; t = strtok_r(NULL, ";", &save))
+        if (strcmp(t, addr) == 0)
+            return 1; /* first: the lookup below connects to them */
+    if (!a->fetched) {
+        struct ctx c = {.ns = a->b->cfg.namesrvAddr};
+        struct rcmd req, *resp = NULL;
+        char used[CLIENT_ADDR_MAX], eb[256];
+        a->fetched = 1;
+        rcmd_init_request(&req, REQ_GET_BROKER_CLUSTER_INFO);
+        rcmd_ext_add(&req, "acceptStandardJsonOnly", "true");
+        if (adm_ns_call(&c, &req, &resp, used, sizeof used, eb, sizeof eb) == 0 &&
+            resp->code == RESP_SUCCESS) /* else: the name servers and this broker only */
+            a->ci = cJSON_ParseWithLength((const char *)resp->body, resp->body_len);
+        rcmd_free(resp);
+    }
+    const cJSON *bd, *ba;
     cJSON_ArrayForEach(bd, cJSON_GetObjectItemCaseSensitive(a->ci, "brokerAddrTable"))
     {
-        cJSON_ArrayForEach(addr, cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"))
+        cJSON_ArrayForEach(ba, cJSON_GetObjectItemCaseSensitive(bd, "brokerAddrs"))
         {
-            if (cJSON_IsString(addr) && n < ALLOWED_MAX)
-                a->v[n++] = addr->valuestring;
+            if (cJSON_IsString(ba) && strcmp(ba->valuestring, addr) == 0)
+                return 1;
         }
     }
-    a->v[n] = NULL;
-}
-
-static void allowed_free(struct allowed *a)
-{
-    cJSON_Delete(a->ci);
+    return 0;
 }
 
 void broker_dashboard_api(broker_t *b, const struct http_request *req, struct http_exchange *x)
@@ -765,9 +763,8 @@ void broker_dashboard_api(broker_t *b, const struct http_request *req, struct ht
     c.out = open_memstream(&out, &out_len);
     c.err = open_memstream(&err, &err_len);
     int rc = 1;
-    struct allowed allowed;
-    allowed_init(&allowed, b, &c);
-    adm_set_allowed_addrs(allowed.v);
+    struct allowed allowed = {.b = b};
+    adm_set_addr_filter(allowed_addr, &allowed);
     adm_set_body_max(API_BODY_MAX);
     /* With a session, every connection the command opens on this thread signs with its account
      * (mqadmin's connections take the creating thread's default signer, which mqadmin's main()
@@ -781,8 +778,8 @@ void broker_dashboard_api(broker_t *b, const struct http_request *req, struct ht
     else if (c.err) /* no output stream: reported as the command's failure */
         fputs("out of memory\n", c.err);
     adm_set_body_max(0);
-    adm_set_allowed_addrs(NULL);
-    allowed_free(&allowed);
+    adm_set_addr_filter(NULL, NULL);
+    cJSON_Delete(allowed.ci);
     if (u.ak[0])
         remoting_client_default_signer(NULL, NULL);
     OPENSSL_cleanse(&u, sizeof u);

@@ -69,22 +69,19 @@ void adm_bconn_close(struct bconn *bc)
     bc->addr[0] = 0;
 }
 
-/* adm_set_allowed_addrs(): the only addresses this thread's commands may connect to. */
-static _Thread_local const char *const *allowed_addrs;
+/* adm_set_addr_filter(): which addresses this thread's commands may connect to. */
+static _Thread_local int (*addr_filter)(void *arg, const char *addr);
+static _Thread_local void *addr_filter_arg;
 
-void adm_set_allowed_addrs(const char *const *addrs)
+void adm_set_addr_filter(int (*fn)(void *arg, const char *addr), void *arg)
 {
-    allowed_addrs = addrs;
+    addr_filter = fn;
+    addr_filter_arg = arg;
 }
 
 static int addr_allowed(const char *addr)
 {
-    if (!allowed_addrs)
-        return 1;
-    for (const char *const *a = allowed_addrs; *a; a++)
-        if (strcmp(*a, addr) == 0)
-            return 1;
-    return 0;
+    return !addr_filter || addr_filter(addr_filter_arg, addr);
 }
 
 /* One request to @addr over @bc. Returns 0 (*@resp set; any response code) or nonzero with

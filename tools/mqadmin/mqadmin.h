@@ -99,11 +99,11 @@ int adm_is_text(const uint8_t *p, size_t len);
  * limit, the default), marked "bodyTruncated": true; "bodyLength" stays the whole length. The
  * dashboard's API sets it, so that one request cannot make the broker copy gigabytes. */
 void adm_set_body_max(size_t max);
-/* Let this thread's commands connect only to the addresses of @addrs (NULL-terminated, kept by
- * the caller until it calls this again with NULL, the default: any address). The dashboard's
- * API sets the name servers and the cluster's brokers, so a parameter (b=host:port, an offset
- * message id) cannot make the broker connect elsewhere. */
-void adm_set_allowed_addrs(const char *const *addrs);
+/* Let this thread's commands connect only to the addresses for which @fn(@arg, addr) returns
+ * nonzero (@fn is called before each new connection, on this thread; NULL, the default: any
+ * address). The dashboard's API allows the name servers and the cluster's brokers, so a
+ * parameter (b=host:port, an offset message id) cannot make the broker connect elsewhere. */
+void adm_set_addr_filter(int (*fn)(void *arg, const char *addr), void *arg);
 /* A stored record as JSON: fields, body (and bodyHex when binary), "properties". */
 cJSON *adm_record_json(const struct msg_view *v);
 int adm_add_records(const uint8_t *body, size_t len, const char *topic, const char *key,
