@@ -12,9 +12,8 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
-const { useCluster, waitFor, ms, tail, withLogsOnFailure } = require('./harness');
+const { useCluster, waitFor, ms, tail, withLogsOnFailure, aclRulesFile } = require('./harness');
 const { OnsClients, Message, createTopic, waitTopicRoute } = require('./ons');
 const remoting = require('./remoting');
 
@@ -52,15 +51,7 @@ function rules({ laterPerm = null } = {}) {
   ].join('\n');
 }
 
-// The rules live outside the cluster's temp dir: the broker reads them at start.
-const rulesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-acl-rules-'));
-const aclFile = path.join(rulesDir, 'plain_acl.yml');
-function writeRules(text) {
-  fs.writeFileSync(`${aclFile}.tmp`, text);
-  fs.renameSync(`${aclFile}.tmp`, aclFile); // what an editor or a config tool does
-}
-writeRules(rules());
-process.on('exit', () => fs.rmSync(rulesDir, { recursive: true, force: true }));
+const { file: aclFile, dir: rulesDir, write: writeRules } = aclRulesFile('ferry-acl-rules-', rules());
 
 const ctx = useCluster({ name: 'acl', brokerConf: { aclEnable: true, aclFile, metricsPort: 0 } });
 after(() => fs.rmSync(rulesDir, { recursive: true, force: true }));

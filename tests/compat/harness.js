@@ -657,7 +657,25 @@ async function runMqadmin(args, opts = {}) {
   return Object.assign(r, { stdout, stderr, args });
 }
 
+/**
+ * A plain_acl.yml for a broker with aclEnable, outside any cluster's temp dir (the broker reads
+ * it at start), removed when the process exits. write(text) replaces it by a rename, as an
+ * editor or a config tool does. Returns { file, dir, write }.
+ */
+function aclRulesFile(prefix, text) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const file = path.join(dir, 'plain_acl.yml');
+  const write = t => {
+    fs.writeFileSync(`${file}.tmp`, t);
+    fs.renameSync(`${file}.tmp`, file);
+  };
+  write(text);
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return { file, dir, write };
+}
+
 module.exports = {
+  aclRulesFile,
   TIME_MULT,
   ms,
   sleep,

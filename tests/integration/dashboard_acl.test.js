@@ -22,9 +22,8 @@ const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { useCluster, waitFor, ms, withLogsOnFailure, runMqadmin } = require('../compat/harness');
+const { useCluster, waitFor, ms, withLogsOnFailure, runMqadmin, aclRulesFile } = require('../compat/harness');
 const remoting = require('../compat/remoting');
 const { chromium } = require('playwright-core');
 
@@ -53,14 +52,7 @@ function rules({ adminIsAdmin = true } = {}) {
   ].join('\n');
 }
 
-const rulesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-dash-acl-'));
-const aclFile = path.join(rulesDir, 'plain_acl.yml');
-function writeRules(text) {
-  fs.writeFileSync(`${aclFile}.tmp`, text);
-  fs.renameSync(`${aclFile}.tmp`, aclFile);
-}
-writeRules(rules());
-process.on('exit', () => fs.rmSync(rulesDir, { recursive: true, force: true }));
+const { file: aclFile, dir: rulesDir, write: writeRules } = aclRulesFile('ferry-dash-acl-', rules());
 
 const ctx = useCluster({ name: 'int-dashboard-acl', brokerConf: { aclEnable: true, aclFile, metricsPort: 0 } });
 after(() => fs.rmSync(rulesDir, { recursive: true, force: true }));
