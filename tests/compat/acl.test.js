@@ -12,7 +12,6 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
-const path = require('node:path');
 const { useCluster, waitFor, ms, tail, withLogsOnFailure, aclRulesFile } = require('./harness');
 const { OnsClients, Message, createTopic, waitTopicRoute } = require('./ons');
 const remoting = require('./remoting');
